@@ -1,0 +1,109 @@
+//! Everything that differs between PostgreSQL, SQLite and MySQL/MariaDB, and the one trait that
+//! lets the rest of the crate be written once.
+//!
+//! [`BatchConnection`] is implemented for `PgConnection`, `SqliteConnection`, `MysqlConnection`
+//! (each behind its feature) and for r2d2 pooled connections of each (feature `r2d2`). It is
+//! sealed: its methods are the crate's storage layer, not an extension point.
+
+pub(crate) mod storage;
+mod timestamp;
+
+pub use timestamp::{UtcDateTime, UtcTimestamp};
+
+use crate::operation::{BatchOperation, Status};
+use crate::query::OperationFilter;
+use storage::{NewOperationRow, StatusChange};
+
+/// A Diesel connection this crate can store batch operations through.
+///
+/// You never implement this: it is provided for `PgConnection` (feature `postgres`),
+/// `SqliteConnection` (feature `sqlite`), `MysqlConnection` (feature `mysql`) and, with the
+/// `r2d2` feature, for `PooledConnection<ConnectionManager<_>>` of each, so a pooled connection is
+/// passed as it is (`&mut pooled`).
+pub trait BatchConnection: diesel::Connection + Storage {}
+
+impl<C: diesel::Connection + Storage> BatchConnection for C {}
+
+/// The storage operations behind [`BatchConnection`]; one implementation per connection type.
+///
+/// Public only because [`BatchConnection`] names it; it lives in a private module so no one
+/// outside the crate can implement or call it.
+#[doc(hidden)]
+pub trait Storage {
+    /// Applies this backend's embedded migrations; returns the versions applied.
+    fn run_embedded_migrations(
+        &mut self,
+    ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>>;
+    /// Inserts one operation row and returns its id.
+    fn insert_operation(&mut self, row: &NewOperationRow<'_>) -> diesel::QueryResult<i64>;
+    /// `UPDATE ... SET change WHERE id = ? AND status = from`; returns the rows changed (0 or 1).
+    fn change_status(
+        &mut self,
+        id: i64,
+        from: Status,
+        change: &StatusChange<'_>,
+    ) -> diesel::QueryResult<usize>;
+    /// The operation with this id, if it exists.
+    fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>>;
+    /// The operations matching the filter, oldest first.
+    fn load_operations(&mut self, filter: &OperationFilter)
+        -> diesel::QueryResult<Vec<BatchOperation>>;
+    /// How many operations match the filter.
+    fn count_operations(&mut self, filter: &OperationFilter) -> diesel::QueryResult<i64>;
+    /// Deletes the *unprocessed* operations matching the filter; returns how many.
+    fn delete_pending(&mut self, filter: &OperationFilter) -> diesel::QueryResult<usize>;
+}
+
+#[cfg(feature = "postgres")]
+storage::impl_storage!(diesel::PgConnection, returning, crate::migrations::POSTGRES);
+
+#[cfg(feature = "sqlite")]
+storage::impl_storage!(diesel::SqliteConnection, returning, crate::migrations::SQLITE);
+
+#[cfg(feature = "mysql")]
+storage::impl_storage!(diesel::MysqlConnection, last_insert_id, crate::migrations::MYSQL);
+
+/// A pooled connection stores through the connection it wraps.
+#[cfg(feature = "r2d2")]
+impl<C> Storage for diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<C>>
+where
+    C: Storage + diesel::r2d2::R2D2Connection + Send + 'static,
+{
+    fn run_embedded_migrations(
+        &mut self,
+    ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+        (**self).run_embedded_migrations()
+    }
+
+    fn insert_operation(&mut self, row: &NewOperationRow<'_>) -> diesel::QueryResult<i64> {
+        (**self).insert_operation(row)
+    }
+
+    fn change_status(
+        &mut self,
+        id: i64,
+        from: Status,
+        change: &StatusChange<'_>,
+    ) -> diesel::QueryResult<usize> {
+        (**self).change_status(id, from, change)
+    }
+
+    fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>> {
+        (**self).find_operation(id)
+    }
+
+    fn load_operations(
+        &mut self,
+        filter: &OperationFilter,
+    ) -> diesel::QueryResult<Vec<BatchOperation>> {
+        (**self).load_operations(filter)
+    }
+
+    fn count_operations(&mut self, filter: &OperationFilter) -> diesel::QueryResult<i64> {
+        (**self).count_operations(filter)
+    }
+
+    fn delete_pending(&mut self, filter: &OperationFilter) -> diesel::QueryResult<usize> {
+        (**self).delete_pending(filter)
+    }
+}

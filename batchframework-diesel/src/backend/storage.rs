@@ -1,0 +1,177 @@
+//! The SQL this crate issues against `batchframework_batchoperation`, written once.
+//!
+//! Diesel checks queries per backend, and spelling the trait bounds that would make these
+//! functions generic over every backend costs more than it explains. Instead the bodies are
+//! written once in [`impl_storage!`] and instantiated for each concrete connection type in
+//! `backend/mod.rs`; the only per-backend choice passed in is how an INSERT reports its id.
+
+use super::UtcDateTime;
+use diesel::{AsChangeset, Insertable};
+
+use crate::operation::{OperationResult, Status};
+use crate::schema::batchframework_batchoperation;
+
+/// The row written by `create_synchronous` / `create_asynchronous`.
+#[doc(hidden)]
+#[derive(Debug, Insertable)]
+#[diesel(table_name = batchframework_batchoperation)]
+pub struct NewOperationRow<'a> {
+    pub(crate) created_datetime: UtcDateTime,
+    pub(crate) started_running_datetime: Option<UtcDateTime>,
+    pub(crate) context_object_type: Option<&'a str>,
+    pub(crate) context_object_id: Option<&'a str>,
+    pub(crate) started_by: Option<&'a str>,
+    pub(crate) operationtype: &'a str,
+    pub(crate) status: Status,
+    pub(crate) result: OperationResult,
+    pub(crate) input_data_json: &'a str,
+    pub(crate) output_data_json: &'a str,
+}
+
+/// The columns one lifecycle step sets; `None` fields are left as they are.
+#[doc(hidden)]
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = batchframework_batchoperation)]
+pub struct StatusChange<'a> {
+    pub(crate) status: Status,
+    pub(crate) result: Option<OperationResult>,
+    pub(crate) started_running_datetime: Option<UtcDateTime>,
+    pub(crate) finished_datetime: Option<UtcDateTime>,
+    pub(crate) output_data_json: Option<&'a str>,
+}
+
+/// Implements [`Storage`](super::Storage) for one concrete connection type.
+///
+/// `returning`: the INSERT reports the new id with `RETURNING id` (PostgreSQL, SQLite).
+/// `last_insert_id`: the INSERT is followed by `SELECT LAST_INSERT_ID()` (MySQL/MariaDB), which
+/// is per connection and so safe under concurrency.
+macro_rules! impl_storage {
+    (@insert returning, $conn:ident, $row:ident) => {{
+        use $crate::schema::batchframework_batchoperation::dsl;
+        ::diesel::insert_into(dsl::batchframework_batchoperation)
+            .values($row)
+            .returning(dsl::id)
+            .get_result::<i64>($conn)
+    }};
+    (@insert last_insert_id, $conn:ident, $row:ident) => {{
+        use $crate::schema::batchframework_batchoperation::dsl;
+        ::diesel::insert_into(dsl::batchframework_batchoperation)
+            .values($row)
+            .execute($conn)?;
+        let id: u64 = ::diesel::select(::diesel::dsl::sql::<
+            ::diesel::sql_types::Unsigned<::diesel::sql_types::BigInt>,
+        >("LAST_INSERT_ID()"))
+        .get_result($conn)?;
+        i64::try_from(id).map_err(|e| ::diesel::result::Error::DeserializationError(e.into()))
+    }};
+    (@filter $query:ident, $filter:ident) => {{
+        use $crate::schema::batchframework_batchoperation::dsl;
+        let mut query = $query;
+        if let Some(operation_type) = &$filter.operation_type {
+            query = query.filter(dsl::operationtype.eq(operation_type));
+        }
+        if let Some((type_key, id)) = &$filter.context_object {
+            query = query
+                .filter(dsl::context_object_type.eq(type_key))
+                .filter(dsl::context_object_id.eq(id));
+        }
+        if let Some(status) = $filter.status {
+            query = query.filter(dsl::status.eq(status));
+        }
+        if let Some(created_before) = $filter.created_before {
+            query = query.filter(dsl::created_datetime.lt($crate::UtcDateTime(created_before)));
+        }
+        query
+    }};
+    ($conn_type:ty, $insert:ident, $migrations:path) => {
+        impl $crate::backend::Storage for $conn_type {
+            fn run_embedded_migrations(
+                &mut self,
+            ) -> Result<Vec<String>, Box<dyn ::std::error::Error + Send + Sync>> {
+                use ::diesel_migrations::MigrationHarness;
+                let applied = self.run_pending_migrations($migrations)?;
+                Ok(applied.iter().map(ToString::to_string).collect())
+            }
+
+            fn insert_operation(
+                &mut self,
+                row: &$crate::backend::storage::NewOperationRow<'_>,
+            ) -> ::diesel::QueryResult<i64> {
+                use ::diesel::prelude::*;
+                let conn = self;
+                $crate::backend::storage::impl_storage!(@insert $insert, conn, row)
+            }
+
+            fn change_status(
+                &mut self,
+                id: i64,
+                from: $crate::Status,
+                change: &$crate::backend::storage::StatusChange<'_>,
+            ) -> ::diesel::QueryResult<usize> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                ::diesel::update(
+                    dsl::batchframework_batchoperation
+                        .filter(dsl::id.eq(id))
+                        .filter(dsl::status.eq(from)),
+                )
+                .set(change)
+                .execute(self)
+            }
+
+            fn find_operation(
+                &mut self,
+                id: i64,
+            ) -> ::diesel::QueryResult<Option<$crate::BatchOperation>> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                dsl::batchframework_batchoperation
+                    .find(id)
+                    .select($crate::BatchOperation::as_select())
+                    .first(self)
+                    .optional()
+            }
+
+            fn load_operations(
+                &mut self,
+                filter: &$crate::OperationFilter,
+            ) -> ::diesel::QueryResult<Vec<$crate::BatchOperation>> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                let query = dsl::batchframework_batchoperation.into_boxed();
+                let query = $crate::backend::storage::impl_storage!(@filter query, filter);
+                query
+                    .order(dsl::id.asc())
+                    .select($crate::BatchOperation::as_select())
+                    .load(self)
+            }
+
+            fn count_operations(
+                &mut self,
+                filter: &$crate::OperationFilter,
+            ) -> ::diesel::QueryResult<i64> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                let query = dsl::batchframework_batchoperation.into_boxed();
+                let query = $crate::backend::storage::impl_storage!(@filter query, filter);
+                query.count().get_result(self)
+            }
+
+            fn delete_pending(
+                &mut self,
+                filter: &$crate::OperationFilter,
+            ) -> ::diesel::QueryResult<usize> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                let query = ::diesel::delete(dsl::batchframework_batchoperation).into_boxed();
+                let query = $crate::backend::storage::impl_storage!(@filter query, filter);
+                // Only pending work is removable: a running or finished operation has an owner
+                // or a record to keep, whatever else the filter says.
+                query
+                    .filter(dsl::status.eq($crate::Status::Unprocessed))
+                    .execute(self)
+            }
+        }
+    };
+}
+pub(crate) use impl_storage;

@@ -1,0 +1,120 @@
+//! The crate's one error type.
+//!
+//! Every fallible public function returns [`Error`]. Variants carry what a caller needs to react
+//! (the operation id, the status actually found, the offending length), and every message says
+//! what to do about it.
+
+use crate::operation::Status;
+
+/// Shorthand for `Result<T, batchframework_diesel::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `batchframework_diesel`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A lifecycle step was asked of an operation in the wrong status, e.g. `finish` on an
+    /// operation that never started, or `mark_as_running` on a finished one. Nothing was
+    /// changed, neither in the database nor in the in-memory [`BatchOperation`](crate::BatchOperation).
+    #[error(
+        "cannot {action} batch operation {id}: it is `{actual}`, and {action} needs it to be \
+         `{expected}`; reload it with `BatchOperation::find` to see its current state"
+    )]
+    IllegalTransition {
+        /// The operation's id.
+        id: i64,
+        /// The step that was refused (`mark_as_running`, `finish`).
+        action: &'static str,
+        /// The status the step requires.
+        expected: Status,
+        /// The status the operation actually has (in memory, or in the database when another
+        /// connection changed it first).
+        actual: Status,
+    },
+
+    /// The operation's row no longer exists (it was removed, or never committed).
+    #[error("batch operation {id} does not exist (it was removed or never committed)")]
+    NotFound {
+        /// The id that was looked up.
+        id: i64,
+    },
+
+    /// A text value is longer than its column allows. The library refuses it instead of letting
+    /// one backend truncate it and another reject it.
+    #[error("{field} is {length} characters long, but at most {limit} are allowed; shorten it")]
+    ValueTooLong {
+        /// Which value (`operation type`, `context object type`, ...).
+        field: &'static str,
+        /// Its length in characters.
+        length: usize,
+        /// The column's limit in characters.
+        limit: usize,
+    },
+
+    /// Input or output data could not be serialized to JSON.
+    #[error("could not serialize the {field} as JSON: {source}")]
+    SerializeData {
+        /// `input data` or `output data`.
+        field: &'static str,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A stored JSON column could not be read as the requested type: it holds invalid JSON (written
+    /// by hand or by another program), or JSON of another shape than the type asked for.
+    #[error(
+        "the {field} of batch operation {id} cannot be read as the requested type: {source}; \
+         ask for `serde_json::Value` to inspect what is stored"
+    )]
+    InvalidJson {
+        /// The operation's id.
+        id: i64,
+        /// `input data` or `output data`.
+        field: &'static str,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The `batchframework_batchoperation` table is missing.
+    #[error(
+        "the batchframework tables do not exist in this database ({source}); \
+         run `batchframework_diesel::run_migrations(&mut conn)` first"
+    )]
+    NotMigrated {
+        /// The database's own error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// Applying the embedded migrations failed.
+    #[error("applying the batchframework migrations failed: {0}")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// Any other error the database or Diesel reported.
+    #[error(transparent)]
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(error: diesel::result::Error) -> Self {
+        if is_missing_table(&error) {
+            Error::NotMigrated { source: error }
+        } else {
+            Error::Database(error)
+        }
+    }
+}
+
+/// Recognises "table does not exist" as each backend words it, so the caller is told to migrate.
+fn is_missing_table(error: &diesel::result::Error) -> bool {
+    let diesel::result::Error::DatabaseError(_, info) = error else {
+        return false;
+    };
+    let message = info.message();
+    message.contains("batchframework_batchoperation")
+        && (message.contains("does not exist") // PostgreSQL
+            || message.contains("no such table") // SQLite
+            || message.contains("doesn't exist")) // MySQL / MariaDB
+}

@@ -1,0 +1,64 @@
+//! Track batch and background operations in Diesel applications.
+//!
+//! A port of the Django module `ievv_batchframework`. Each batch or background operation is a row
+//! of `batchframework_batchoperation` ([`BatchOperation`]) recording its type, the object it is
+//! about (its [`ContextObject`]), who started it, JSON input and output, and its lifecycle
+//! `unprocessed → running → finished` with a result of `successful` or `failed`.
+//!
+//! ```
+//! use batchframework_diesel::{BatchOperation, ContextRef, OperationResult, Status};
+//! use diesel::{Connection, SqliteConnection};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut conn = SqliteConnection::establish(":memory:")?;
+//! batchframework_diesel::run_migrations(&mut conn)?;
+//!
+//! // Work done by a worker later: recorded as `unprocessed`.
+//! let game = ContextRef::new("games", 1);
+//! let mut op = BatchOperation::create_asynchronous("deal-cards")
+//!     .context_object(&game)
+//!     .input(&serde_json::json!({"cards_per_player": 1}))
+//!     .insert(&mut conn)?;
+//!
+//! op.mark_as_running(&mut conn)?;
+//! op.finish(&mut conn)?;
+//! assert_eq!((op.status(), op.result()), (Status::Finished, OperationResult::Successful));
+//!
+//! // Illegal steps are refused and change nothing.
+//! assert!(op.mark_as_running(&mut conn).is_err());
+//! assert_eq!(op.status(), Status::Finished);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `postgres` | `PgConnection` support (needs libpq) |
+//! | `sqlite` | `SqliteConnection` support (libsqlite3, or Diesel's bundled build via `libsqlite3-sys/bundled`) |
+//! | `mysql` | `MysqlConnection` support for MySQL 8 and MariaDB 10.6+ (needs libmysqlclient or libmariadb) |
+//! | `r2d2` | passing r2d2 `PooledConnection`s wherever a connection is taken |
+//! | `uuid` | `uuid::Uuid` primary keys for context objects |
+//!
+//! No backend is enabled by default; enable the ones your application uses.
+
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_code)]
+
+mod backend;
+mod context;
+mod error;
+mod lifecycle;
+pub mod migrations;
+mod operation;
+mod query;
+pub mod schema;
+
+pub use backend::{BatchConnection, UtcDateTime, UtcTimestamp};
+pub use context::{ContextId, ContextObject, ContextRef};
+pub use error::{Error, Result};
+pub use lifecycle::{NewOperation, MAX_KEY_LENGTH};
+pub use migrations::run_migrations;
+pub use operation::{BatchOperation, OperationResult, Status, UnknownValue};
+pub use query::OperationFilter;

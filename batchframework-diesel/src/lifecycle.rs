@@ -1,0 +1,279 @@
+//! Creating operations and moving them through `unprocessed → running → finished`.
+//!
+//! Every step is one guarded `UPDATE ... WHERE id = ? AND status = <expected>`: when two
+//! connections race, the database lets exactly one win, and the loser gets
+//! [`Error::IllegalTransition`] with the status it found. The in-memory [`BatchOperation`] is
+//! changed only after the database accepted the step.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Serialize;
+
+use crate::backend::storage::{NewOperationRow, StatusChange};
+use crate::backend::{BatchConnection, UtcDateTime};
+use crate::context::ContextObject;
+use crate::error::{Error, Result};
+use crate::operation::{BatchOperation, OperationResult, Status};
+
+/// The longest operation type, context type key, context id and `started_by` accepted, in
+/// characters (the columns are `VARCHAR(255)`).
+pub const MAX_KEY_LENGTH: usize = 255;
+
+/// Builder for a new operation, from [`BatchOperation::create_synchronous`] or
+/// [`BatchOperation::create_asynchronous`]; [`insert`](Self::insert) writes it.
+#[derive(Debug)]
+#[must_use = "nothing is stored until you call `.insert(&mut conn)`"]
+pub struct NewOperation {
+    starts_running: bool,
+    operation_type: String,
+    context_object: Option<(Cow<'static, str>, String)>,
+    started_by: Option<String>,
+    input: std::result::Result<String, serde_json::Error>,
+}
+
+impl BatchOperation {
+    /// An operation that runs now, in the caller: it is stored `running`, with a start time.
+    ///
+    /// ```
+    /// # use batchframework_diesel::{BatchOperation, Status, OperationResult};
+    /// # use diesel::{Connection, SqliteConnection};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut conn = SqliteConnection::establish(":memory:")?;
+    /// # batchframework_diesel::run_migrations(&mut conn)?;
+    /// let mut op = BatchOperation::create_synchronous("import-users")
+    ///     .started_by(42)
+    ///     .input(&serde_json::json!({"file": "users.csv"}))
+    ///     .insert(&mut conn)?;
+    /// assert_eq!(op.status(), Status::Running);
+    ///
+    /// op.finish_with_output(&mut conn, &serde_json::json!({"imported": 120}))?;
+    /// assert_eq!(op.result(), OperationResult::Successful);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_synchronous(operation_type: impl Into<String>) -> NewOperation {
+        NewOperation::new(operation_type.into(), true)
+    }
+
+    /// An operation for someone else to run later (a worker, a cron job): it is stored
+    /// `unprocessed`, without a start time.
+    pub fn create_asynchronous(operation_type: impl Into<String>) -> NewOperation {
+        NewOperation::new(operation_type.into(), false)
+    }
+}
+
+impl NewOperation {
+    fn new(operation_type: String, starts_running: bool) -> Self {
+        NewOperation {
+            starts_running,
+            operation_type,
+            context_object: None,
+            started_by: None,
+            input: Ok(String::new()),
+        }
+    }
+
+    /// The object the operation is about (a game, a blog post).
+    pub fn context_object(mut self, context: &impl ContextObject) -> Self {
+        let id = context.context_object_id().as_str().to_owned();
+        self.context_object = Some((context.context_object_type(), id));
+        self
+    }
+
+    /// The application's key for the user who started it (a user id, a username).
+    pub fn started_by(mut self, user_key: impl fmt::Display) -> Self {
+        self.started_by = Some(user_key.to_string());
+        self
+    }
+
+    /// The input data, stored as JSON. Any serializable value is kept as given, including an
+    /// empty object `{}`; without this call the operation has no input data.
+    pub fn input<T: Serialize + ?Sized>(mut self, data: &T) -> Self {
+        self.input = serde_json::to_string(data);
+        self
+    }
+
+    /// Validates and inserts the operation, and returns it as stored.
+    ///
+    /// One `INSERT` (on MySQL/MariaDB followed by `SELECT LAST_INSERT_ID()`). Nothing is written
+    /// when a value is too long or the input does not serialize.
+    pub fn insert<C: BatchConnection>(self, conn: &mut C) -> Result<BatchOperation> {
+        let input_data_json = self.input.map_err(|source| Error::SerializeData {
+            field: "input data",
+            source,
+        })?;
+        check_length("operation type", &self.operation_type)?;
+        if let Some((type_key, id)) = &self.context_object {
+            check_length("context object type", type_key)?;
+            check_length("context object id", id)?;
+        }
+        if let Some(started_by) = &self.started_by {
+            check_length("started_by", started_by)?;
+        }
+
+        let now = now();
+        let (status, started_running_datetime) = if self.starts_running {
+            (Status::Running, Some(now))
+        } else {
+            (Status::Unprocessed, None)
+        };
+        let (context_object_type, context_object_id) = match self.context_object {
+            Some((type_key, id)) => (Some(type_key.into_owned()), Some(id)),
+            None => (None, None),
+        };
+        let row = NewOperationRow {
+            created_datetime: UtcDateTime(now),
+            started_running_datetime: started_running_datetime.map(UtcDateTime),
+            context_object_type: context_object_type.as_deref(),
+            context_object_id: context_object_id.as_deref(),
+            started_by: self.started_by.as_deref(),
+            operationtype: &self.operation_type,
+            status,
+            result: OperationResult::NotAvailable,
+            input_data_json: &input_data_json,
+            output_data_json: "",
+        };
+        let id = conn.insert_operation(&row)?;
+        Ok(BatchOperation {
+            id,
+            created_datetime: now,
+            started_running_datetime,
+            finished_datetime: None,
+            context_object_type,
+            context_object_id,
+            started_by: self.started_by,
+            operationtype: self.operation_type,
+            status,
+            result: OperationResult::NotAvailable,
+            input_data_json,
+            output_data_json: String::new(),
+        })
+    }
+}
+
+impl BatchOperation {
+    /// `unprocessed → running`, with the start time set to now.
+    ///
+    /// Fails with [`Error::IllegalTransition`] if the operation is not `unprocessed` (in memory,
+    /// or in the database because another connection started it first); nothing changes then.
+    pub fn mark_as_running<C: BatchConnection>(&mut self, conn: &mut C) -> Result<()> {
+        let now = now();
+        let change = StatusChange {
+            status: Status::Running,
+            result: None,
+            started_running_datetime: Some(UtcDateTime(now)),
+            finished_datetime: None,
+            output_data_json: None,
+        };
+        self.transition(conn, "mark_as_running", Status::Unprocessed, &change)?;
+        self.status = Status::Running;
+        self.started_running_datetime = Some(now);
+        Ok(())
+    }
+
+    /// `running → finished` with result `successful` and no output data.
+    pub fn finish<C: BatchConnection>(&mut self, conn: &mut C) -> Result<()> {
+        self.finish_as(conn, OperationResult::Successful, None)
+    }
+
+    /// `running → finished` with result `successful`, storing `output` as the output data.
+    pub fn finish_with_output<C, T>(&mut self, conn: &mut C, output: &T) -> Result<()>
+    where
+        C: BatchConnection,
+        T: Serialize + ?Sized,
+    {
+        let output = serialize_output(output)?;
+        self.finish_as(conn, OperationResult::Successful, Some(output))
+    }
+
+    /// `running → finished` with result `failed`, storing `error_data` as the output data.
+    pub fn finish_failed<C, T>(&mut self, conn: &mut C, error_data: &T) -> Result<()>
+    where
+        C: BatchConnection,
+        T: Serialize + ?Sized,
+    {
+        let output = serialize_output(error_data)?;
+        self.finish_as(conn, OperationResult::Failed, Some(output))
+    }
+
+    /// Fails with [`Error::IllegalTransition`] unless the operation is `running`; in particular a
+    /// never-started or already finished operation is left exactly as it was.
+    fn finish_as<C: BatchConnection>(
+        &mut self,
+        conn: &mut C,
+        result: OperationResult,
+        output_data_json: Option<String>,
+    ) -> Result<()> {
+        let now = now();
+        let change = StatusChange {
+            status: Status::Finished,
+            result: Some(result),
+            started_running_datetime: None,
+            finished_datetime: Some(UtcDateTime(now)),
+            output_data_json: output_data_json.as_deref(),
+        };
+        self.transition(conn, "finish", Status::Running, &change)?;
+        self.status = Status::Finished;
+        self.result = result;
+        self.finished_datetime = Some(now);
+        if let Some(output) = output_data_json {
+            self.output_data_json = output;
+        }
+        Ok(())
+    }
+
+    /// Applies `change` if and only if the row is in status `from`, checking memory first so an
+    /// obviously illegal step costs no query.
+    fn transition<C: BatchConnection>(
+        &self,
+        conn: &mut C,
+        action: &'static str,
+        from: Status,
+        change: &StatusChange<'_>,
+    ) -> Result<()> {
+        let illegal = |actual| Error::IllegalTransition {
+            id: self.id,
+            action,
+            expected: from,
+            actual,
+        };
+        if self.status != from {
+            return Err(illegal(self.status));
+        }
+        if conn.change_status(self.id, from, change)? == 1 {
+            return Ok(());
+        }
+        // Lost a race (or the row is gone): report what the database holds now.
+        match conn.find_operation(self.id)? {
+            Some(current) => Err(illegal(current.status)),
+            None => Err(Error::NotFound { id: self.id }),
+        }
+    }
+}
+
+/// The current time at the precision every backend stores (microseconds), so an operation held
+/// in memory equals the same operation read back.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn check_length(field: &'static str, value: &str) -> Result<()> {
+    let length = value.chars().count();
+    if length > MAX_KEY_LENGTH {
+        return Err(Error::ValueTooLong {
+            field,
+            length,
+            limit: MAX_KEY_LENGTH,
+        });
+    }
+    Ok(())
+}
+
+fn serialize_output<T: Serialize + ?Sized>(output: &T) -> Result<String> {
+    serde_json::to_string(output).map_err(|source| Error::SerializeData {
+        field: "output data",
+        source,
+    })
+}

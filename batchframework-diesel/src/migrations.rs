@@ -1,0 +1,43 @@
+//! The embedded migrations that create this crate's tables, one set per backend.
+//!
+//! [`run_migrations`] applies the set for the connection's backend. The sets are public so an
+//! application that runs its own `embed_migrations!` can apply ours beside them with
+//! `MigrationHarness::run_pending_migrations`; both share Diesel's `__diesel_schema_migrations`
+//! table, and our versions are prefixed so they never collide with an application's.
+
+use crate::backend::BatchConnection;
+use crate::error::{Error, Result};
+
+/// PostgreSQL migrations (`migrations/postgres`).
+#[cfg(feature = "postgres")]
+pub const POSTGRES: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../migrations/postgres");
+
+/// SQLite migrations (`migrations/sqlite`).
+#[cfg(feature = "sqlite")]
+pub const SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../migrations/sqlite");
+
+/// MySQL/MariaDB migrations (`migrations/mysql`).
+#[cfg(feature = "mysql")]
+pub const MYSQL: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../migrations/mysql");
+
+/// Creates (or brings up to date) the batchframework tables on this connection's database.
+///
+/// Idempotent: migrations already applied are skipped, so it is safe to call at every start-up.
+/// Returns the versions it applied, empty when there was nothing to do.
+///
+/// ```
+/// # use diesel::{Connection, SqliteConnection};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut conn = SqliteConnection::establish(":memory:")?;
+/// let applied = batchframework_diesel::run_migrations(&mut conn)?;
+/// assert!(!applied.is_empty());
+/// assert!(batchframework_diesel::run_migrations(&mut conn)?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+pub fn run_migrations<C: BatchConnection>(conn: &mut C) -> Result<Vec<String>> {
+    conn.run_embedded_migrations().map_err(Error::Migration)
+}

@@ -1,0 +1,312 @@
+//! The `BatchOperation` model: one row of `batchframework_batchoperation`, its status and result
+//! enums, and typed access to its JSON input and output.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use diesel::{Identifiable, Queryable, Selectable};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::schema::batchframework_batchoperation;
+
+/// One batch or background operation.
+///
+/// Loaded with [`BatchOperation::find`] or an [`OperationFilter`](crate::OperationFilter), or
+/// with Diesel directly (it is `Queryable` and `Selectable`). Fields are read through accessors
+/// and changed only by the lifecycle methods ([`mark_as_running`](Self::mark_as_running),
+/// [`finish`](Self::finish), ...), so the in-memory value always matches a state the database
+/// accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = batchframework_batchoperation)]
+pub struct BatchOperation {
+    pub(crate) id: i64,
+    pub(crate) created_datetime: DateTime<Utc>,
+    pub(crate) started_running_datetime: Option<DateTime<Utc>>,
+    pub(crate) finished_datetime: Option<DateTime<Utc>>,
+    pub(crate) context_object_type: Option<String>,
+    pub(crate) context_object_id: Option<String>,
+    pub(crate) started_by: Option<String>,
+    pub(crate) operationtype: String,
+    pub(crate) status: Status,
+    pub(crate) result: OperationResult,
+    pub(crate) input_data_json: String,
+    pub(crate) output_data_json: String,
+}
+
+impl BatchOperation {
+    /// The primary key; rows tagged by this operation point at it.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// What kind of operation this is (`operationtype`).
+    pub fn operation_type(&self) -> &str {
+        &self.operationtype
+    }
+
+    /// Where the operation is in its lifecycle.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// How it ended; [`OperationResult::NotAvailable`] until it is finished.
+    pub fn result(&self) -> OperationResult {
+        self.result
+    }
+
+    /// When the operation was created (UTC).
+    pub fn created_datetime(&self) -> DateTime<Utc> {
+        self.created_datetime
+    }
+
+    /// When it started running, if it has.
+    pub fn started_running_datetime(&self) -> Option<DateTime<Utc>> {
+        self.started_running_datetime
+    }
+
+    /// When it finished, if it has.
+    pub fn finished_datetime(&self) -> Option<DateTime<Utc>> {
+        self.finished_datetime
+    }
+
+    /// The context object's type key, if the operation has a context object.
+    pub fn context_object_type(&self) -> Option<&str> {
+        self.context_object_type.as_deref()
+    }
+
+    /// The context object's primary key as text, if the operation has a context object.
+    pub fn context_object_id(&self) -> Option<&str> {
+        self.context_object_id.as_deref()
+    }
+
+    /// The key of the user who started the operation, if recorded.
+    pub fn started_by(&self) -> Option<&str> {
+        self.started_by.as_deref()
+    }
+
+    /// The raw JSON text of the input data; empty when there is none.
+    pub fn input_data_json(&self) -> &str {
+        &self.input_data_json
+    }
+
+    /// The raw JSON text of the output data; empty when there is none.
+    pub fn output_data_json(&self) -> &str {
+        &self.output_data_json
+    }
+
+    /// The input data as `T`: `Ok(None)` when none was given, an [`Error::InvalidJson`] when the
+    /// stored text is not JSON of that shape.
+    pub fn input_data<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        parse_json(self.id, "input data", &self.input_data_json)
+    }
+
+    /// The output data as `T`: `Ok(None)` when none was stored, an [`Error::InvalidJson`] when
+    /// the stored text is not JSON of that shape.
+    pub fn output_data<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        parse_json(self.id, "output data", &self.output_data_json)
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(id: i64, field: &'static str, text: &str) -> Result<Option<T>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|source| Error::InvalidJson { id, field, source })
+}
+
+/// Like the seed's `__str__`: the type, the id, and where it is in its lifecycle, e.g.
+/// `new-blogpost-email #42 (finished, successful)`.
+impl fmt::Display for BatchOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = if self.operationtype.is_empty() {
+            "batch operation"
+        } else {
+            &self.operationtype
+        };
+        write!(f, "{name} #{} ({}", self.id, self.status)?;
+        if self.status == Status::Finished {
+            write!(f, ", {}", self.result)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// Maps a Rust enum to the seed's string values in a `VARCHAR` column, on every backend.
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
+        #[diesel(sql_type = Text)]
+        pub enum $name { $( $(#[$vmeta])* $variant, )* }
+
+        impl $name {
+            /// The value stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $text, )* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(text: &str) -> std::result::Result<Self, UnknownValue> {
+                match text {
+                    $( $text => Ok($name::$variant), )*
+                    _ => Err(UnknownValue {
+                        type_name: stringify!($name),
+                        value: text.to_owned(),
+                        expected: &[$($text),*],
+                    }),
+                }
+            }
+        }
+
+        impl<DB> ToSql<Text, DB> for $name
+        where
+            DB: Backend,
+            str: ToSql<Text, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                self.as_str().to_sql(out)
+            }
+        }
+
+        impl<DB> FromSql<Text, DB> for $name
+        where
+            DB: Backend,
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                Ok(String::from_sql(bytes)?.parse()?)
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Where an operation is in its lifecycle: `unprocessed → running → finished`.
+    pub enum Status {
+        /// Created asynchronously, waiting to be picked up.
+        Unprocessed = "unprocessed",
+        /// Started (synchronous operations start here).
+        Running = "running",
+        /// Done; the [`OperationResult`] says how it went.
+        Finished = "finished",
+    }
+}
+
+string_enum! {
+    /// How a finished operation went.
+    pub enum OperationResult {
+        /// Not finished yet.
+        NotAvailable = "not-available",
+        /// Finished without error.
+        Successful = "successful",
+        /// Finished with an error; the output data usually says which.
+        Failed = "failed",
+    }
+}
+
+/// A status or result string that is not one of the known values (e.g. written by hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a valid {type_name}; expected one of {expected:?}")]
+pub struct UnknownValue {
+    type_name: &'static str,
+    value: String,
+    expected: &'static [&'static str],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operation() -> BatchOperation {
+        BatchOperation {
+            id: 7,
+            created_datetime: Utc::now(),
+            started_running_datetime: None,
+            finished_datetime: None,
+            context_object_type: None,
+            context_object_id: None,
+            started_by: None,
+            operationtype: "import-users".into(),
+            status: Status::Unprocessed,
+            result: OperationResult::NotAvailable,
+            input_data_json: String::new(),
+            output_data_json: String::new(),
+        }
+    }
+
+    #[test]
+    fn empty_json_reads_as_none() {
+        let op = operation();
+        assert_eq!(op.input_data::<serde_json::Value>().ok(), Some(None));
+        assert_eq!(op.output_data::<serde_json::Value>().ok(), Some(None));
+    }
+
+    #[test]
+    fn invalid_json_is_a_typed_error() {
+        let mut op = operation();
+        op.input_data_json = "{not json".into();
+        let error = op.input_data::<serde_json::Value>().err();
+        assert!(
+            matches!(error, Some(Error::InvalidJson { id: 7, field: "input data", .. })),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn json_of_another_shape_is_a_typed_error() {
+        let mut op = operation();
+        op.output_data_json = r#"{"a": 1}"#.into();
+        let error = op.output_data::<Vec<u32>>().err();
+        assert!(matches!(error, Some(Error::InvalidJson { .. })), "{error:?}");
+    }
+
+    #[test]
+    fn display_names_type_id_and_state() {
+        let mut op = operation();
+        assert_eq!(op.to_string(), "import-users #7 (unprocessed)");
+        op.status = Status::Finished;
+        op.result = OperationResult::Failed;
+        assert_eq!(op.to_string(), "import-users #7 (finished, failed)");
+        op.operationtype.clear();
+        assert_eq!(op.to_string(), "batch operation #7 (finished, failed)");
+    }
+
+    #[test]
+    fn status_strings_round_trip_and_unknown_ones_are_rejected() {
+        for status in [Status::Unprocessed, Status::Running, Status::Finished] {
+            assert_eq!(status.as_str().parse::<Status>().ok(), Some(status));
+        }
+        for result in [
+            OperationResult::NotAvailable,
+            OperationResult::Successful,
+            OperationResult::Failed,
+        ] {
+            assert_eq!(result.as_str().parse::<OperationResult>().ok(), Some(result));
+        }
+        let error = "done".parse::<Status>().err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some(r#"`done` is not a valid Status; expected one of ["unprocessed", "running", "finished"]"#)
+        );
+    }
+}

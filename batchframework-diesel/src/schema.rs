@@ -1,0 +1,37 @@
+//! The Diesel schema of the `batchframework_batchoperation` table.
+//!
+//! Public so an application can write its own queries against the table with Diesel's DSL
+//! (`batchframework_batchoperation::table.filter(...)`) next to the ones this crate offers.
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Nullable, Text, Varchar};
+    use crate::backend::UtcTimestamp;
+
+    /// One row per batch or background operation.
+    batchframework_batchoperation (id) {
+        /// Identity primary key.
+        id -> BigInt,
+        /// When the operation was created (UTC, microseconds).
+        created_datetime -> UtcTimestamp,
+        /// When it started running; set for `running` and `finished` operations.
+        started_running_datetime -> Nullable<UtcTimestamp>,
+        /// When it finished; set for `finished` operations.
+        finished_datetime -> Nullable<UtcTimestamp>,
+        /// The context object's type key (by default its table name).
+        context_object_type -> Nullable<Varchar>,
+        /// The context object's primary key, as text.
+        context_object_id -> Nullable<Varchar>,
+        /// The application's key for the user who started the operation.
+        started_by -> Nullable<Varchar>,
+        /// What kind of operation this is; at most 255 characters.
+        operationtype -> Varchar,
+        /// `unprocessed`, `running` or `finished`.
+        status -> Varchar,
+        /// `not-available`, `successful` or `failed`.
+        result -> Varchar,
+        /// JSON input data; '' means none.
+        input_data_json -> Text,
+        /// JSON output data; '' means none.
+        output_data_json -> Text,
+    }
+}
