@@ -1,1 +1,14 @@
-//! x
+//! The integration suite: every generic test runs against each enabled backend (features
+//! `postgres`, `sqlite`, `mysql`), named `<module>::<backend>::<test>`.
+
+// Tests fail by panicking; unwrap/expect are how they say so.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod concurrency;
+mod constraints;
+mod lifecycle;
+mod migrations;
+mod model;
+mod pool;
+mod queries;
+mod time_zone;

@@ -267,7 +267,14 @@ mod tests {
         op.input_data_json = "{not json".into();
         let error = op.input_data::<serde_json::Value>().err();
         assert!(
-            matches!(error, Some(Error::InvalidJson { id: 7, field: "input data", .. })),
+            matches!(
+                error,
+                Some(Error::InvalidJson {
+                    id: 7,
+                    field: "input data",
+                    ..
+                })
+            ),
             "{error:?}"
         );
     }
@@ -277,7 +284,10 @@ mod tests {
         let mut op = operation();
         op.output_data_json = r#"{"a": 1}"#.into();
         let error = op.output_data::<Vec<u32>>().err();
-        assert!(matches!(error, Some(Error::InvalidJson { .. })), "{error:?}");
+        assert!(
+            matches!(error, Some(Error::InvalidJson { .. })),
+            "{error:?}"
+        );
     }
 
     #[test]
@@ -301,12 +311,17 @@ mod tests {
             OperationResult::Successful,
             OperationResult::Failed,
         ] {
-            assert_eq!(result.as_str().parse::<OperationResult>().ok(), Some(result));
+            assert_eq!(
+                result.as_str().parse::<OperationResult>().ok(),
+                Some(result)
+            );
         }
         let error = "done".parse::<Status>().err().map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
-            Some(r#"`done` is not a valid Status; expected one of ["unprocessed", "running", "finished"]"#)
+            Some(
+                r#"`done` is not a valid Status; expected one of ["unprocessed", "running", "finished"]"#
+            )
         );
     }
 }

@@ -1,1 +1,255 @@
-//! x
+//! Test support: a throwaway database per test on each backend, and [`backend_tests!`], which
+//! instantiates one generic test function once per enabled backend.
+//!
+//! Server URLs come from `PG_DATABASE_URL` / `MYSQL_DATABASE_URL`, falling back to
+//! `DATABASE_URL` when it names that backend, then to the local defaults in `.env.sample`.
+//! Every test gets its own PostgreSQL schema, MySQL database or SQLite file, dropped when the
+//! [`TestDatabase`] is dropped (also when the test panics), so tests run in parallel and leave
+//! nothing behind.
+
+#![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use batchframework_diesel::BatchConnection;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::Connection;
+
+/// A backend the suite runs against.
+pub trait TestBackend: 'static {
+    /// Its connection type.
+    type Connection: BatchConnection + R2D2Connection + Send + 'static;
+
+    /// Creates an empty throwaway database.
+    fn create_database() -> TestDatabase;
+
+    /// Opens a new connection to the database.
+    fn connect(database: &TestDatabase) -> Self::Connection {
+        Self::Connection::establish(&database.url)
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", database.url))
+    }
+
+    /// Puts the session in a time zone far from UTC, where the backend has session time zones.
+    fn set_session_time_zone(conn: &mut Self::Connection);
+}
+
+/// A throwaway database; dropped with the value.
+pub struct TestDatabase {
+    /// The URL to connect to it with.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    #[cfg(feature = "postgres")]
+    PostgresSchema { admin_url: String, schema: String },
+    #[cfg(feature = "mysql")]
+    MysqlDatabase { admin_url: String, database: String },
+    #[cfg(feature = "sqlite")]
+    SqliteFile(#[allow(dead_code)] tempfile::TempDir),
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            #[cfg(feature = "postgres")]
+            Cleanup::PostgresSchema { admin_url, schema } => {
+                admin_execute::<diesel::PgConnection>(
+                    admin_url,
+                    &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                );
+            }
+            #[cfg(feature = "mysql")]
+            Cleanup::MysqlDatabase {
+                admin_url,
+                database,
+            } => {
+                admin_execute::<diesel::MysqlConnection>(
+                    admin_url,
+                    &format!("DROP DATABASE IF EXISTS {database}"),
+                );
+            }
+            #[cfg(feature = "sqlite")]
+            Cleanup::SqliteFile(_) => {} // the TempDir removes itself
+        }
+    }
+}
+
+/// A name no other test, thread or concurrent run uses.
+fn unique_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "bf_test_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn url_from_env(specific: &str, scheme: &str, default: &str) -> String {
+    std::env::var(specific)
+        .ok()
+        .or_else(|| {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|u| u.starts_with(scheme))
+        })
+        .unwrap_or_else(|| default.to_owned())
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn admin_execute<C: Connection>(admin_url: &str, sql: &str) {
+    let mut conn =
+        C::establish(admin_url).unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
+    conn.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+}
+
+/// PostgreSQL: a schema per test, selected through the connection's `search_path`.
+#[cfg(feature = "postgres")]
+pub struct Postgres;
+
+#[cfg(feature = "postgres")]
+impl TestBackend for Postgres {
+    type Connection = diesel::PgConnection;
+
+    fn create_database() -> TestDatabase {
+        let admin_url = url_from_env(
+            "PG_DATABASE_URL",
+            "postgres",
+            "postgres://postgres@127.0.0.1:5432/test",
+        );
+        let schema = unique_name();
+        admin_execute::<diesel::PgConnection>(&admin_url, &format!("CREATE SCHEMA {schema}"));
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
+        TestDatabase {
+            url,
+            cleanup: Cleanup::PostgresSchema { admin_url, schema },
+        }
+    }
+
+    fn set_session_time_zone(conn: &mut Self::Connection) {
+        conn.batch_execute("SET TIME ZONE 'America/New_York'")
+            .expect("set time zone");
+    }
+}
+
+/// MySQL/MariaDB: a database per test.
+#[cfg(feature = "mysql")]
+pub struct Mysql;
+
+#[cfg(feature = "mysql")]
+impl TestBackend for Mysql {
+    type Connection = diesel::MysqlConnection;
+
+    fn create_database() -> TestDatabase {
+        let admin_url = url_from_env(
+            "MYSQL_DATABASE_URL",
+            "mysql",
+            "mysql://root@127.0.0.1:3306/test",
+        );
+        let database = unique_name();
+        admin_execute::<diesel::MysqlConnection>(
+            &admin_url,
+            &format!("CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+        );
+        let url = with_database(&admin_url, &database);
+        TestDatabase {
+            url,
+            cleanup: Cleanup::MysqlDatabase {
+                admin_url,
+                database,
+            },
+        }
+    }
+
+    fn set_session_time_zone(conn: &mut Self::Connection) {
+        conn.batch_execute("SET time_zone = '-05:00'")
+            .expect("set time zone");
+    }
+}
+
+/// `mysql://user@host:port/old?query` with the database replaced.
+#[cfg(feature = "mysql")]
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut url = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// SQLite: a file in a temporary directory, so several connections can share it.
+#[cfg(feature = "sqlite")]
+pub struct Sqlite;
+
+#[cfg(feature = "sqlite")]
+impl TestBackend for Sqlite {
+    type Connection = diesel::SqliteConnection;
+
+    fn create_database() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let url = dir.path().join("test.sqlite3").display().to_string();
+        TestDatabase {
+            url,
+            cleanup: Cleanup::SqliteFile(dir),
+        }
+    }
+
+    fn connect(database: &TestDatabase) -> Self::Connection {
+        let mut conn = diesel::SqliteConnection::establish(&database.url)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", database.url));
+        // Concurrent tests wait for the write lock instead of failing with SQLITE_BUSY.
+        conn.batch_execute("PRAGMA busy_timeout = 10000")
+            .expect("busy_timeout");
+        conn
+    }
+
+    fn set_session_time_zone(_conn: &mut Self::Connection) {
+        // SQLite has no session time zone: values are stored and read as UTC text.
+    }
+}
+
+/// A throwaway database with the batchframework migrations applied, and a connection to it.
+pub fn migrated<B: TestBackend>() -> (TestDatabase, B::Connection) {
+    let database = B::create_database();
+    let mut conn = B::connect(&database);
+    batchframework_diesel::run_migrations(&mut conn).expect("run the migrations");
+    (database, conn)
+}
+
+/// Instantiates generic test functions `fn name<B: TestBackend>()` once per enabled backend, as
+/// `<module>::postgres::name`, `<module>::sqlite::name` and `<module>::mysql::name`, so a
+/// backend's tests can be selected by name.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($test:ident),* $(,)?) => {
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $( #[test] fn $test() { super::$test::<$crate::Postgres>() } )*
+        }
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            $( #[test] fn $test() { super::$test::<$crate::Sqlite>() } )*
+        }
+        #[cfg(feature = "mysql")]
+        mod mysql {
+            $( #[test] fn $test() { super::$test::<$crate::Mysql>() } )*
+        }
+    };
+}

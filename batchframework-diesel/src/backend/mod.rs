@@ -46,8 +46,10 @@ pub trait Storage {
     /// The operation with this id, if it exists.
     fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>>;
     /// The operations matching the filter, oldest first.
-    fn load_operations(&mut self, filter: &OperationFilter)
-        -> diesel::QueryResult<Vec<BatchOperation>>;
+    fn load_operations(
+        &mut self,
+        filter: &OperationFilter,
+    ) -> diesel::QueryResult<Vec<BatchOperation>>;
     /// How many operations match the filter.
     fn count_operations(&mut self, filter: &OperationFilter) -> diesel::QueryResult<i64>;
     /// Deletes the *unprocessed* operations matching the filter; returns how many.
@@ -58,10 +60,18 @@ pub trait Storage {
 storage::impl_storage!(diesel::PgConnection, returning, crate::migrations::POSTGRES);
 
 #[cfg(feature = "sqlite")]
-storage::impl_storage!(diesel::SqliteConnection, returning, crate::migrations::SQLITE);
+storage::impl_storage!(
+    diesel::SqliteConnection,
+    returning,
+    crate::migrations::SQLITE
+);
 
 #[cfg(feature = "mysql")]
-storage::impl_storage!(diesel::MysqlConnection, last_insert_id, crate::migrations::MYSQL);
+storage::impl_storage!(
+    diesel::MysqlConnection,
+    last_insert_id,
+    crate::migrations::MYSQL
+);
 
 /// A pooled connection stores through the connection it wraps.
 #[cfg(feature = "r2d2")]

@@ -113,7 +113,10 @@ mod mysql {
 
     impl ToSql<UtcTimestamp, Mysql> for DateTime<Utc> {
         fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Mysql>) -> serialize::Result {
-            <NaiveDateTime as ToSql<Datetime, Mysql>>::to_sql(&self.naive_utc(), &mut out.reborrow())
+            <NaiveDateTime as ToSql<Datetime, Mysql>>::to_sql(
+                &self.naive_utc(),
+                &mut out.reborrow(),
+            )
         }
     }
 

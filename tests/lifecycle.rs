@@ -1,0 +1,147 @@
+//! Illegal transitions are refused and change nothing, in the database or in memory.
+
+use batchframework_diesel::{BatchOperation, Error, OperationFilter, Status};
+use batchframework_tests::{backend_tests, migrated, TestBackend};
+use serde_json::json;
+
+fn assert_illegal(error: Error, expected: Status, actual: Status) {
+    match error {
+        Error::IllegalTransition {
+            expected: e,
+            actual: a,
+            ..
+        } => assert_eq!((e, a), (expected, actual)),
+        other => panic!("expected IllegalTransition, got {other:?}"),
+    }
+}
+
+fn finish_of_a_never_started_operation_changes_nothing<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let mut op = BatchOperation::create_asynchronous("job")
+        .insert(&mut conn)
+        .unwrap();
+    let before = op.clone();
+
+    assert_illegal(
+        op.finish(&mut conn).unwrap_err(),
+        Status::Running,
+        Status::Unprocessed,
+    );
+    assert_illegal(
+        op.finish_failed(&mut conn, &json!({"e": 1})).unwrap_err(),
+        Status::Running,
+        Status::Unprocessed,
+    );
+    assert_eq!(op, before, "the struct is unchanged");
+    assert_eq!(BatchOperation::find(&mut conn, op.id()).unwrap(), before);
+}
+
+fn mark_as_running_of_a_finished_operation_changes_nothing<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let mut op = BatchOperation::create_synchronous("job")
+        .insert(&mut conn)
+        .unwrap();
+    op.finish(&mut conn).unwrap();
+    let before = op.clone();
+
+    assert_illegal(
+        op.mark_as_running(&mut conn).unwrap_err(),
+        Status::Unprocessed,
+        Status::Finished,
+    );
+    assert_eq!(op, before);
+    assert_eq!(BatchOperation::find(&mut conn, op.id()).unwrap(), before);
+}
+
+fn finishing_twice_is_refused<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let mut op = BatchOperation::create_synchronous("job")
+        .insert(&mut conn)
+        .unwrap();
+    op.finish_with_output(&mut conn, &json!("first")).unwrap();
+    let before = op.clone();
+
+    assert_illegal(
+        op.finish_failed(&mut conn, &json!("second")).unwrap_err(),
+        Status::Running,
+        Status::Finished,
+    );
+    assert_eq!(op, before);
+    let stored = BatchOperation::find(&mut conn, op.id()).unwrap();
+    assert_eq!(stored, before);
+    assert_eq!(
+        stored.output_data::<String>().unwrap().as_deref(),
+        Some("first")
+    );
+}
+
+fn starting_twice_is_refused<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let mut op = BatchOperation::create_asynchronous("job")
+        .insert(&mut conn)
+        .unwrap();
+    op.mark_as_running(&mut conn).unwrap();
+    let before = op.clone();
+    assert_illegal(
+        op.mark_as_running(&mut conn).unwrap_err(),
+        Status::Unprocessed,
+        Status::Running,
+    );
+    assert_eq!(op, before);
+    assert_eq!(BatchOperation::find(&mut conn, op.id()).unwrap(), before);
+}
+
+/// A stale in-memory copy cannot overwrite what another connection did: the guard is in the
+/// `UPDATE`, not only in memory, and the error reports the status the database holds.
+fn a_stale_copy_cannot_overwrite_the_database<B: TestBackend>() {
+    let (db, mut conn) = migrated::<B>();
+    let mut other = B::connect(&db);
+    let mut op = BatchOperation::create_synchronous("job")
+        .insert(&mut conn)
+        .unwrap();
+    let mut stale = op.clone();
+    op.finish_failed(&mut conn, &json!("real result")).unwrap();
+    let finished = BatchOperation::find(&mut conn, op.id()).unwrap();
+
+    assert_illegal(
+        stale.finish(&mut other).unwrap_err(),
+        Status::Running,
+        Status::Finished,
+    );
+    assert_eq!(
+        stale.status(),
+        Status::Running,
+        "the stale copy is unchanged"
+    );
+    assert_eq!(BatchOperation::find(&mut conn, op.id()).unwrap(), finished);
+}
+
+fn a_removed_operation_is_not_found<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let mut op = BatchOperation::create_asynchronous("job")
+        .insert(&mut conn)
+        .unwrap();
+    let removed = OperationFilter::new()
+        .operation_type("job")
+        .remove_pending(&mut conn)
+        .unwrap();
+    assert_eq!(removed, 1);
+    let error = op.mark_as_running(&mut conn).unwrap_err();
+    assert!(
+        matches!(error, Error::NotFound { id } if id == op.id()),
+        "{error:?}"
+    );
+    assert!(matches!(
+        BatchOperation::find(&mut conn, op.id()),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+backend_tests!(
+    finish_of_a_never_started_operation_changes_nothing,
+    mark_as_running_of_a_finished_operation_changes_nothing,
+    finishing_twice_is_refused,
+    starting_twice_is_refused,
+    a_stale_copy_cannot_overwrite_the_database,
+    a_removed_operation_is_not_found,
+);
