@@ -3,7 +3,9 @@
 //! [`run_migrations`] applies the set for the connection's backend. The sets are public so an
 //! application that runs its own `embed_migrations!` can apply ours beside them with
 //! `MigrationHarness::run_pending_migrations`; both share Diesel's `__diesel_schema_migrations`
-//! table, and our versions are prefixed so they never collide with an application's.
+//! table. Our migration directories are named `<date>-<sequence>_batchframework_<what>`, so our
+//! versions look like any Diesel timestamped version; only a migration of the application's with
+//! the very same version could clash.
 
 use crate::backend::BatchConnection;
 use crate::error::{Error, Result};
