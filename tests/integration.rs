@@ -6,6 +6,7 @@
 
 mod concurrency;
 mod constraints;
+mod context;
 mod lifecycle;
 mod migrations;
 mod model;

@@ -8,8 +8,35 @@ use std::fmt;
 
 /// A model that batch operations can be about.
 ///
-/// Implement it for a Diesel model by naming its type key (conventionally its table name) and
-/// its primary key. Integer, text and (with the `uuid` feature) UUID keys convert with `.into()`.
+/// Derive it on a Diesel model: the type key is the model's table name and the id its primary
+/// key (integer, text or, with the `uuid` feature, UUID).
+///
+/// ```
+/// use batchframework_diesel::{BatchOperation, ContextObject, OperationFilter};
+/// use diesel::prelude::*;
+///
+/// diesel::table! {
+///     games (id) { id -> Integer, name -> Text, }
+/// }
+///
+/// #[derive(Queryable, Identifiable, ContextObject)]
+/// #[diesel(table_name = games)]
+/// struct Game { id: i32, name: String }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let mut conn = SqliteConnection::establish(":memory:")?;
+/// # batchframework_diesel::run_migrations(&mut conn)?;
+/// let game = Game { id: 3, name: "chess".into() };
+/// assert_eq!(game.context_object_type(), "games");
+/// assert_eq!(game.context_object_id().as_str(), "3");
+///
+/// BatchOperation::create_synchronous("deal-cards").context_object(&game).insert(&mut conn)?;
+/// assert_eq!(OperationFilter::new().context_object(&game).count(&mut conn)?, 1);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Or implement it by hand, e.g. for a key that should outlive a table rename:
 ///
 /// ```
 /// use batchframework_diesel::{ContextId, ContextObject};
@@ -21,9 +48,6 @@ use std::fmt;
 ///     fn context_object_type(&self) -> Cow<'static, str> { "games".into() }
 ///     fn context_object_id(&self) -> ContextId { self.id.into() }
 /// }
-///
-/// let game = Game { id: 3 };
-/// assert_eq!(game.context_object_id().as_str(), "3");
 /// ```
 pub trait ContextObject {
     /// The type key stored in `context_object_type`; by convention the model's table name. At

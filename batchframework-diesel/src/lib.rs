@@ -56,6 +56,7 @@ mod query;
 pub mod schema;
 
 pub use backend::{BatchConnection, UtcDateTime, UtcTimestamp};
+pub use batchframework_macros::ContextObject;
 pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};
 pub use lifecycle::{NewOperation, MAX_KEY_LENGTH};

@@ -1,0 +1,215 @@
+//! `#[derive(ContextObject)]`: reads the model's Diesel attributes and implements the trait.
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Expr, Fields, Ident, LitStr, Meta, Token};
+
+const HELP: &str = "help: the correct format looks like \
+                    `#[context_object(type_key = \"blog_posts\")]`";
+
+/// Entry point: parse, expand, and turn any error into a `compile_error!` at its span.
+pub(crate) fn derive(input: TokenStream) -> TokenStream {
+    syn::parse2::<DeriveInput>(input)
+        .and_then(|input| expand(&input))
+        .unwrap_or_else(syn::Error::into_compile_error)
+}
+
+fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let fields =
+        match &input.data {
+            Data::Struct(data) => &data.fields,
+            Data::Enum(data) => return Err(syn::Error::new(
+                data.enum_token.span,
+                "ContextObject can only be derived for a struct with named fields (a Diesel model)",
+            )),
+            Data::Union(data) => return Err(syn::Error::new(
+                data.union_token.span,
+                "ContextObject can only be derived for a struct with named fields (a Diesel model)",
+            )),
+        };
+    let attributes = Attributes::parse(input)?;
+    let type_key = match attributes.type_key {
+        Some(key) => key.value(),
+        None => attributes
+            .table_name
+            .unwrap_or_else(|| format!("{}s", snake_case(&input.ident.to_string()))),
+    };
+    let key_field = attributes
+        .primary_key
+        .unwrap_or_else(|| Ident::new("id", Span::call_site()));
+    let has_key_field = matches!(fields, Fields::Named(named)
+        if named.named.iter().any(|f| f.ident.as_ref() == Some(&key_field)));
+    if !has_key_field {
+        return Err(syn::Error::new(
+            key_field.span().resolved_at(input.ident.span()),
+            format!(
+                "ContextObject needs the primary key field `{key_field}`; name another one with \
+                 `#[diesel(primary_key(field))]`"
+            ),
+        ));
+    }
+
+    let name = &input.ident;
+    let (impl_generics, type_generics, where_clause) = input.generics.split_for_impl();
+    Ok(quote! {
+        const _: () = {
+            impl #impl_generics ::batchframework_diesel::ContextObject for #name #type_generics
+            #where_clause
+            {
+                fn context_object_type(&self) -> ::std::borrow::Cow<'static, str> {
+                    ::std::borrow::Cow::Borrowed(#type_key)
+                }
+
+                fn context_object_id(&self) -> ::batchframework_diesel::ContextId {
+                    ::batchframework_diesel::ContextId::from(&self.#key_field)
+                }
+            }
+        };
+    })
+}
+
+/// What the derive reads from `#[diesel(...)]` and `#[context_object(...)]`.
+#[derive(Default)]
+struct Attributes {
+    table_name: Option<String>,
+    primary_key: Option<Ident>,
+    type_key: Option<LitStr>,
+}
+
+impl Attributes {
+    fn parse(input: &DeriveInput) -> syn::Result<Self> {
+        let mut found = Attributes::default();
+        for attr in &input.attrs {
+            if attr.path().is_ident("diesel") {
+                // Other Diesel options (check_for_backend, belongs_to, ...) are Diesel's business.
+                let metas =
+                    attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+                for meta in metas {
+                    found.read_diesel_option(&meta)?;
+                }
+            } else if attr.path().is_ident("context_object") {
+                attr.parse_nested_meta(|meta| {
+                    if meta.path.is_ident("type_key") {
+                        found.type_key = Some(meta.value()?.parse()?);
+                        Ok(())
+                    } else {
+                        Err(meta.error(format!(
+                            "unknown context_object option; expected `type_key`\n{HELP}"
+                        )))
+                    }
+                })?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn read_diesel_option(&mut self, meta: &Meta) -> syn::Result<()> {
+        match meta {
+            Meta::NameValue(option) if option.path.is_ident("table_name") => {
+                let Expr::Path(path) = &option.value else {
+                    return Err(syn::Error::new(
+                        option.value.span(),
+                        "expected a table path, as in `#[diesel(table_name = games)]`",
+                    ));
+                };
+                if let Some(last) = path.path.segments.last() {
+                    self.table_name = Some(last.ident.to_string());
+                }
+            }
+            Meta::List(option) if option.path.is_ident("primary_key") => {
+                let columns =
+                    option.parse_args_with(Punctuated::<Ident, Token![,]>::parse_terminated)?;
+                let mut columns = columns.into_iter();
+                match (columns.next(), columns.next()) {
+                    (Some(column), None) => self.primary_key = Some(column),
+                    _ => {
+                        return Err(syn::Error::new(
+                            option.span(),
+                            "ContextObject needs a single-column primary key; implement \
+                             `batchframework_diesel::ContextObject` by hand for a composite key",
+                        ))
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Diesel's default table name is the struct name in snake case plus `s`; match it exactly.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_uppercase() {
+            if i != 0 {
+                out.push('_');
+            }
+            out.extend(ch.to_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(input: TokenStream) -> String {
+        derive(input).to_string()
+    }
+
+    #[test]
+    fn type_key_is_the_last_segment_of_table_name() {
+        let out = expand_str(quote! {
+            #[diesel(table_name = crate::schema::games, check_for_backend(diesel::pg::Pg))]
+            struct Game { id: i32, name: String }
+        });
+        assert!(out.contains("Cow :: Borrowed (\"games\")"), "{out}");
+        assert!(out.contains("ContextId :: from (& self . id)"), "{out}");
+    }
+
+    #[test]
+    fn without_table_name_diesel_default_is_used() {
+        let out = expand_str(quote! { struct BlogPost { id: i64 } });
+        assert!(out.contains("\"blog_posts\""), "{out}");
+    }
+
+    #[test]
+    fn primary_key_and_type_key_can_be_named() {
+        let out = expand_str(quote! {
+            #[diesel(table_name = posts, primary_key(uuid))]
+            #[context_object(type_key = "blog-post")]
+            struct Post { uuid: String }
+        });
+        assert!(out.contains("\"blog-post\""), "{out}");
+        assert!(out.contains("& self . uuid"), "{out}");
+    }
+
+    #[test]
+    fn misuse_is_a_compile_error() {
+        for (input, message) in [
+            (quote! { enum E { A } }, "only be derived for a struct"),
+            (
+                quote! { struct NoId { name: String } },
+                "needs the primary key field `id`",
+            ),
+            (
+                quote! { #[diesel(primary_key(a, b))] struct Pair { a: i32, b: i32 } },
+                "single-column primary key",
+            ),
+            (
+                quote! { #[context_object(key = "x")] struct T { id: i32 } },
+                "expected `type_key`",
+            ),
+        ] {
+            let out = expand_str(input);
+            assert!(out.contains("compile_error"), "{out}");
+            assert!(out.contains(message), "{out}");
+        }
+    }
+}
