@@ -1,7 +1,7 @@
 //! Illegal transitions are refused and change nothing, in the database or in memory.
 
 use batchframework_diesel::{BatchOperation, Error, OperationFilter, Status};
-use batchframework_tests::{backend_tests, migrated, TestBackend};
+use batchframework_tests::{backend_tests, migrated, StatementCounter, TestBackend};
 use serde_json::json;
 
 fn assert_illegal(error: Error, expected: Status, actual: Status) {
@@ -137,7 +137,39 @@ fn a_removed_operation_is_not_found<B: TestBackend>() {
     ));
 }
 
+/// The statement counts are a contract: one INSERT (plus `LAST_INSERT_ID()` on MySQL), one
+/// UPDATE per step, no query for a step memory already knows is illegal, and one read-back only
+/// when the guarded UPDATE lost a race.
+fn each_step_costs_exactly_the_documented_statements<B: TestBackend>() {
+    let (db, mut conn) = migrated::<B>();
+    let counter = StatementCounter::install(&mut conn);
+
+    let mut op = BatchOperation::create_asynchronous("job")
+        .input(&json!({"n": 1}))
+        .insert(&mut conn)
+        .unwrap();
+    assert_eq!(counter.take().len(), B::INSERT_STATEMENTS);
+    op.mark_as_running(&mut conn).unwrap();
+    assert_eq!(counter.take().len(), 1);
+    let mut stale = op.clone();
+    op.finish(&mut conn).unwrap();
+    assert_eq!(counter.take().len(), 1);
+
+    assert!(op.finish(&mut conn).is_err());
+    assert_eq!(counter.take(), Vec::<String>::new(), "refused from memory");
+
+    let mut other = B::connect(&db);
+    let other_counter = StatementCounter::install(&mut other);
+    assert!(stale.finish(&mut other).is_err());
+    assert_eq!(
+        other_counter.take().len(),
+        2,
+        "the guarded UPDATE, then the read-back"
+    );
+}
+
 backend_tests!(
+    each_step_costs_exactly_the_documented_statements,
     finish_of_a_never_started_operation_changes_nothing,
     mark_as_running_of_a_finished_operation_changes_nothing,
     finishing_twice_is_refused,

@@ -22,6 +22,10 @@ pub trait TestBackend: 'static {
     /// Its connection type.
     type Connection: BatchConnection + R2D2Connection + Send + 'static;
 
+    /// Statements one `NewOperation::insert` issues: the INSERT, plus `SELECT LAST_INSERT_ID()`
+    /// where the backend has no `RETURNING`.
+    const INSERT_STATEMENTS: usize;
+
     /// Creates an empty throwaway database.
     fn create_database() -> TestDatabase;
 
@@ -117,6 +121,7 @@ pub struct Postgres;
 #[cfg(feature = "postgres")]
 impl TestBackend for Postgres {
     type Connection = diesel::PgConnection;
+    const INSERT_STATEMENTS: usize = 1;
 
     fn create_database() -> TestDatabase {
         let admin_url = url_from_env(
@@ -147,6 +152,7 @@ pub struct Mysql;
 #[cfg(feature = "mysql")]
 impl TestBackend for Mysql {
     type Connection = diesel::MysqlConnection;
+    const INSERT_STATEMENTS: usize = 2;
 
     fn create_database() -> TestDatabase {
         let admin_url = url_from_env(
@@ -201,6 +207,7 @@ pub struct Sqlite;
 #[cfg(feature = "sqlite")]
 impl TestBackend for Sqlite {
     type Connection = diesel::SqliteConnection;
+    const INSERT_STATEMENTS: usize = 1;
 
     fn create_database() -> TestDatabase {
         let dir = tempfile::tempdir().expect("create a temporary directory");
@@ -222,6 +229,44 @@ impl TestBackend for Sqlite {
 
     fn set_session_time_zone(_conn: &mut Self::Connection) {
         // SQLite has no session time zone: values are stored and read as UTC text.
+    }
+}
+
+/// Counts the statements a connection runs, leaving out transaction control (BEGIN, COMMIT,
+/// ROLLBACK, SAVEPOINT), as the query-count contracts do.
+#[derive(Clone, Default)]
+pub struct StatementCounter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl StatementCounter {
+    /// Installs a counter on `conn`.
+    pub fn install<C: Connection>(conn: &mut C) -> Self {
+        let counter = StatementCounter::default();
+        let statements = std::sync::Arc::clone(&counter.0);
+        conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+                let text = query.to_string();
+                let keyword = text.trim_start().to_ascii_uppercase();
+                let control = [
+                    "BEGIN",
+                    "COMMIT",
+                    "ROLLBACK",
+                    "SAVEPOINT",
+                    "RELEASE",
+                    "START TRANSACTION",
+                ]
+                .iter()
+                .any(|k| keyword.starts_with(k));
+                if !control {
+                    statements.lock().expect("counter lock").push(text);
+                }
+            }
+        });
+        counter
+    }
+
+    /// The statements counted since the last call, emptying the list.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("counter lock"))
     }
 }
 
