@@ -13,3 +13,4 @@ mod model;
 mod pool;
 mod queries;
 mod time_zone;
+mod tracking;

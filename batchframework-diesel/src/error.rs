@@ -51,6 +51,15 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A table name given for generated SQL is not a plain identifier.
+    #[error("`{name}` cannot be used as a table name here: {reason}")]
+    InvalidIdentifier {
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
     /// Input or output data could not be serialized to JSON.
     #[error("could not serialize the {field} as JSON: {source}")]
     SerializeData {

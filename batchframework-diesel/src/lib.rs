@@ -54,8 +54,9 @@ pub mod migrations;
 mod operation;
 mod query;
 pub mod schema;
+mod tracking;
 
-pub use backend::{BatchConnection, UtcDateTime, UtcTimestamp};
+pub use backend::{BatchConnection, Dialect, UtcDateTime, UtcTimestamp};
 pub use batchframework_macros::ContextObject;
 pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};
@@ -63,3 +64,4 @@ pub use lifecycle::{NewOperation, MAX_KEY_LENGTH};
 pub use migrations::run_migrations;
 pub use operation::{BatchOperation, OperationResult, Status, UnknownValue};
 pub use query::OperationFilter;
+pub use tracking::{add_tracking_column, tracking_column_sql, TrackingColumnSql, TRACKING_COLUMN};

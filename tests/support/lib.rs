@@ -37,6 +37,35 @@ pub trait TestBackend: 'static {
 
     /// Puts the session in a time zone far from UTC, where the backend has session time zones.
     fn set_session_time_zone(conn: &mut Self::Connection);
+
+    /// The SQL dialect, for generated DDL.
+    const DIALECT: batchframework_diesel::Dialect;
+
+    /// Runs a query whose single column is a nullable BIGINT named `v` and returns its values,
+    /// for tests that check user tables with raw SQL.
+    fn select_i64s(conn: &mut Self::Connection, sql: &str) -> Vec<Option<i64>>;
+}
+
+/// One row of [`TestBackend::select_i64s`].
+#[derive(diesel::QueryableByName)]
+struct I64Row {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    v: Option<i64>,
+}
+
+/// The concrete body of `select_i64s`, the same for every backend's connection type.
+macro_rules! select_i64s {
+    () => {
+        fn select_i64s(conn: &mut Self::Connection, sql: &str) -> Vec<Option<i64>> {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(sql)
+                .load::<I64Row>(conn)
+                .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"))
+                .into_iter()
+                .map(|row| row.v)
+                .collect()
+        }
+    };
 }
 
 /// A throwaway database; dropped with the value.
@@ -121,6 +150,8 @@ pub struct Postgres;
 #[cfg(feature = "postgres")]
 impl TestBackend for Postgres {
     type Connection = diesel::PgConnection;
+    const DIALECT: batchframework_diesel::Dialect = batchframework_diesel::Dialect::Postgres;
+    select_i64s!();
     const INSERT_STATEMENTS: usize = 1;
 
     fn create_database() -> TestDatabase {
@@ -152,6 +183,8 @@ pub struct Mysql;
 #[cfg(feature = "mysql")]
 impl TestBackend for Mysql {
     type Connection = diesel::MysqlConnection;
+    const DIALECT: batchframework_diesel::Dialect = batchframework_diesel::Dialect::Mysql;
+    select_i64s!();
     const INSERT_STATEMENTS: usize = 2;
 
     fn create_database() -> TestDatabase {
@@ -207,6 +240,8 @@ pub struct Sqlite;
 #[cfg(feature = "sqlite")]
 impl TestBackend for Sqlite {
     type Connection = diesel::SqliteConnection;
+    const DIALECT: batchframework_diesel::Dialect = batchframework_diesel::Dialect::Sqlite;
+    select_i64s!();
     const INSERT_STATEMENTS: usize = 1;
 
     fn create_database() -> TestDatabase {

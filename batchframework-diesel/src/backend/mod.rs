@@ -5,9 +5,11 @@
 //! (each behind its feature) and for r2d2 pooled connections of each (feature `r2d2`). It is
 //! sealed: its methods are the crate's storage layer, not an extension point.
 
+mod dialect;
 pub(crate) mod storage;
 mod timestamp;
 
+pub use dialect::Dialect;
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 
 use crate::operation::{BatchOperation, Status};
@@ -30,6 +32,8 @@ impl<C: diesel::Connection + Storage> BatchConnection for C {}
 /// outside the crate can implement or call it.
 #[doc(hidden)]
 pub trait Storage {
+    /// The SQL dialect of this connection's backend.
+    const DIALECT: Dialect;
     /// Applies this backend's embedded migrations; returns the versions applied.
     fn run_embedded_migrations(
         &mut self,
@@ -57,11 +61,17 @@ pub trait Storage {
 }
 
 #[cfg(feature = "postgres")]
-storage::impl_storage!(diesel::PgConnection, returning, crate::migrations::POSTGRES);
+storage::impl_storage!(
+    diesel::PgConnection,
+    Postgres,
+    returning,
+    crate::migrations::POSTGRES
+);
 
 #[cfg(feature = "sqlite")]
 storage::impl_storage!(
     diesel::SqliteConnection,
+    Sqlite,
     returning,
     crate::migrations::SQLITE
 );
@@ -69,6 +79,7 @@ storage::impl_storage!(
 #[cfg(feature = "mysql")]
 storage::impl_storage!(
     diesel::MysqlConnection,
+    Mysql,
     last_insert_id,
     crate::migrations::MYSQL
 );
@@ -79,6 +90,8 @@ impl<C> Storage for diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManag
 where
     C: Storage + diesel::r2d2::R2D2Connection + Send + 'static,
 {
+    const DIALECT: Dialect = C::DIALECT;
+
     fn run_embedded_migrations(
         &mut self,
     ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {

@@ -83,8 +83,10 @@ macro_rules! impl_storage {
         }
         query
     }};
-    ($conn_type:ty, $insert:ident, $migrations:path) => {
+    ($conn_type:ty, $dialect:ident, $insert:ident, $migrations:path) => {
         impl $crate::backend::Storage for $conn_type {
+            const DIALECT: $crate::Dialect = $crate::Dialect::$dialect;
+
             fn run_embedded_migrations(
                 &mut self,
             ) -> Result<Vec<String>, Box<dyn ::std::error::Error + Send + Sync>> {

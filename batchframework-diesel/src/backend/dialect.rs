@@ -1,0 +1,68 @@
+//! The SQL dialects, for the few statements this crate writes as text (DDL for user tables).
+
+/// Which database's SQL to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+    /// MySQL 8 / MariaDB 10.6+.
+    Mysql,
+}
+
+impl Dialect {
+    /// `name` as a quoted identifier. The caller has validated it (no quote characters), so
+    /// quoting only keeps reserved words and case intact.
+    pub(crate) fn quote(self, name: &str) -> String {
+        match self {
+            Dialect::Postgres | Dialect::Sqlite => format!("\"{name}\""),
+            Dialect::Mysql => format!("`{name}`"),
+        }
+    }
+
+    /// The statements that add the nullable, indexed `batchoperation_id` foreign key to `table`
+    /// (up) and remove it again (down). Names are already validated and quoted.
+    pub(crate) fn tracking_column_ddl(
+        self,
+        table: &str,
+        column: &str,
+        index: &str,
+        constraint: &str,
+    ) -> (String, String) {
+        let target = "batchframework_batchoperation (id) ON DELETE SET NULL";
+        match self {
+            // SQLite can only add a foreign key inline with the column; it enforces it when the
+            // connection has `PRAGMA foreign_keys = ON`.
+            Dialect::Postgres | Dialect::Sqlite => {
+                let named = if self == Dialect::Postgres {
+                    format!("CONSTRAINT {constraint} ")
+                } else {
+                    String::new()
+                };
+                (
+                    format!(
+                        "ALTER TABLE {table} ADD COLUMN {column} BIGINT NULL {named}REFERENCES {target};\n\
+                         CREATE INDEX {index} ON {table} ({column});\n"
+                    ),
+                    format!(
+                        "DROP INDEX {index};\n\
+                         ALTER TABLE {table} DROP COLUMN {column};\n"
+                    ),
+                )
+            }
+            Dialect::Mysql => (
+                format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} BIGINT NULL,\n    \
+                     ADD INDEX {index} ({column}),\n    \
+                     ADD CONSTRAINT {constraint} FOREIGN KEY ({column}) REFERENCES {target};\n"
+                ),
+                format!(
+                    "ALTER TABLE {table} DROP FOREIGN KEY {constraint};\n\
+                     ALTER TABLE {table} DROP INDEX {index}, DROP COLUMN {column};\n"
+                ),
+            ),
+        }
+    }
+}
