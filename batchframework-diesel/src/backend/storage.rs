@@ -45,6 +45,10 @@ pub struct StatusChange<'a> {
 /// `returning`: the INSERT reports the new id with `RETURNING id` (PostgreSQL, SQLite).
 /// `last_insert_id`: the INSERT is followed by `SELECT LAST_INSERT_ID()` (MySQL/MariaDB), which
 /// is per connection and so safe under concurrency.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
+    allow(unused_macros)
+)]
 macro_rules! impl_storage {
     (@insert returning, $conn:ident, $row:ident) => {{
         use $crate::schema::batchframework_batchoperation::dsl;
@@ -176,4 +180,8 @@ macro_rules! impl_storage {
         }
     };
 }
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
+    allow(unused_imports)
+)]
 pub(crate) use impl_storage;
