@@ -14,3 +14,4 @@ mod pool;
 mod queries;
 mod time_zone;
 mod tracking;
+mod transactions;

@@ -128,8 +128,47 @@ fn remove_pending_never_touches_running_or_finished_operations<B: TestBackend>()
     assert_eq!(none, 0);
 }
 
+/// Keys match exactly on every backend: no collation may treat `"7 "` as `"7"` (MySQL's PAD SPACE
+/// collations do), or removing one object's pending work would remove another's.
+fn keys_match_exactly_including_trailing_spaces<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let seven = ContextRef::new("posts", "7");
+    let seven_padded = ContextRef::new("posts", "7 ");
+    let exact = BatchOperation::create_asynchronous("email")
+        .context_object(&seven)
+        .insert(&mut conn)
+        .unwrap();
+    let padded = BatchOperation::create_asynchronous("email ")
+        .context_object(&seven_padded)
+        .insert(&mut conn)
+        .unwrap();
+    let by_type = OperationFilter::new().operation_type("email");
+    assert_eq!(ids(&by_type.load(&mut conn).unwrap()), [exact.id()]);
+    let by_context = OperationFilter::new().context_object(&seven);
+    assert_eq!(ids(&by_context.load(&mut conn).unwrap()), [exact.id()]);
+    assert_eq!(by_context.remove_pending(&mut conn).unwrap(), 1);
+    let left = OperationFilter::new().load(&mut conn).unwrap();
+    assert_eq!(ids(&left), [padded.id()]);
+    assert_eq!(left[0].operation_type(), "email ");
+    assert_eq!(left[0].context_object_id(), Some("7 "));
+}
+
+/// Bounds outside the years every backend stores (0001–9999) still select correctly.
+fn created_before_accepts_any_instant<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    BatchOperation::create_asynchronous("email")
+        .insert(&mut conn)
+        .unwrap();
+    let all = OperationFilter::new().created_before(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    assert_eq!(all.count(&mut conn).unwrap(), 1);
+    let none = OperationFilter::new().created_before(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    assert_eq!(none.count(&mut conn).unwrap(), 0);
+}
+
 backend_tests!(
     filters_by_type_context_and_status,
     created_before_is_exact_to_the_microsecond,
     remove_pending_never_touches_running_or_finished_operations,
+    keys_match_exactly_including_trailing_spaces,
+    created_before_accepts_any_instant,
 );

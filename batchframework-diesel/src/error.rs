@@ -32,6 +32,22 @@ pub enum Error {
         actual: Status,
     },
 
+    /// The guarded `UPDATE` found the operation changed by another connection, but this
+    /// connection's transaction still sees the old state (a `REPEATABLE READ` snapshot, the
+    /// MySQL/MariaDB default). Nothing was changed.
+    #[error(
+        "cannot {action} batch operation {id}: another connection changed it concurrently, and \
+         this transaction still sees it as `{expected}`; roll back and retry in a new transaction"
+    )]
+    Conflict {
+        /// The operation's id.
+        id: i64,
+        /// The step that was refused.
+        action: &'static str,
+        /// The status the step requires, which this transaction's snapshot still shows.
+        expected: Status,
+    },
+
     /// The operation's row no longer exists (it was removed, or never committed).
     #[error("batch operation {id} does not exist (it was removed or never committed)")]
     NotFound {

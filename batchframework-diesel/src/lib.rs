@@ -36,8 +36,8 @@
 //! | feature | enables |
 //! |---|---|
 //! | `postgres` | `PgConnection` support (needs libpq) |
-//! | `sqlite` | `SqliteConnection` support (libsqlite3, or Diesel's bundled build via `libsqlite3-sys/bundled`) |
-//! | `mysql` | `MysqlConnection` support for MySQL 8 and MariaDB 10.6+ (needs libmysqlclient or libmariadb) |
+//! | `sqlite` | `SqliteConnection` support, SQLite 3.35+ (a system libsqlite3, or the bundled build via `libsqlite3-sys/bundled`) |
+//! | `mysql` | `MysqlConnection` support for MySQL 8.0.16+ and MariaDB 10.6+ (needs libmysqlclient or libmariadb) |
 //! | `r2d2` | passing r2d2 `PooledConnection`s wherever a connection is taken |
 //! | `uuid` | `uuid::Uuid` primary keys for context objects |
 //!

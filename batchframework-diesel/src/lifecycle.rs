@@ -245,8 +245,15 @@ impl BatchOperation {
         if conn.change_status(self.id, from, change)? == 1 {
             return Ok(());
         }
-        // Lost a race (or the row is gone): report what the database holds now.
+        // Lost a race (or the row is gone): report what the database holds now. Inside a
+        // REPEATABLE READ transaction the read may still show the expected status although the
+        // UPDATE (which reads the latest version) found another: that is a conflict to retry.
         match conn.find_operation(self.id)? {
+            Some(current) if current.status == from => Err(Error::Conflict {
+                id: self.id,
+                action,
+                expected: from,
+            }),
             Some(current) => Err(illegal(current.status)),
             None => Err(Error::NotFound { id: self.id }),
         }

@@ -233,6 +233,18 @@ pub struct UnknownValue {
     expected: &'static [&'static str],
 }
 
+impl UnknownValue {
+    /// The text that was not recognised.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The values that would have been accepted.
+    pub fn expected(&self) -> &'static [&'static str] {
+        self.expected
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::backend::BatchConnection;
+use crate::backend::{BatchConnection, UtcDateTime};
 use crate::context::ContextObject;
 use crate::error::{Error, Result};
 use crate::operation::{BatchOperation, Status};
@@ -70,9 +70,10 @@ impl OperationFilter {
         self
     }
 
-    /// Only operations created strictly before this instant.
+    /// Only operations created strictly before this instant (any instant: one outside the
+    /// years 0001–9999 is clamped into them, which selects the same operations).
     pub fn created_before(mut self, instant: DateTime<Utc>) -> Self {
-        self.created_before = Some(instant);
+        self.created_before = Some(UtcDateTime(instant).clamped().0);
         self
     }
 

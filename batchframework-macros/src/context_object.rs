@@ -2,9 +2,9 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use syn::punctuated::Punctuated;
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Expr, Fields, Ident, LitStr, Meta, Token};
+use syn::{Data, DeriveInput, Fields, Ident, LitStr, Token};
 
 const HELP: &str = "help: the correct format looks like \
                     `#[context_object(type_key = \"blog_posts\")]`";
@@ -43,7 +43,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         if named.named.iter().any(|f| f.ident.as_ref() == Some(&key_field)));
     if !has_key_field {
         return Err(syn::Error::new(
-            key_field.span().resolved_at(input.ident.span()),
+            input.ident.span(),
             format!(
                 "ContextObject needs the primary key field `{key_field}`; name another one with \
                  `#[diesel(primary_key(field))]`"
@@ -83,12 +83,7 @@ impl Attributes {
         let mut found = Attributes::default();
         for attr in &input.attrs {
             if attr.path().is_ident("diesel") {
-                // Other Diesel options (check_for_backend, belongs_to, ...) are Diesel's business.
-                let metas =
-                    attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
-                for meta in metas {
-                    found.read_diesel_option(&meta)?;
-                }
+                attr.parse_nested_meta(|option| found.read_diesel_option(option))?;
             } else if attr.path().is_ident("context_object") {
                 attr.parse_nested_meta(|meta| {
                     if meta.path.is_ident("type_key") {
@@ -105,35 +100,41 @@ impl Attributes {
         Ok(found)
     }
 
-    fn read_diesel_option(&mut self, meta: &Meta) -> syn::Result<()> {
-        match meta {
-            Meta::NameValue(option) if option.path.is_ident("table_name") => {
-                let Expr::Path(path) = &option.value else {
+    fn read_diesel_option(&mut self, option: ParseNestedMeta<'_>) -> syn::Result<()> {
+        if option.path.is_ident("table_name") {
+            let path: syn::Path = option.value()?.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected a table path, as in `#[diesel(table_name = games)]`",
+                )
+            })?;
+            if let Some(last) = path.segments.last() {
+                self.table_name = Some(last.ident.to_string());
+            }
+        } else if option.path.is_ident("primary_key") {
+            let span = option.path.span();
+            let mut columns = Vec::new();
+            option.parse_nested_meta(|column| {
+                columns.push(column.path.require_ident()?.clone());
+                Ok(())
+            })?;
+            match <[Ident; 1]>::try_from(columns) {
+                Ok([column]) => self.primary_key = Some(column),
+                Err(_) => {
                     return Err(syn::Error::new(
-                        option.value.span(),
-                        "expected a table path, as in `#[diesel(table_name = games)]`",
-                    ));
-                };
-                if let Some(last) = path.path.segments.last() {
-                    self.table_name = Some(last.ident.to_string());
+                        span,
+                        "ContextObject needs a single-column primary key; implement \
+                         `batchframework_diesel::ContextObject` by hand for a composite key",
+                    ))
                 }
             }
-            Meta::List(option) if option.path.is_ident("primary_key") => {
-                let columns =
-                    option.parse_args_with(Punctuated::<Ident, Token![,]>::parse_terminated)?;
-                let mut columns = columns.into_iter();
-                match (columns.next(), columns.next()) {
-                    (Some(column), None) => self.primary_key = Some(column),
-                    _ => {
-                        return Err(syn::Error::new(
-                            option.span(),
-                            "ContextObject needs a single-column primary key; implement \
-                             `batchframework_diesel::ContextObject` by hand for a composite key",
-                        ))
-                    }
-                }
+        } else {
+            // Other Diesel options (check_for_backend, belongs_to, sql_type = Nullable<Text>,
+            // ...) are Diesel's business: skip their tokens up to the next option.
+            let input = option.input;
+            while !input.is_empty() && !input.peek(Token![,]) {
+                input.parse::<proc_macro2::TokenTree>()?;
             }
-            _ => {}
         }
         Ok(())
     }
@@ -167,6 +168,7 @@ mod tests {
     fn type_key_is_the_last_segment_of_table_name() {
         let out = expand_str(quote! {
             #[diesel(table_name = crate::schema::games, check_for_backend(diesel::pg::Pg))]
+            #[diesel(sql_type = Nullable<Text>, belongs_to(User, foreign_key = owner))]
             struct Game { id: i32, name: String }
         });
         assert!(out.contains("Cow :: Borrowed (\"games\")"), "{out}");

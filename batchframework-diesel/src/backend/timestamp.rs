@@ -8,7 +8,8 @@
 //! * MySQL/MariaDB: `DATETIME(6)` holding UTC wall-clock time (`DATETIME` is never converted by
 //!   the session `time_zone`, unlike `TIMESTAMP`);
 //! * SQLite: fixed-width text `YYYY-MM-DD HH:MM:SS.ffffff` in UTC, so text comparison is
-//!   chronological.
+//!   chronological (for the years 0001–9999 that every backend can store; see
+//!   [`UtcDateTime::clamped`]).
 
 use chrono::{DateTime, Utc};
 use diesel::backend::Backend;
@@ -25,6 +26,9 @@ use diesel::sql_types::SqlType;
 #[diesel(mysql_type(name = "DateTime"))]
 pub struct UtcTimestamp;
 
+/// Timestamps are ordered, so `max(created_datetime)` and friends work.
+impl diesel::sql_types::SqlOrd for UtcTimestamp {}
+
 /// A `DateTime<Utc>` as a query value of SQL type [`UtcTimestamp`].
 ///
 /// Diesel's coherence rules do not let this crate make `DateTime<Utc>` itself an expression of a
@@ -39,6 +43,25 @@ pub struct UtcTimestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, AsExpression)]
 #[diesel(sql_type = UtcTimestamp)]
 pub struct UtcDateTime(pub DateTime<Utc>);
+
+impl UtcDateTime {
+    /// 0001-01-01 00:00:00 UTC in microseconds since the Unix epoch.
+    const FIRST_MICROS: i64 = -62_135_596_800_000_000;
+    /// 9999-12-31 23:59:59.999999 UTC in microseconds since the Unix epoch.
+    const LAST_MICROS: i64 = 253_402_300_799_999_999;
+
+    /// This instant moved into the years 0001–9999, the range MySQL's `DATETIME` and the
+    /// fixed-width SQLite text hold. A comparison bound clamped this way selects the same rows as
+    /// the original would, since every stored timestamp is inside that range; unclamped, a bound
+    /// past year 9999 matches nothing on SQLite and fails to bind on MySQL.
+    pub fn clamped(self) -> UtcDateTime {
+        let bound = |micros| DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or(self.0);
+        UtcDateTime(
+            self.0
+                .clamp(bound(Self::FIRST_MICROS), bound(Self::LAST_MICROS)),
+        )
+    }
+}
 
 impl From<DateTime<Utc>> for UtcDateTime {
     fn from(value: DateTime<Utc>) -> Self {
@@ -81,11 +104,11 @@ mod postgres {
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::UtcTimestamp;
-    use chrono::{DateTime, NaiveDateTime, Utc};
+    use chrono::{DateTime, Utc};
     use diesel::backend::Backend;
     use diesel::deserialize::{self, FromSql};
     use diesel::serialize::{self, IsNull, Output, ToSql};
-    use diesel::sql_types::Timestamp;
+    use diesel::sql_types::TimestamptzSqlite;
     use diesel::sqlite::Sqlite;
 
     impl ToSql<UtcTimestamp, Sqlite> for DateTime<Utc> {
@@ -95,9 +118,11 @@ mod sqlite {
         }
     }
 
+    /// Reads this crate's format, and also text written by other programs: with a UTC offset
+    /// (converted to UTC) or without one (taken as UTC).
     impl FromSql<UtcTimestamp, Sqlite> for DateTime<Utc> {
         fn from_sql(value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-            <NaiveDateTime as FromSql<Timestamp, Sqlite>>::from_sql(value).map(|t| t.and_utc())
+            <DateTime<Utc> as FromSql<TimestamptzSqlite, Sqlite>>::from_sql(value)
         }
     }
 }
