@@ -4,14 +4,17 @@
 // Tests fail by panicking; unwrap/expect are how they say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod bulk;
 mod concurrency;
 mod constraints;
 mod context;
 mod lifecycle;
 mod migrations;
 mod model;
+mod packets;
 mod pool;
 mod queries;
+mod scale;
 mod time_zone;
 mod tracking;
 mod transactions;

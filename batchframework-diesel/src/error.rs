@@ -76,6 +76,28 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// One row is larger than a single statement may be on this server (MySQL/MariaDB
+    /// `max_allowed_packet`). Nothing was sent, so the connection stays usable.
+    #[error(
+        "a row of about {bytes} bytes does not fit in one statement (limit {limit} bytes, 75% of \
+         the server's max_allowed_packet); raise max_allowed_packet on the server"
+    )]
+    RowTooLarge {
+        /// The row's estimated size on the wire.
+        bytes: usize,
+        /// The most one statement may carry.
+        limit: usize,
+    },
+
+    /// A bulk insert failed, and recording that failure on the operation failed too.
+    #[error("{error}; recording the failure on the batch operation also failed: {record_error}")]
+    FailureNotRecorded {
+        /// Why the insert failed.
+        error: Box<Error>,
+        /// Why the failure could not be recorded.
+        record_error: Box<Error>,
+    },
+
     /// Input or output data could not be serialized to JSON.
     #[error("could not serialize the {field} as JSON: {source}")]
     SerializeData {

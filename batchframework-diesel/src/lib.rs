@@ -47,6 +47,7 @@
 #![deny(unsafe_code)]
 
 mod backend;
+mod bulk;
 mod context;
 mod error;
 mod lifecycle;
@@ -58,10 +59,78 @@ mod tracking;
 
 pub use backend::{BatchConnection, Dialect, UtcDateTime, UtcTimestamp};
 pub use batchframework_macros::ContextObject;
+pub use batchframework_macros::{batch_tracked, bulk_insertable};
+pub use bulk::{
+    bulk_insert, bulk_insert_tracked, bulk_insert_tracked_or_fail, BulkInsertable, MYSQL_MAX_BINDS,
+    SQLITE_MAX_BINDS,
+};
 pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};
 pub use lifecycle::{NewOperation, MAX_KEY_LENGTH};
 pub use migrations::run_migrations;
 pub use operation::{BatchOperation, OperationResult, Status, UnknownValue};
 pub use query::OperationFilter;
-pub use tracking::{add_tracking_column, tracking_column_sql, TrackingColumnSql, TRACKING_COLUMN};
+pub use tracking::{
+    add_tracking_column, tracking_column_sql, BatchTracked, TrackingColumnSql, TRACKING_COLUMN,
+};
+
+/// Diesel, as this crate uses it; `#[batch_tracked]` expands to paths through it.
+#[doc(hidden)]
+pub use diesel;
+
+/// What `#[batch_tracked]` expands to; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bulk::{BulkInsertRows, BulkRow, EncodedLen, FallbackLen, KnownLen, Len};
+}
+
+/// Emits its input only when this crate has the `postgres` feature, so the code `#[batch_tracked]`
+/// generates in an application compiles whatever backends were enabled.
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __batchframework_if_postgres {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// See the `postgres`-enabled variant.
+#[cfg(not(feature = "postgres"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __batchframework_if_postgres {
+    ($($item:tt)*) => {};
+}
+
+/// Emits its input only when this crate has the `sqlite` feature, so the code `#[batch_tracked]`
+/// generates in an application compiles whatever backends were enabled.
+#[cfg(feature = "sqlite")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __batchframework_if_sqlite {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// See the `sqlite`-enabled variant.
+#[cfg(not(feature = "sqlite"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __batchframework_if_sqlite {
+    ($($item:tt)*) => {};
+}
+
+/// Emits its input only when this crate has the `mysql` feature, so the code `#[batch_tracked]`
+/// generates in an application compiles whatever backends were enabled.
+#[cfg(feature = "mysql")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __batchframework_if_mysql {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// See the `mysql`-enabled variant.
+#[cfg(not(feature = "mysql"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __batchframework_if_mysql {
+    ($($item:tt)*) => {};
+}

@@ -6,6 +6,18 @@
 use crate::backend::{BatchConnection, Dialect};
 use crate::error::{Error, Result};
 
+/// A model with the tracking column; implemented by `#[batch_tracked]`.
+///
+/// The library sets the id on each row it bulk inserts for an operation, so callers never set it
+/// themselves.
+pub trait BatchTracked {
+    /// The id of the operation that created the row, if any.
+    fn batch_operation_id(&self) -> Option<i64>;
+
+    /// Tags the row with an operation's id (or clears the tag).
+    fn set_batch_operation_id(&mut self, id: Option<i64>);
+}
+
 /// The name of the tracking column in user tables.
 pub const TRACKING_COLUMN: &str = "batchoperation_id";
 

@@ -2,7 +2,11 @@
 //!
 //! * `#[derive(ContextObject)]`: lets a Diesel model be the context object of batch operations,
 //!   with its table name as type key and its primary key as id.
+//! * `#[batch_tracked]`: gives a model the `batchoperation_id` tracking field, the
+//!   `Model::in_batch(&operation)` select-back query and, on `Insertable` structs, bulk insert.
+//! * `#[bulk_insertable]`: bulk insert for an `Insertable` struct that is not tracked.
 
+mod batch_tracked;
 mod context_object;
 
 use proc_macro::TokenStream;
@@ -26,4 +30,35 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(ContextObject, attributes(context_object, diesel))]
 pub fn derive_context_object(input: TokenStream) -> TokenStream {
     context_object::derive(input.into()).into()
+}
+
+/// Makes a Diesel model *batch tracked*: its rows carry the id of the batch operation that
+/// created them in a `batchoperation_id` column, so one operation's rows are selected back with
+/// one query.
+///
+/// Put it above `#[derive(...)]`; the struct needs `#[diesel(table_name = ...)]`, and the table a
+/// `batchoperation_id -> Nullable<BigInt>` column (see `batchframework_diesel::tracking_column_sql`).
+///
+/// * Adds `pub batchoperation_id: Option<i64>` unless the struct has it (any other type is an
+///   error).
+/// * Implements `BatchTracked` (how the library tags a row) and an inherent
+///   `Model::in_batch(&operation)`: `table.filter(batchoperation_id.eq(operation.id()))`.
+/// * On an `Insertable` struct: sets `#[diesel(treat_none_as_default_value = false)]` (bulk
+///   inserts bind NULL rather than `DEFAULT`) and implements the library's bulk insert for every
+///   backend it has enabled: binary `COPY` on PostgreSQL, multi-row `INSERT` on SQLite and
+///   MySQL.
+#[proc_macro_attribute]
+pub fn batch_tracked(args: TokenStream, item: TokenStream) -> TokenStream {
+    batch_tracked::expand(args.into(), item.into()).into()
+}
+
+/// Makes an `Insertable` struct bulk insertable without tracking it: for child rows such as the
+/// Cards of the 5-query pattern, inserted with `batchframework_diesel::bulk_insert`.
+///
+/// Put it above `#[derive(Insertable)]`, next to `#[diesel(table_name = ...)]`. Like
+/// `#[batch_tracked]`, it sets `treat_none_as_default_value = false` and implements binary `COPY`
+/// on PostgreSQL and chunked multi-row `INSERT` on SQLite and MySQL.
+#[proc_macro_attribute]
+pub fn bulk_insertable(args: TokenStream, item: TokenStream) -> TokenStream {
+    batch_tracked::expand_bulk_insertable(args.into(), item.into()).into()
 }

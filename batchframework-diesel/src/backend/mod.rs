@@ -34,6 +34,9 @@ impl<C: diesel::Connection + Storage> BatchConnection for C {}
 pub trait Storage {
     /// The SQL dialect of this connection's backend.
     const DIALECT: Dialect;
+    /// The most bytes one statement's packet may have (MySQL's `max_allowed_packet`), where the
+    /// backend limits it.
+    fn max_packet_bytes(&mut self) -> diesel::QueryResult<Option<usize>>;
     /// Applies this backend's embedded migrations; returns the versions applied.
     fn run_embedded_migrations(
         &mut self,
@@ -91,6 +94,10 @@ where
     C: Storage + diesel::r2d2::R2D2Connection + Send + 'static,
 {
     const DIALECT: Dialect = C::DIALECT;
+
+    fn max_packet_bytes(&mut self) -> diesel::QueryResult<Option<usize>> {
+        (**self).max_packet_bytes()
+    }
 
     fn run_embedded_migrations(
         &mut self,

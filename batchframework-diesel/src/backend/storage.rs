@@ -68,6 +68,17 @@ macro_rules! impl_storage {
         .get_result($conn)?;
         i64::try_from(id).map_err(|e| ::diesel::result::Error::DeserializationError(e.into()))
     }};
+    (@packet returning, $conn:ident) => {{
+        let _ = $conn;
+        Ok(None)
+    }};
+    (@packet last_insert_id, $conn:ident) => {{
+        let bytes: u64 = ::diesel::select(::diesel::dsl::sql::<
+            ::diesel::sql_types::Unsigned<::diesel::sql_types::BigInt>,
+        >("@@max_allowed_packet"))
+        .get_result($conn)?;
+        Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX)))
+    }};
     (@filter $query:ident, $filter:ident) => {{
         use $crate::schema::batchframework_batchoperation::dsl;
         let mut query = $query;
@@ -90,6 +101,13 @@ macro_rules! impl_storage {
     ($conn_type:ty, $dialect:ident, $insert:ident, $migrations:path) => {
         impl $crate::backend::Storage for $conn_type {
             const DIALECT: $crate::Dialect = $crate::Dialect::$dialect;
+
+            fn max_packet_bytes(&mut self) -> ::diesel::QueryResult<Option<usize>> {
+                #[allow(unused_imports)]
+                use ::diesel::prelude::*;
+                let conn = self;
+                $crate::backend::storage::impl_storage!(@packet $insert, conn)
+            }
 
             fn run_embedded_migrations(
                 &mut self,

@@ -1,0 +1,308 @@
+//! Bulk insert: any number of rows in as few statements as the backend allows, atomically.
+//!
+//! * PostgreSQL: one binary `COPY ... FROM STDIN`, whatever the number of rows.
+//! * SQLite and MySQL/MariaDB: multi-row `INSERT`s, each as large as the backend's bind-parameter
+//!   limit allows (SQLite 32,766, MySQL 65,535) and, on MySQL, small enough that the statement's
+//!   packet stays under the server's `max_allowed_packet` (read from the server once per call),
+//!   so a batch of wide rows is split instead of killing the connection.
+//!
+//! Every call runs in a transaction (a savepoint inside the caller's): if any statement fails,
+//! none of the batch is left behind and the database's error is returned.
+//!
+//! Row types get their bulk-insert implementation from `#[batch_tracked]`.
+
+use crate::backend::{BatchConnection, Dialect};
+use crate::error::{Error, Result};
+use crate::operation::BatchOperation;
+use crate::tracking::BatchTracked;
+
+pub use private::{BulkInsertRows, BulkRow, EncodedLen, FallbackLen, KnownLen, Len};
+
+/// A row type that can be bulk inserted over connection `C`: what `#[batch_tracked]` implements
+/// on an `Insertable` struct for each backend the library has enabled.
+pub trait BulkInsertable<C>: BulkRow + BulkInsertRows<C> {}
+
+impl<C, R: BulkRow + BulkInsertRows<C>> BulkInsertable<C> for R {}
+
+/// SQLite's default compiled limit on bind parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`
+/// since 3.32, and in the bundled build).
+pub const SQLITE_MAX_BINDS: usize = 32_766;
+/// MySQL's and MariaDB's limit on placeholders per prepared statement.
+pub const MYSQL_MAX_BINDS: usize = 65_535;
+/// How much of `max_allowed_packet` one statement's binds may fill; the rest is headroom for the
+/// SQL text and the protocol's per-value framing.
+const PACKET_SHARE_PERCENT: usize = 75;
+/// Protocol bytes per bound value besides its data (type, null bit, length prefix), as budgeted.
+const PER_VALUE_OVERHEAD: usize = 10;
+
+/// Inserts `rows`, untracked, and returns how many were inserted.
+///
+/// Statements: one `COPY` on PostgreSQL; on SQLite and MySQL one multi-row `INSERT` per chunk
+/// of `⌊limit / columns⌋` rows ([`SQLITE_MAX_BINDS`], [`MYSQL_MAX_BINDS`]; fewer rows per chunk
+/// on MySQL when they would not fit in 75% of `max_allowed_packet`), plus on MySQL one
+/// `SELECT @@max_allowed_packet`. All in one transaction, or a savepoint inside the caller's:
+/// a failing chunk leaves none of the batch behind and returns the database's error.
+pub fn bulk_insert<C, R, I>(conn: &mut C, rows: I) -> Result<usize>
+where
+    C: BatchConnection,
+    R: BulkInsertable<C>,
+    I: IntoIterator<Item = R>,
+{
+    conn.transaction(|conn| insert_all(conn, rows.into_iter()))
+}
+
+/// Inserts `rows` tagged with `operation`'s id (whatever their `batchoperation_id` was), so
+/// `Model::in_batch(operation)` selects them back; returns how many were inserted.
+pub fn bulk_insert_tracked<C, R, I>(
+    conn: &mut C,
+    operation: &BatchOperation,
+    rows: I,
+) -> Result<usize>
+where
+    C: BatchConnection,
+    R: BulkInsertable<C> + BatchTracked,
+    I: IntoIterator<Item = R>,
+{
+    let id = operation.id();
+    bulk_insert(
+        conn,
+        rows.into_iter().map(|mut row| {
+            row.set_batch_operation_id(Some(id));
+            row
+        }),
+    )
+}
+
+/// The bulk step of the 5-query pattern with its failure recorded: inserts `rows` tagged with
+/// `operation`; if that fails, the operation is finished as `failed` with the error in its output
+/// data, written after the insert was rolled back, so the record survives the rollback. The
+/// insert's error is returned either way.
+///
+/// Call it outside a transaction of your own: inside one, the failure record would be rolled
+/// back with it.
+pub fn bulk_insert_tracked_or_fail<C, R, I>(
+    conn: &mut C,
+    operation: &mut BatchOperation,
+    rows: I,
+) -> Result<usize>
+where
+    C: BatchConnection,
+    R: BulkInsertable<C> + BatchTracked,
+    I: IntoIterator<Item = R>,
+{
+    match bulk_insert_tracked(conn, operation, rows) {
+        Ok(count) => Ok(count),
+        Err(error) => {
+            let record = serde_json::json!({ "error": error.to_string() });
+            // The insert's error is what the caller needs; a failure to record it is secondary
+            // and reported inside it only if the record cannot be written.
+            match operation.finish_failed(conn, &record) {
+                Ok(()) => Err(error),
+                Err(record_error) => Err(Error::FailureNotRecorded {
+                    error: Box::new(error),
+                    record_error: Box::new(record_error),
+                }),
+            }
+        }
+    }
+}
+
+fn insert_all<C, R>(conn: &mut C, rows: impl Iterator<Item = R>) -> Result<usize>
+where
+    C: BatchConnection,
+    R: BulkInsertable<C>,
+{
+    let limits = match C::DIALECT {
+        // COPY takes every row in one statement.
+        Dialect::Postgres => {
+            let rows: Vec<R> = rows.collect();
+            if rows.is_empty() {
+                return Ok(0);
+            }
+            return Ok(R::insert_rows(conn, &rows)?);
+        }
+        Dialect::Sqlite => ChunkLimits::new(SQLITE_MAX_BINDS, R::COLUMNS, None),
+        Dialect::Mysql => {
+            let packet = conn.max_packet_bytes()?;
+            ChunkLimits::new(MYSQL_MAX_BINDS, R::COLUMNS, packet)
+        }
+    };
+    let mut inserted = 0;
+    let mut chunk: Vec<R> = Vec::with_capacity(limits.rows.min(4096));
+    let mut chunk_bytes = 0;
+    for row in rows {
+        let bytes = row.encoded_len() + R::COLUMNS * PER_VALUE_OVERHEAD;
+        if bytes > limits.bytes {
+            return Err(Error::RowTooLarge {
+                bytes,
+                limit: limits.bytes,
+            });
+        }
+        if chunk.len() == limits.rows || chunk_bytes + bytes > limits.bytes {
+            inserted += R::insert_rows(conn, &chunk)?;
+            chunk.clear();
+            chunk_bytes = 0;
+        }
+        chunk_bytes += bytes;
+        chunk.push(row);
+    }
+    if !chunk.is_empty() {
+        inserted += R::insert_rows(conn, &chunk)?;
+    }
+    Ok(inserted)
+}
+
+/// How large one multi-row `INSERT` may be.
+struct ChunkLimits {
+    rows: usize,
+    bytes: usize,
+}
+
+impl ChunkLimits {
+    fn new(max_binds: usize, columns: usize, max_packet: Option<usize>) -> Self {
+        ChunkLimits {
+            rows: (max_binds / columns.max(1)).max(1),
+            bytes: max_packet.map_or(usize::MAX, |p| p / 100 * PACKET_SHARE_PERCENT),
+        }
+    }
+}
+
+/// Items `#[batch_tracked]` generates code against; not a stable API.
+mod private {
+    use std::mem::size_of_val;
+
+    /// The shape of a bulk-insertable row.
+    pub trait BulkRow {
+        /// Bound values per row (the struct's insertable fields).
+        const COLUMNS: usize;
+        /// Approximately how many bytes the row's values take on the wire.
+        fn encoded_len(&self) -> usize;
+    }
+
+    /// Inserts a slice of rows in one statement on connection `C`.
+    pub trait BulkInsertRows<C> {
+        /// One `COPY` (PostgreSQL) or multi-row `INSERT` of `rows`.
+        fn insert_rows(conn: &mut C, rows: &[Self]) -> diesel::QueryResult<usize>
+        where
+            Self: Sized;
+    }
+
+    #[cfg(feature = "r2d2")]
+    impl<R, C> BulkInsertRows<diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<C>>> for R
+    where
+        R: BulkInsertRows<C>,
+        C: diesel::r2d2::R2D2Connection + 'static,
+    {
+        fn insert_rows(
+            conn: &mut diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<C>>,
+            rows: &[Self],
+        ) -> diesel::QueryResult<usize> {
+            R::insert_rows(&mut **conn, rows)
+        }
+    }
+
+    /// A field value whose wire size is being estimated.
+    pub struct Len<'a, T: ?Sized>(pub &'a T);
+
+    /// Exact sizes for the types the library knows.
+    pub trait KnownLen {
+        /// Bytes of the value on the wire.
+        fn encoded_len(&self) -> usize;
+    }
+
+    /// Any other field type: its in-memory size plus a margin.
+    pub trait FallbackLen {
+        /// Bytes of the value on the wire, estimated.
+        fn encoded_len(&self) -> usize;
+    }
+
+    impl<T: ?Sized> FallbackLen for Len<'_, T> {
+        fn encoded_len(&self) -> usize {
+            size_of_val(self.0) + 64
+        }
+    }
+
+    /// Types with a known wire size.
+    pub trait EncodedLen {
+        /// Bytes of the value on the wire.
+        fn encoded_len(&self) -> usize;
+    }
+
+    impl<T: EncodedLen + ?Sized> KnownLen for &Len<'_, T> {
+        fn encoded_len(&self) -> usize {
+            self.0.encoded_len()
+        }
+    }
+
+    impl EncodedLen for str {
+        fn encoded_len(&self) -> usize {
+            self.len()
+        }
+    }
+    impl EncodedLen for String {
+        fn encoded_len(&self) -> usize {
+            self.len()
+        }
+    }
+    impl EncodedLen for [u8] {
+        fn encoded_len(&self) -> usize {
+            self.len()
+        }
+    }
+    impl EncodedLen for Vec<u8> {
+        fn encoded_len(&self) -> usize {
+            self.len()
+        }
+    }
+    impl<T: EncodedLen + ?Sized> EncodedLen for &T {
+        fn encoded_len(&self) -> usize {
+            (**self).encoded_len()
+        }
+    }
+    impl<T: EncodedLen> EncodedLen for Option<T> {
+        fn encoded_len(&self) -> usize {
+            self.as_ref().map_or(0, EncodedLen::encoded_len)
+        }
+    }
+    macro_rules! fixed_len {
+        ($($ty:ty),*) => {$(
+            impl EncodedLen for $ty {
+                fn encoded_len(&self) -> usize { size_of_val(self) }
+            }
+        )*};
+    }
+    fixed_len!(bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+    impl EncodedLen for chrono::NaiveDateTime {
+        fn encoded_len(&self) -> usize {
+            12
+        }
+    }
+    impl EncodedLen for chrono::NaiveDate {
+        fn encoded_len(&self) -> usize {
+            5
+        }
+    }
+    impl EncodedLen for serde_json::Value {
+        fn encoded_len(&self) -> usize {
+            self.to_string().len()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        struct Custom(#[allow(dead_code)] [u8; 40]);
+
+        #[test]
+        #[allow(clippy::needless_borrow)] // the `&&` is the specialisation under test
+        fn known_types_are_exact_and_others_estimated() {
+            let text = String::from("hello");
+            assert_eq!((&&Len(&text)).encoded_len(), 5);
+            assert_eq!((&&Len(&Some(7_i64))).encoded_len(), 8);
+            assert_eq!((&&Len(&None::<String>)).encoded_len(), 0);
+            let custom = Custom([0; 40]);
+            assert_eq!((&&Len(&custom)).encoded_len(), 40 + 64);
+        }
+    }
+}
