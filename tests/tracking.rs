@@ -83,3 +83,31 @@ backend_tests!(
     the_tracking_column_is_an_indexed_foreign_key_that_survives_pruning,
     an_invalid_table_name_is_refused_before_any_sql,
 );
+
+/// The game_cards example's migrations carry the tracking column exactly as the library
+/// generates it, so the example shows the real output.
+#[test]
+fn the_example_migrations_use_the_generated_tracking_column_sql() {
+    use batchframework_diesel::Dialect;
+    for (dialect, up, down) in [
+        (
+            Dialect::Postgres,
+            include_str!("../examples/game_cards/migrations/postgres/2026-11-27-100000_create_game_cards/up.sql"),
+            include_str!("../examples/game_cards/migrations/postgres/2026-11-27-100000_create_game_cards/down.sql"),
+        ),
+        (
+            Dialect::Sqlite,
+            include_str!("../examples/game_cards/migrations/sqlite/2026-11-27-100000_create_game_cards/up.sql"),
+            include_str!("../examples/game_cards/migrations/sqlite/2026-11-27-100000_create_game_cards/down.sql"),
+        ),
+        (
+            Dialect::Mysql,
+            include_str!("../examples/game_cards/migrations/mysql/2026-11-27-100000_create_game_cards/up.sql"),
+            include_str!("../examples/game_cards/migrations/mysql/2026-11-27-100000_create_game_cards/down.sql"),
+        ),
+    ] {
+        let sql = tracking_column_sql(dialect, "players").unwrap();
+        assert!(up.ends_with(&sql.up), "{dialect:?} up.sql:\n{up}\nexpected to end with:\n{}", sql.up);
+        assert!(down.starts_with(&sql.down), "{dialect:?} down.sql:\n{down}\nexpected to start with:\n{}", sql.down);
+    }
+}
