@@ -135,7 +135,10 @@ macro_rules! run_on {
         let game = $backend::set_up(&mut conn)?;
         let statements = Statements::default();
         statements.install(&mut conn, !$args.quiet);
-        let progress = Progress { total: $args.players, visible: $args.players >= 100_000 };
+        let progress = Progress {
+            total: $args.players,
+            visible: $args.players >= 100_000,
+        };
         let started = Instant::now();
         let report = $backend::deal(&mut conn, game, $args.players, &progress)?;
         (report, statements.count(), started.elapsed())
@@ -156,7 +159,10 @@ fn main() -> Result<(), AnyError> {
             ("SQLite", path.to_string_lossy().into_owned())
         }
     };
-    println!("game_cards: {} players, one card each, on {backend} ({target})", args.players);
+    println!(
+        "game_cards: {} players, one card each, on {backend} ({target})",
+        args.players
+    );
 
     let (report, statements, elapsed): (Report, usize, Duration) = match backend {
         #[cfg(feature = "postgres")]
