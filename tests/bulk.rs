@@ -68,7 +68,7 @@ pub(crate) fn create_tables<B: TestBackend>(conn: &mut B::Connection) {
     add_tracking_column(conn, "players").unwrap();
 }
 
-fn new_players(game_id: i64, n: usize) -> impl Iterator<Item = NewPlayer> {
+pub(crate) fn new_players(game_id: i64, n: usize) -> impl Iterator<Item = NewPlayer> {
     (0..n).map(move |i| NewPlayer {
         game_id,
         name: format!("player{i}"),

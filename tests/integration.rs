@@ -18,3 +18,4 @@ mod scale;
 mod time_zone;
 mod tracking;
 mod transactions;
+mod ui;

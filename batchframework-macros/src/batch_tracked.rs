@@ -107,11 +107,14 @@ fn expand_struct(mut item: ItemStruct) -> syn::Result<TokenStream> {
         }
         Some(_) => {}
         // As visible as the struct, so its users can set it in struct literals.
+        // Named with the table path's span, so Diesel's derives report a table without the
+        // column at `table_name = ...`.
         None => {
             let vis = &item.vis;
+            let name = Ident::new(FIELD, table.span());
             fields.named.push(parse_quote! {
                 /// The batch operation that created this row, if any (added by `#[batch_tracked]`).
-                #vis batchoperation_id: ::core::option::Option<i64>
+                #vis #name: ::core::option::Option<i64>
             })
         }
     }
@@ -121,7 +124,8 @@ fn expand_struct(mut item: ItemStruct) -> syn::Result<TokenStream> {
 
     let name = &item.ident;
     let (impl_generics, type_generics, where_clause) = item.generics.split_for_impl();
-    let column = quote!(#table::batchoperation_id);
+    // Spanned at the table path, so a table without the column is reported there.
+    let column = quote_spanned!(table.span()=> #table::batchoperation_id);
     let bulk = if insertable {
         bulk_impls(&item, &table)?
     } else {

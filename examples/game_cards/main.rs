@@ -77,6 +77,8 @@ impl Deck {
 #[cfg(feature = "postgres")]
 mod postgres {
     type Conn = diesel::PgConnection;
+    /// Stream the select-back instead of buffering the whole result in libpq.
+    type Loading = diesel::pg::PgRowByRowLoadingMode;
     const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
         diesel_migrations::embed_migrations!("game_cards/migrations/postgres");
     include!("pattern.rs");
@@ -85,6 +87,7 @@ mod postgres {
 #[cfg(feature = "mysql")]
 mod mysql {
     type Conn = diesel::MysqlConnection;
+    type Loading = diesel::connection::DefaultLoadingMode;
     const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
         diesel_migrations::embed_migrations!("game_cards/migrations/mysql");
     include!("pattern.rs");
@@ -92,6 +95,7 @@ mod mysql {
 
 mod sqlite {
     type Conn = diesel::SqliteConnection;
+    type Loading = diesel::connection::DefaultLoadingMode;
     const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
         diesel_migrations::embed_migrations!("game_cards/migrations/sqlite");
     include!("pattern.rs");

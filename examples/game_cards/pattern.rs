@@ -34,21 +34,27 @@ pub(crate) fn deal(conn: &mut Conn, game_id: i64, players: usize, progress: &Pro
     });
     bulk_insert_tracked_or_fail(conn, &mut op, progress.wrap("players", new_players))?;
 
-    // 3. Select the created players back by operation: one query, whatever their number.
-    let created: Vec<Player> = Player::in_batch(&op)
+    // 3. Select the created players back by operation: one query, whatever their number,
+    //    streamed row by row (on PostgreSQL in row-by-row mode), building each player's card
+    //    as it arrives; no list of all players is held.
+    let mut deck = crate::Deck::default();
+    let cards: Vec<NewCard> = Player::in_batch(&op)
         .select(Player::as_select())
         .order(players::id)
-        .load(conn)?;
+        .load_iter::<Player, Loading>(conn)?
+        .map(|player| {
+            player.map(|player| NewCard {
+                player_id: player.id,
+                cardid: deck.draw(),
+            })
+        })
+        .collect::<QueryResult<_>>()?;
+    let created = cards.len();
 
     // 4. Bulk insert one card per created player.
-    let mut deck = crate::Deck::default();
-    let cards = created.iter().map(|player| NewCard {
-        player_id: player.id,
-        cardid: deck.draw(),
-    });
-    let dealt = bulk_insert(conn, progress.wrap("cards", cards))?;
+    let dealt = bulk_insert(conn, progress.wrap("cards", cards.into_iter()))?;
 
     // 5. UPDATE the operation to finished.
-    op.finish_with_output(conn, &serde_json::json!({ "players": created.len(), "cards": dealt }))?;
-    Ok(Report { operation: op, players: created.len(), cards: dealt })
+    op.finish_with_output(conn, &serde_json::json!({ "players": created, "cards": dealt }))?;
+    Ok(Report { operation: op, players: created, cards: dealt })
 }

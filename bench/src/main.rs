@@ -1,0 +1,349 @@
+//! Benchmark: N players with one card each, four ways, side by side in one run.
+//!
+//! * (a) naive: one INSERT per player (reading its id back) and one per card (10k only);
+//! * (b) Diesel's batch insert, `insert_into(..).values(&chunk).returning(id)`, chunked by the
+//!   bind-parameter limit, cards built from the returned ids;
+//! * (c) this library's 5-query pattern (`bulk_insert_tracked`, select-back, `bulk_insert`);
+//! * (d) the floor on PostgreSQL: the same rows, same foreign keys, loaded by `psql \copy`.
+//!
+//! Each run starts from freshly created tables; each variant runs `--repeat` times (default 3)
+//! and the median is reported. Ratios, not absolute times, are the result: the machine is shared.
+//! Peak RSS of (c) is measured in a child process running (c) alone.
+//!
+//! ```text
+//! cargo run --release -p batchframework-bench -- --backend postgres --sizes 10000,100000,1000000
+//! ```
+
+mod models;
+
+use std::process::Command;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use diesel::Connection;
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Backend {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Variant {
+    Naive,
+    Diesel,
+    Pattern,
+    Floor,
+}
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, value_enum, default_value = "postgres")]
+    backend: Backend,
+    /// Player counts, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    sizes: Vec<usize>,
+    /// Database URL (PostgreSQL/MySQL); defaults to the local test servers' `bf_bench` database,
+    /// which is created and dropped.
+    #[arg(long)]
+    url: Option<String>,
+    /// Runs per variant and size; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Internal: run one variant once and print its peak RSS (used for the RSS child process).
+    #[arg(long, value_enum, hide = true)]
+    only: Option<Variant>,
+}
+
+mod postgres {
+    pub(crate) type Conn = diesel::PgConnection;
+    pub(crate) type Loading = diesel::pg::PgRowByRowLoadingMode;
+    pub(crate) const SCHEMA: &str = include_str!(
+        "../../examples/game_cards/migrations/postgres/2026-11-27-100000_create_game_cards/up.sql"
+    );
+    pub(crate) const DROP: &str = include_str!(
+        "../../examples/game_cards/migrations/postgres/2026-11-27-100000_create_game_cards/down.sql"
+    );
+    /// INSERT ... RETURNING id.
+    pub(crate) fn insert_returning_ids(
+        conn: &mut Conn,
+        rows: &[crate::models::PlainPlayer],
+    ) -> diesel::QueryResult<Vec<i64>> {
+        use diesel::prelude::*;
+        diesel::insert_into(crate::models::players::table)
+            .values(rows)
+            .returning(crate::models::players::id)
+            .get_results(conn)
+    }
+    pub(crate) const MAX_BINDS: usize = 65_535;
+    include!("variants.rs");
+}
+
+mod sqlite {
+    pub(crate) type Conn = diesel::SqliteConnection;
+    pub(crate) type Loading = diesel::connection::DefaultLoadingMode;
+    pub(crate) const SCHEMA: &str = include_str!(
+        "../../examples/game_cards/migrations/sqlite/2026-11-27-100000_create_game_cards/up.sql"
+    );
+    pub(crate) const DROP: &str = include_str!(
+        "../../examples/game_cards/migrations/sqlite/2026-11-27-100000_create_game_cards/down.sql"
+    );
+    /// INSERT ... RETURNING id.
+    pub(crate) fn insert_returning_ids(
+        conn: &mut Conn,
+        rows: &[crate::models::PlainPlayer],
+    ) -> diesel::QueryResult<Vec<i64>> {
+        use diesel::prelude::*;
+        diesel::insert_into(crate::models::players::table)
+            .values(rows)
+            .returning(crate::models::players::id)
+            .get_results(conn)
+    }
+    pub(crate) const MAX_BINDS: usize = 32_766;
+    include!("variants.rs");
+}
+
+mod mysql {
+    pub(crate) type Conn = diesel::MysqlConnection;
+    pub(crate) type Loading = diesel::connection::DefaultLoadingMode;
+    pub(crate) const SCHEMA: &str = include_str!(
+        "../../examples/game_cards/migrations/mysql/2026-11-27-100000_create_game_cards/up.sql"
+    );
+    pub(crate) const DROP: &str = include_str!(
+        "../../examples/game_cards/migrations/mysql/2026-11-27-100000_create_game_cards/down.sql"
+    );
+    /// MySQL has no RETURNING: INSERT, then the ids from LAST_INSERT_ID() on (consecutive for
+    /// one multi-row INSERT with innodb_autoinc_lock_mode 1 or 2 and no concurrent inserts).
+    pub(crate) fn insert_returning_ids(
+        conn: &mut Conn,
+        rows: &[crate::models::PlainPlayer],
+    ) -> diesel::QueryResult<Vec<i64>> {
+        use diesel::prelude::*;
+        diesel::insert_into(crate::models::players::table)
+            .values(rows)
+            .execute(conn)?;
+        let first: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "CAST(LAST_INSERT_ID() AS SIGNED)",
+        ))
+        .get_result(conn)?;
+        Ok((first..first + rows.len() as i64).collect())
+    }
+    pub(crate) const MAX_BINDS: usize = 65_535;
+    include!("variants.rs");
+}
+
+/// Peak resident set size of this process, from /proc (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs one variant on fresh tables; returns its wall time.
+fn run(backend: Backend, url: &str, variant: Variant, n: usize) -> Result<Duration, AnyError> {
+    match backend {
+        Backend::Postgres => {
+            let mut conn = diesel::PgConnection::establish(url)?;
+            postgres::run(&mut conn, url, variant, n)
+        }
+        Backend::Mysql => {
+            let mut conn = diesel::MysqlConnection::establish(url)?;
+            mysql::run(&mut conn, url, variant, n)
+        }
+        Backend::Sqlite => {
+            let mut conn = diesel::SqliteConnection::establish(url)?;
+            sqlite::run(&mut conn, url, variant, n)
+        }
+    }
+}
+
+/// A throwaway database for the run; dropped at the end.
+struct Scratch {
+    backend: Backend,
+    admin: Option<String>,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Scratch {
+    fn new(backend: Backend, url: Option<String>) -> Result<Self, AnyError> {
+        if let Some(url) = url {
+            return Ok(Scratch {
+                backend,
+                admin: None,
+                url,
+                _dir: None,
+            });
+        }
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                let url = dir.path().join("bench.sqlite3").display().to_string();
+                Ok(Scratch {
+                    backend,
+                    admin: None,
+                    url,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin = "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
+                let mut conn = diesel::PgConnection::establish(&admin)?;
+                // One statement each: PostgreSQL runs a multi-statement string as a transaction.
+                for sql in [
+                    "DROP DATABASE IF EXISTS bf_bench",
+                    "CREATE DATABASE bf_bench",
+                ] {
+                    diesel::connection::SimpleConnection::batch_execute(&mut conn, sql)?;
+                }
+                let url = "postgres://postgres@127.0.0.1:5432/bf_bench".to_owned();
+                Ok(Scratch {
+                    backend,
+                    admin: Some(admin),
+                    url,
+                    _dir: None,
+                })
+            }
+            Backend::Mysql => {
+                let admin = "mysql://root@127.0.0.1:3306/test".to_owned();
+                let mut conn = diesel::MysqlConnection::establish(&admin)?;
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut conn,
+                    "DROP DATABASE IF EXISTS bf_bench; CREATE DATABASE bf_bench",
+                )?;
+                let url = "mysql://root@127.0.0.1:3306/bf_bench".to_owned();
+                Ok(Scratch {
+                    backend,
+                    admin: Some(admin),
+                    url,
+                    _dir: None,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let Some(admin) = &self.admin else { return };
+        let sql = "DROP DATABASE IF EXISTS bf_bench";
+        let _ = match self.backend {
+            Backend::Postgres => diesel::PgConnection::establish(admin)
+                .map_err(AnyError::from)
+                .and_then(|mut c| {
+                    Ok(diesel::connection::SimpleConnection::batch_execute(
+                        &mut c, sql,
+                    )?)
+                }),
+            Backend::Mysql => diesel::MysqlConnection::establish(admin)
+                .map_err(AnyError::from)
+                .and_then(|mut c| {
+                    Ok(diesel::connection::SimpleConnection::batch_execute(
+                        &mut c, sql,
+                    )?)
+                }),
+            Backend::Sqlite => Ok(()),
+        };
+    }
+}
+
+fn main() -> Result<(), AnyError> {
+    let args = Args::parse();
+    if let Some(variant) = args.only {
+        // Child process: one variant, then its peak RSS.
+        let url = args.url.ok_or("--only needs --url")?;
+        let n = args.sizes.first().copied().unwrap_or(1_000_000);
+        let took = run(args.backend, &url, variant, n)?;
+        println!(
+            "{:.3} {:.1}",
+            took.as_secs_f64(),
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+        return Ok(());
+    }
+
+    let scratch = Scratch::new(args.backend, args.url.clone())?;
+    println!(
+        "backend: {:?}; N players with one card each; median of {} runs; rows/s counts players + cards\n",
+        args.backend, args.repeat
+    );
+    println!("| N | variant | seconds | rows/s | × floor (d) |");
+    println!("|---:|---|---:|---:|---:|");
+    for &n in &args.sizes {
+        let mut results: Vec<(Variant, Duration)> = Vec::new();
+        for variant in [
+            Variant::Naive,
+            Variant::Diesel,
+            Variant::Pattern,
+            Variant::Floor,
+        ] {
+            let applicable = match variant {
+                Variant::Naive => n <= 10_000,
+                Variant::Floor => args.backend == Backend::Postgres,
+                _ => true,
+            };
+            if applicable {
+                let mut times = (0..args.repeat.max(1))
+                    .map(|_| run(args.backend, &scratch.url, variant, n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                times.sort();
+                results.push((variant, times[times.len() / 2]));
+            }
+        }
+        let floor = results
+            .iter()
+            .find(|(v, _)| *v == Variant::Floor)
+            .map(|(_, d)| *d);
+        for (variant, took) in &results {
+            let ratio = floor.map_or("–".to_owned(), |f| {
+                format!("{:.2}", took.as_secs_f64() / f.as_secs_f64())
+            });
+            println!(
+                "| {n} | {} | {:.3} | {:.0} | {ratio} |",
+                label(*variant),
+                took.as_secs_f64(),
+                (2 * n) as f64 / took.as_secs_f64()
+            );
+        }
+    }
+
+    // Peak RSS of (c) at the largest N, in a process of its own.
+    if let Some(&n) = args.sizes.iter().max() {
+        let exe = std::env::current_exe()?;
+        let output = Command::new(exe)
+            .args(["--backend", &format!("{:?}", args.backend).to_lowercase()])
+            .args([
+                "--only",
+                "pattern",
+                "--url",
+                &scratch.url,
+                "--sizes",
+                &n.to_string(),
+            ])
+            .output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        match text.split_whitespace().collect::<Vec<_>>()[..] {
+            [seconds, rss] => {
+                println!("\npeak RSS of (c) at N = {n}: {rss} MiB ({seconds} s, separate process)")
+            }
+            _ => println!(
+                "\npeak RSS of (c): child failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn label(variant: Variant) -> &'static str {
+    match variant {
+        Variant::Naive => "(a) one INSERT per row",
+        Variant::Diesel => "(b) Diesel insert_into(..).values(&chunk).returning(id)",
+        Variant::Pattern => "(c) batchframework 5-query pattern",
+        Variant::Floor => "(d) psql \\copy (floor)",
+    }
+}
