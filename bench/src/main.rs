@@ -58,6 +58,23 @@ struct Args {
     only: Option<Variant>,
 }
 
+/// `insert_returning_ids` for backends with `RETURNING` (PostgreSQL, SQLite).
+macro_rules! insert_returning_ids_with_returning {
+    () => {
+        /// INSERT ... RETURNING id.
+        pub(crate) fn insert_returning_ids(
+            conn: &mut Conn,
+            rows: &[crate::models::PlainPlayer],
+        ) -> diesel::QueryResult<Vec<i64>> {
+            use diesel::prelude::*;
+            diesel::insert_into(crate::models::players::table)
+                .values(rows)
+                .returning(crate::models::players::id)
+                .get_results(conn)
+        }
+    };
+}
+
 mod postgres {
     pub(crate) type Conn = diesel::PgConnection;
     pub(crate) type Loading = diesel::pg::PgRowByRowLoadingMode;
@@ -67,17 +84,7 @@ mod postgres {
     pub(crate) const DROP: &str = include_str!(
         "../../examples/game_cards/migrations/postgres/2026-11-27-100000_create_game_cards/down.sql"
     );
-    /// INSERT ... RETURNING id.
-    pub(crate) fn insert_returning_ids(
-        conn: &mut Conn,
-        rows: &[crate::models::PlainPlayer],
-    ) -> diesel::QueryResult<Vec<i64>> {
-        use diesel::prelude::*;
-        diesel::insert_into(crate::models::players::table)
-            .values(rows)
-            .returning(crate::models::players::id)
-            .get_results(conn)
-    }
+    insert_returning_ids_with_returning!();
     pub(crate) const MAX_BINDS: usize = 65_535;
     include!("variants.rs");
 }
@@ -91,17 +98,7 @@ mod sqlite {
     pub(crate) const DROP: &str = include_str!(
         "../../examples/game_cards/migrations/sqlite/2026-11-27-100000_create_game_cards/down.sql"
     );
-    /// INSERT ... RETURNING id.
-    pub(crate) fn insert_returning_ids(
-        conn: &mut Conn,
-        rows: &[crate::models::PlainPlayer],
-    ) -> diesel::QueryResult<Vec<i64>> {
-        use diesel::prelude::*;
-        diesel::insert_into(crate::models::players::table)
-            .values(rows)
-            .returning(crate::models::players::id)
-            .get_results(conn)
-    }
+    insert_returning_ids_with_returning!();
     pub(crate) const MAX_BINDS: usize = 32_766;
     include!("variants.rs");
 }
