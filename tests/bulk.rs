@@ -53,6 +53,17 @@ pub(crate) struct NewCard {
     pub(crate) cardid: i32,
 }
 
+/// A borrowed row whose tracking field has another Rust name.
+#[batch_tracked]
+#[derive(Insertable)]
+#[diesel(table_name = players)]
+pub(crate) struct NamedPlayer<'a> {
+    pub(crate) game_id: i64,
+    pub(crate) name: &'a str,
+    #[diesel(column_name = batchoperation_id)]
+    pub(crate) operation: Option<i64>,
+}
+
 /// The three tables, the players' tracking column and one game.
 pub(crate) fn create_tables<B: TestBackend>(conn: &mut B::Connection) {
     let id = B::ID_COLUMN;
@@ -246,9 +257,46 @@ per_backend! {
     }
 
     #[test]
-    fn an_empty_batch_inserts_nothing() {
+    fn an_empty_batch_runs_no_statement() {
         let (_db, mut conn) = migrated::<B>();
         create_tables::<B>(&mut conn);
+        let counter = StatementCounter::install(&mut conn);
         assert_eq!(bulk_insert(&mut conn, Vec::<NewCard>::new()).unwrap(), 0);
+        assert_eq!(counter.take(), Vec::<String>::new());
+    }
+
+    /// Rows may borrow, and the tracking field may have another Rust name.
+    #[test]
+    fn borrowed_rows_with_a_renamed_tracking_field_are_tagged() {
+        let (_db, mut conn) = migrated::<B>();
+        create_tables::<B>(&mut conn);
+        let op = BatchOperation::create_synchronous("deal").insert(&mut conn).unwrap();
+        let names = ["ann", "bob", "cy"];
+        let rows = names.iter().map(|name| NamedPlayer { game_id: 1, name, operation: None });
+        assert_eq!(bulk_insert_tracked(&mut conn, &op, rows).unwrap(), 3);
+        let found: Vec<String> = Player::in_batch(&op)
+            .select(players::name)
+            .order(players::name)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(found, names);
+    }
+
+    /// Inside a caller's transaction the failure record could not survive a rollback, so the
+    /// convenience refuses to start.
+    #[test]
+    fn recording_a_failure_is_refused_inside_a_transaction() {
+        let (_db, mut conn) = migrated::<B>();
+        create_tables::<B>(&mut conn);
+        let mut op = BatchOperation::create_synchronous("deal").insert(&mut conn).unwrap();
+        let before = op.clone();
+        let error = conn
+            .transaction::<Error, Error, _>(|conn| {
+                Ok(bulk_insert_tracked_or_fail(conn, &mut op, new_players(1, 3)).unwrap_err())
+            })
+            .unwrap();
+        assert!(matches!(error, Error::InsideTransaction), "{error:?}");
+        assert_eq!(op, before);
+        assert_eq!(players::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
     }
 }

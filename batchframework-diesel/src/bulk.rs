@@ -104,7 +104,11 @@ where
     R: BulkInsertable<C>,
     I: IntoIterator<Item = R>,
 {
-    conn.transaction(|conn| insert_all(conn, rows.into_iter()))
+    let mut rows = rows.into_iter().peekable();
+    if rows.peek().is_none() {
+        return Ok(0); // nothing to do: no transaction, no statement
+    }
+    conn.transaction(|conn| insert_all(conn, rows))
 }
 
 /// Inserts `rows` tagged with `operation`'s id (whatever their `batchoperation_id` was), so
@@ -134,8 +138,9 @@ where
 /// data, written after the insert was rolled back, so the record survives the rollback. The
 /// insert's error is returned either way.
 ///
-/// Call it outside a transaction of your own: inside one, the failure record would be rolled
-/// back with it.
+/// It must run outside any transaction of yours, since inside one the failure record would be
+/// rolled back with it: there it returns [`Error::InsideTransaction`] without doing anything.
+/// Use [`bulk_insert_tracked`] and record the failure yourself after your rollback instead.
 pub fn bulk_insert_tracked_or_fail<C, R, I>(
     conn: &mut C,
     operation: &mut BatchOperation,
@@ -146,6 +151,11 @@ where
     R: BulkInsertable<C> + BatchTracked,
     I: IntoIterator<Item = R>,
 {
+    use diesel::connection::TransactionManager;
+    let depth = C::TransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
+    if depth.is_some() {
+        return Err(Error::InsideTransaction);
+    }
     match bulk_insert_tracked(conn, operation, rows) {
         Ok(count) => Ok(count),
         Err(error) => {
@@ -170,24 +180,24 @@ where
 {
     let limits = match C::DIALECT {
         // COPY takes every row in one statement.
-        Dialect::Postgres => {
-            let rows: Vec<R> = rows.collect();
-            if rows.is_empty() {
-                return Ok(0);
-            }
-            return Ok(R::insert_rows(conn, &rows)?);
-        }
+        Dialect::Postgres => return Ok(R::insert_rows(conn, rows.collect())?),
         Dialect::Sqlite => ChunkLimits::new(SQLITE_MAX_BINDS, R::COLUMNS, None),
         Dialect::Mysql => {
             let packet = conn.max_packet_bytes()?;
             ChunkLimits::new(MYSQL_MAX_BINDS, R::COLUMNS, packet)
         }
     };
+    let sized = limits.bytes != usize::MAX;
     let mut inserted = 0;
     let mut chunk: Vec<R> = Vec::with_capacity(limits.rows.min(4096));
     let mut chunk_bytes = 0;
     for row in rows {
-        let bytes = row.encoded_len() + R::COLUMNS * PER_VALUE_OVERHEAD;
+        // Sizes matter only under a packet limit (MySQL); elsewhere they are not computed.
+        let bytes = if sized {
+            row.encoded_len() + R::COLUMNS * PER_VALUE_OVERHEAD
+        } else {
+            0
+        };
         if bytes > limits.bytes {
             return Err(Error::RowTooLarge {
                 bytes,
@@ -195,15 +205,15 @@ where
             });
         }
         if chunk.len() == limits.rows || chunk_bytes + bytes > limits.bytes {
-            inserted += R::insert_rows(conn, &chunk)?;
-            chunk.clear();
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(limits.rows.min(4096)));
+            inserted += R::insert_rows(conn, full)?;
             chunk_bytes = 0;
         }
         chunk_bytes += bytes;
         chunk.push(row);
     }
     if !chunk.is_empty() {
-        inserted += R::insert_rows(conn, &chunk)?;
+        inserted += R::insert_rows(conn, chunk)?;
     }
     Ok(inserted)
 }
@@ -235,10 +245,12 @@ mod private {
         fn encoded_len(&self) -> usize;
     }
 
-    /// Inserts a slice of rows in one statement on connection `C`.
+    /// Inserts a batch of rows in one statement on connection `C`. The rows are passed owned:
+    /// Diesel implements `Insertable` for owned rows in every case (with `serialize_as` fields
+    /// only for those).
     pub trait BulkInsertRows<C> {
         /// One `COPY` (PostgreSQL) or multi-row `INSERT` of `rows`.
-        fn insert_rows(conn: &mut C, rows: &[Self]) -> diesel::QueryResult<usize>
+        fn insert_rows(conn: &mut C, rows: Vec<Self>) -> diesel::QueryResult<usize>
         where
             Self: Sized;
     }
@@ -251,7 +263,7 @@ mod private {
     {
         fn insert_rows(
             conn: &mut diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<C>>,
-            rows: &[Self],
+            rows: Vec<Self>,
         ) -> diesel::QueryResult<usize> {
             R::insert_rows(&mut **conn, rows)
         }
@@ -278,7 +290,23 @@ mod private {
         }
     }
 
-    /// Types with a known wire size.
+    /// How many bytes a field value takes on the wire, for sizing MySQL statements under
+    /// `max_allowed_packet`.
+    ///
+    /// Implemented for strings, byte vectors, numbers, booleans, dates, JSON and `Option`s of
+    /// them. A field of any other type is estimated from its in-memory size, which misses heap
+    /// data: implement this trait for your own field types that own large buffers (a newtype
+    /// over `String` or `Vec<u8>`), or MySQL may receive a statement larger than it accepts.
+    ///
+    /// ```
+    /// struct Body(String);
+    ///
+    /// impl batchframework_diesel::EncodedLen for Body {
+    ///     fn encoded_len(&self) -> usize {
+    ///         self.0.len()
+    ///     }
+    /// }
+    /// ```
     pub trait EncodedLen {
         /// Bytes of the value on the wire.
         fn encoded_len(&self) -> usize;

@@ -77,7 +77,8 @@ pub enum Error {
     },
 
     /// One row is larger than a single statement may be on this server (MySQL/MariaDB
-    /// `max_allowed_packet`). Nothing was sent, so the connection stays usable.
+    /// `max_allowed_packet`). That row's statement was never sent, so the connection stays
+    /// usable, and the chunks inserted before it were rolled back.
     #[error(
         "a row of about {bytes} bytes does not fit in one statement (limit {limit} bytes, 75% of \
          the server's max_allowed_packet); raise max_allowed_packet on the server"
@@ -88,6 +89,15 @@ pub enum Error {
         /// The most one statement may carry.
         limit: usize,
     },
+
+    /// `bulk_insert_tracked_or_fail` was called inside a transaction, where its failure record
+    /// would be rolled back with the caller's work. Nothing was done.
+    #[error(
+        "bulk_insert_tracked_or_fail must run outside a transaction (its failure record must \
+         survive the rollback); inside one, use bulk_insert_tracked and record the failure after \
+         rolling back"
+    )]
+    InsideTransaction,
 
     /// A bulk insert failed, and recording that failure on the operation failed too.
     #[error("{error}; recording the failure on the batch operation also failed: {record_error}")]

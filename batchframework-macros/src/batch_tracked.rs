@@ -60,7 +60,7 @@ pub(crate) fn expand_bulk_insertable(args: TokenStream, item: TokenStream) -> To
                 "#[bulk_insertable] goes on a struct that derives `Insertable`",
             ));
         }
-        require_null_for_none(&mut item.attrs)?;
+        require_null_for_none(&mut item.attrs, "#[bulk_insertable]")?;
         let bulk = bulk_impls(&item, &table)?;
         Ok(quote! {
             #item
@@ -94,32 +94,37 @@ fn expand_struct(mut item: ItemStruct) -> syn::Result<TokenStream> {
             "#[batch_tracked] can only be used on a struct with named fields (a Diesel model)",
         ));
     };
-    match fields
-        .named
-        .iter()
-        .find(|f| f.ident.as_ref().is_some_and(|i| i == FIELD))
-    {
+    // The tracking field is the one stored in the `batchoperation_id` column: by its name, or
+    // renamed with `#[diesel(column_name = batchoperation_id)]`.
+    let mut tracking_field = None;
+    for field in &fields.named {
+        if stored_column(field)?.is_some_and(|column| column == FIELD) {
+            tracking_field = Some(field);
+        }
+    }
+    let tracking_field = match tracking_field {
         Some(field) if !is_option_i64(&field.ty) => {
             return Err(syn::Error::new(
                 field.ty.span(),
                 "`batchoperation_id` must be `Option<i64>` (the column is a nullable BIGINT)",
             ))
         }
-        Some(_) => {}
-        // As visible as the struct, so its users can set it in struct literals.
+        Some(field) => field.ident.clone(),
         // Named with the table path's span, so Diesel's derives report a table without the
-        // column at `table_name = ...`.
+        // column at `table_name = ...`. As visible as the struct, so its users can set it in
+        // struct literals.
         None => {
             let vis = &item.vis;
             let name = Ident::new(FIELD, table.span());
             fields.named.push(parse_quote! {
                 /// The batch operation that created this row, if any (added by `#[batch_tracked]`).
                 #vis #name: ::core::option::Option<i64>
-            })
+            });
+            Some(name)
         }
-    }
+    };
     if insertable {
-        require_null_for_none(&mut item.attrs)?;
+        require_null_for_none(&mut item.attrs, "#[batch_tracked]")?;
     }
 
     let name = &item.ident;
@@ -139,11 +144,11 @@ fn expand_struct(mut item: ItemStruct) -> syn::Result<TokenStream> {
             #where_clause
             {
                 fn batch_operation_id(&self) -> ::core::option::Option<i64> {
-                    self.batchoperation_id
+                    self.#tracking_field
                 }
 
                 fn set_batch_operation_id(&mut self, id: ::core::option::Option<i64>) {
-                    self.batchoperation_id = id;
+                    self.#tracking_field = id;
                 }
             }
 
@@ -172,17 +177,11 @@ fn expand_struct(mut item: ItemStruct) -> syn::Result<TokenStream> {
 /// Each is emitted only when `batchframework_diesel` has that backend's feature.
 fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenStream> {
     let name = &item.ident;
-    if !item.generics.params.is_empty() {
-        return Err(syn::Error::new(
-            item.generics.span(),
-            "#[batch_tracked] on an Insertable struct does not support generics; \
-             use owned field types (String rather than &str)",
-        ));
-    }
+    let (impl_generics, type_generics, where_clause) = item.generics.split_for_impl();
     let mut fields = Vec::new();
     if let Fields::Named(named) = &item.fields {
         for field in &named.named {
-            match field_option(&field.attrs)? {
+            match field_option(field)? {
                 Some(FieldOption::SkipInsertion) => {}
                 Some(FieldOption::Embed(span)) => {
                     return Err(syn::Error::new(
@@ -205,10 +204,12 @@ fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenStream> {
         let macro_name = Ident::new(&format!("__batchframework_if_{backend}"), Span::call_site());
         quote! {
             ::batchframework_diesel::#macro_name! {
-                impl ::batchframework_diesel::__private::BulkInsertRows<#connection> for #name {
+                impl #impl_generics ::batchframework_diesel::__private::BulkInsertRows<#connection>
+                    for #name #type_generics #where_clause
+                {
                     fn insert_rows(
                         conn: &mut #connection,
-                        rows: &[Self],
+                        rows: ::std::vec::Vec<Self>,
                     ) -> ::batchframework_diesel::diesel::QueryResult<usize> {
                         use ::batchframework_diesel::diesel::RunQueryDsl;
                         ::batchframework_diesel::diesel::insert_into(#table::table)
@@ -228,7 +229,9 @@ fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenStream> {
         quote!(::batchframework_diesel::diesel::MysqlConnection),
     );
     Ok(quote! {
-        impl ::batchframework_diesel::__private::BulkRow for #name {
+        impl #impl_generics ::batchframework_diesel::__private::BulkRow
+            for #name #type_generics #where_clause
+        {
             const COLUMNS: usize = #columns;
 
             #[allow(clippy::needless_borrow)] // `&&` selects the exact or estimated length
@@ -240,10 +243,12 @@ fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenStream> {
         }
 
         ::batchframework_diesel::__batchframework_if_postgres! {
-            impl ::batchframework_diesel::__private::BulkInsertRows<::batchframework_diesel::diesel::PgConnection> for #name {
+            impl #impl_generics ::batchframework_diesel::__private::BulkInsertRows<::batchframework_diesel::diesel::PgConnection>
+                for #name #type_generics #where_clause
+            {
                 fn insert_rows(
                     conn: &mut ::batchframework_diesel::diesel::PgConnection,
-                    rows: &[Self],
+                    rows: ::std::vec::Vec<Self>,
                 ) -> ::batchframework_diesel::diesel::QueryResult<usize> {
                     use ::batchframework_diesel::diesel::prelude::ExecuteCopyFromDsl;
                     ::batchframework_diesel::diesel::copy_from(#table::table)
@@ -263,14 +268,25 @@ enum FieldOption {
     Embed(Span),
 }
 
-fn field_option(attrs: &[Attribute]) -> syn::Result<Option<FieldOption>> {
+/// Reads a field's `#[diesel(...)]` options that matter to bulk insert, refusing a field-level
+/// `treat_none_as_default_value = true` (it would write `DEFAULT`, which `COPY` cannot).
+fn field_option(field: &syn::Field) -> syn::Result<Option<FieldOption>> {
     let mut found = None;
-    for attr in attrs.iter().filter(|a| a.path().is_ident("diesel")) {
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("diesel")) {
         attr.parse_nested_meta(|option| {
             if option.path.is_ident("skip_insertion") {
                 found = Some(FieldOption::SkipInsertion);
             } else if option.path.is_ident("embed") {
                 found = Some(FieldOption::Embed(option.path.span()));
+            } else if option.path.is_ident("treat_none_as_default_value") {
+                let value = option.value()?.parse::<syn::LitBool>()?;
+                if value.value {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        "bulk insert binds NULL for `None` (COPY has no DEFAULT): remove \
+                         `treat_none_as_default_value = true` from this field",
+                    ));
+                }
             } else {
                 skip_option_value(&option)?;
             }
@@ -278,6 +294,22 @@ fn field_option(attrs: &[Attribute]) -> syn::Result<Option<FieldOption>> {
         })?;
     }
     Ok(found)
+}
+
+/// The column a field is stored in: `#[diesel(column_name = ...)]`, or the field's own name.
+fn stored_column(field: &syn::Field) -> syn::Result<Option<String>> {
+    let mut column = field.ident.as_ref().map(|i| i.to_string());
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("diesel")) {
+        attr.parse_nested_meta(|option| {
+            if option.path.is_ident("column_name") {
+                column = Some(option.value()?.parse::<Ident>()?.to_string());
+            } else {
+                skip_option_value(&option)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(column)
 }
 
 /// The path in `#[diesel(table_name = ...)]`, if any.
@@ -322,7 +354,7 @@ fn derived_traits(attrs: &[Attribute]) -> syn::Result<Vec<String>> {
 /// Bulk inserts bind a NULL for `None` instead of writing `DEFAULT`: PostgreSQL's `COPY` has no
 /// `DEFAULT`, and SQLite can only batch rows without it. Adds the Diesel option unless present;
 /// refuses an explicit `true`.
-fn require_null_for_none(attrs: &mut Vec<Attribute>) -> syn::Result<()> {
+fn require_null_for_none(attrs: &mut Vec<Attribute>, macro_name: &str) -> syn::Result<()> {
     for attr in attrs.iter().filter(|a| a.path().is_ident("diesel")) {
         let mut explicit = None;
         attr.parse_nested_meta(|option| {
@@ -337,8 +369,10 @@ fn require_null_for_none(attrs: &mut Vec<Attribute>) -> syn::Result<()> {
             Some(value) if value.value => {
                 return Err(syn::Error::new(
                     value.span(),
-                    "#[batch_tracked] bulk inserts need `treat_none_as_default_value = false` \
-                     (COPY has no DEFAULT); remove this option and it is set for you",
+                    format!(
+                        "{macro_name} bulk inserts need `treat_none_as_default_value = false` \
+                         (COPY has no DEFAULT); remove this option and it is set for you"
+                    ),
                 ))
             }
             Some(_) => return Ok(()),
@@ -428,6 +462,28 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_tracking_field_and_lifetimes_are_supported() {
+        let out = expand_str(
+            quote!(),
+            quote! {
+                #[derive(Insertable)]
+                #[diesel(table_name = players)]
+                struct NewPlayer<'a> {
+                    name: &'a str,
+                    #[diesel(column_name = batchoperation_id)]
+                    operation: Option<i64>,
+                }
+            },
+        );
+        assert!(
+            !out.contains("batchoperation_id : :: core"),
+            "no second field: {out}"
+        );
+        assert!(out.contains("self . operation = id"), "{out}");
+        assert!(out.contains("BulkRow for NewPlayer < 'a >"), "{out}");
+    }
+
+    #[test]
     fn misuse_is_a_compile_error() {
         for (args, item, message) in [
             (
@@ -463,6 +519,15 @@ mod tests {
                     struct P { id: i64 }
                 },
                 "need `treat_none_as_default_value = false`",
+            ),
+            (
+                quote!(),
+                quote! {
+                    #[derive(Insertable)]
+                    #[diesel(table_name = p)]
+                    struct P { #[diesel(treat_none_as_default_value = true)] name: Option<String> }
+                },
+                "remove `treat_none_as_default_value = true` from this field",
             ),
         ] {
             let out = expand_str(args, item);

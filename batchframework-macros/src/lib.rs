@@ -39,14 +39,17 @@ pub fn derive_context_object(input: TokenStream) -> TokenStream {
 /// Put it above `#[derive(...)]`; the struct needs `#[diesel(table_name = ...)]`, and the table a
 /// `batchoperation_id -> Nullable<BigInt>` column (see `batchframework_diesel::tracking_column_sql`).
 ///
-/// * Adds `pub batchoperation_id: Option<i64>` unless the struct has it (any other type is an
-///   error).
+/// * Adds `batchoperation_id: Option<i64>`, as visible as the struct, unless the struct has a
+///   field for that column (by name or `#[diesel(column_name = batchoperation_id)]`); any type
+///   but `Option<i64>` is an error.
 /// * Implements `BatchTracked` (how the library tags a row) and an inherent
 ///   `Model::in_batch(&operation)`: `table.filter(batchoperation_id.eq(operation.id()))`.
-/// * On an `Insertable` struct: sets `#[diesel(treat_none_as_default_value = false)]` (bulk
-///   inserts bind NULL rather than `DEFAULT`) and implements the library's bulk insert for every
-///   backend it has enabled: binary `COPY` on PostgreSQL, multi-row `INSERT` on SQLite and
-///   MySQL.
+/// * On an `Insertable` struct: sets `#[diesel(treat_none_as_default_value = false)]` and
+///   implements the library's bulk insert for every backend it has enabled: binary `COPY` on
+///   PostgreSQL, multi-row `INSERT` on SQLite and MySQL. Note that the option applies to every
+///   insert of the struct, Diesel's own included: a `None` field is stored as NULL, not as the
+///   column's `DEFAULT` (`COPY` has no `DEFAULT`). Leave columns that need their default out of
+///   the struct.
 #[proc_macro_attribute]
 pub fn batch_tracked(args: TokenStream, item: TokenStream) -> TokenStream {
     batch_tracked::expand(args.into(), item.into()).into()
@@ -56,7 +59,8 @@ pub fn batch_tracked(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Cards of the 5-query pattern, inserted with `batchframework_diesel::bulk_insert`.
 ///
 /// Put it above `#[derive(Insertable)]`, next to `#[diesel(table_name = ...)]`. Like
-/// `#[batch_tracked]`, it sets `treat_none_as_default_value = false` and implements binary `COPY`
+/// `#[batch_tracked]`, it sets `treat_none_as_default_value = false` (so `None` is stored as NULL
+/// by every insert of the struct, not as the column's `DEFAULT`) and implements binary `COPY`
 /// on PostgreSQL and chunked multi-row `INSERT` on SQLite and MySQL.
 #[proc_macro_attribute]
 pub fn bulk_insertable(args: TokenStream, item: TokenStream) -> TokenStream {
