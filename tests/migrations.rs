@@ -20,11 +20,36 @@ fn an_unmigrated_database_says_to_run_the_migrations<B: TestBackend>() {
     assert!(error.to_string().contains("run_migrations"), "{error}");
 
     let applied = run_migrations(&mut conn).unwrap();
-    assert_eq!(applied.len(), 1, "{applied:?}");
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(OperationFilter::new().count(&mut conn).unwrap(), 0);
+}
+
+/// A database migrated only to an older version is told to migrate too, not handed a bare
+/// "no such column".
+fn an_outdated_database_says_to_run_the_migrations<B: TestBackend>() {
+    use diesel::migration::MigrationSource;
+    let db = B::create_database();
+    let mut conn = B::connect(&db);
+    run_migrations(&mut conn).unwrap();
+    // Step back to the first migration.
+    B::revert_last_migration(&mut conn);
+    assert_eq!(
+        MigrationSource::<<B::Connection as diesel::Connection>::Backend>::migrations(
+            &B::migrations()
+        )
+        .unwrap()
+        .len(),
+        2,
+        "this test reverts the last of the two migrations"
+    );
+    let error = OperationFilter::new().load(&mut conn).unwrap_err();
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
+    assert_eq!(run_migrations(&mut conn).unwrap().len(), 1);
     assert_eq!(OperationFilter::new().count(&mut conn).unwrap(), 0);
 }
 
 backend_tests!(
+    an_outdated_database_says_to_run_the_migrations,
     applying_the_migrations_twice_is_a_no_op,
     an_unmigrated_database_says_to_run_the_migrations,
 );

@@ -2,6 +2,7 @@
 
 use batchframework_diesel::{BatchOperation, ContextRef, Error, OperationResult, Status};
 use batchframework_tests::{backend_tests, migrated, TestBackend};
+use chrono::SubsecRound;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -192,7 +193,50 @@ fn operation_type_longer_than_255_characters_is_an_error<B: TestBackend>() {
     assert_eq!(all, 1, "nothing was inserted for the rejected operations");
 }
 
+/// The execution columns (issue 4's migration) are written by the builder and read back.
+fn execution_settings_are_stored<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let later = chrono::Utc::now() + chrono::Duration::minutes(15);
+    let op = BatchOperation::create_asynchronous("new-blogpost-email")
+        .queue("highpriority")
+        .priority(5)
+        .run_after(later)
+        .max_attempts(3)
+        .insert(&mut conn)
+        .unwrap();
+    let stored = BatchOperation::find(&mut conn, op.id()).unwrap();
+    assert_eq!(stored, op);
+    assert_eq!(stored.queue(), "highpriority");
+    assert_eq!(stored.priority(), 5);
+    assert_eq!(stored.run_after(), Some(later.trunc_subsecs(6)));
+    assert_eq!((stored.attempts(), stored.max_attempts()), (0, 3));
+    assert_eq!(stored.locked_by(), None);
+    assert_eq!(stored.progress(), None);
+    assert!(!stored.cancel_requested());
+
+    let defaults = BatchOperation::create_asynchronous("x")
+        .max_attempts(0)
+        .insert(&mut conn)
+        .unwrap();
+    let stored = BatchOperation::find(&mut conn, defaults.id()).unwrap();
+    assert_eq!(
+        (stored.queue(), stored.priority(), stored.run_after()),
+        ("default", 0, None)
+    );
+    assert_eq!(stored.max_attempts(), 1, "at least one attempt");
+
+    let error = BatchOperation::create_asynchronous("x")
+        .queue("q".repeat(256))
+        .insert(&mut conn)
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::ValueTooLong { field: "queue", .. }),
+        "{error:?}"
+    );
+}
+
 backend_tests!(
+    execution_settings_are_stored,
     create_synchronous_is_running_with_start_time_and_input,
     create_asynchronous_is_unprocessed_and_stores_input,
     empty_object_input_is_stored_not_dropped,

@@ -134,9 +134,10 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    /// The `batchframework_batchoperation` table is missing.
+    /// The `batchframework_batchoperation` table is missing, or older than this version of the
+    /// crate (a column is missing).
     #[error(
-        "the batchframework tables do not exist in this database ({source}); \
+        "the batchframework tables are missing or out of date in this database ({source}); \
          run `batchframework_diesel::run_migrations(&mut conn)` first"
     )]
     NotMigrated {
@@ -164,14 +165,17 @@ impl From<diesel::result::Error> for Error {
     }
 }
 
-/// Recognises "table does not exist" as each backend words it, so the caller is told to migrate.
+/// Recognises a missing table or column of ours as each backend words it, so the caller is told
+/// to migrate.
 fn is_missing_table(error: &diesel::result::Error) -> bool {
     let diesel::result::Error::DatabaseError(_, info) = error else {
         return false;
     };
     let message = info.message();
     message.contains("batchframework_batchoperation")
-        && (message.contains("does not exist") // PostgreSQL
+        && (message.contains("does not exist") // PostgreSQL: relation or column
             || message.contains("no such table") // SQLite
-            || message.contains("doesn't exist")) // MySQL / MariaDB
+            || message.contains("no such column") // SQLite
+            || message.contains("doesn't exist") // MySQL / MariaDB: table
+            || message.contains("Unknown column")) // MySQL / MariaDB: column
 }

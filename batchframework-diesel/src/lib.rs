@@ -66,7 +66,7 @@ pub use bulk::{
 };
 pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};
-pub use lifecycle::{NewOperation, MAX_KEY_LENGTH};
+pub use lifecycle::{NewOperation, DEFAULT_QUEUE, MAX_KEY_LENGTH};
 pub use migrations::run_migrations;
 pub use operation::{BatchOperation, OperationResult, Status, UnknownValue};
 pub use query::OperationFilter;

@@ -21,6 +21,9 @@ use crate::operation::{BatchOperation, OperationResult, Status};
 /// characters (the columns are `VARCHAR(255)`).
 pub const MAX_KEY_LENGTH: usize = 255;
 
+/// The queue an operation runs on unless told otherwise.
+pub const DEFAULT_QUEUE: &str = "default";
+
 /// Builder for a new operation, from [`BatchOperation::create_synchronous`] or
 /// [`BatchOperation::create_asynchronous`]; [`insert`](Self::insert) writes it.
 #[derive(Debug)]
@@ -31,6 +34,10 @@ pub struct NewOperation {
     context_object: Option<(Cow<'static, str>, String)>,
     started_by: Option<String>,
     input: std::result::Result<String, serde_json::Error>,
+    queue: String,
+    priority: i32,
+    run_after: Option<DateTime<Utc>>,
+    max_attempts: i32,
 }
 
 impl BatchOperation {
@@ -72,7 +79,35 @@ impl NewOperation {
             context_object: None,
             started_by: None,
             input: Ok(String::new()),
+            queue: DEFAULT_QUEUE.to_owned(),
+            priority: 0,
+            run_after: None,
+            max_attempts: 1,
         }
+    }
+
+    /// The worker queue to run on (default `default`).
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Priority within the queue; higher runs first (default 0).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// No worker starts it before this instant.
+    pub fn run_after(mut self, instant: DateTime<Utc>) -> Self {
+        self.run_after = Some(instant);
+        self
+    }
+
+    /// How many starts it may have before it is failed for good (default 1; at least 1).
+    pub fn max_attempts(mut self, attempts: u16) -> Self {
+        self.max_attempts = i32::from(attempts.max(1));
+        self
     }
 
     /// The object the operation is about (a game, a blog post).
@@ -112,6 +147,10 @@ impl NewOperation {
         if let Some(started_by) = &self.started_by {
             check_length("started_by", started_by)?;
         }
+        check_length("queue", &self.queue)?;
+        let run_after = self
+            .run_after
+            .map(|t| UtcDateTime(t).clamped().0.trunc_subsecs(6));
 
         let now = now();
         let (status, started_running_datetime) = if self.starts_running {
@@ -134,6 +173,10 @@ impl NewOperation {
             result: OperationResult::NotAvailable,
             input_data_json: &input_data_json,
             output_data_json: "",
+            queue: &self.queue,
+            priority: self.priority,
+            run_after: run_after.map(UtcDateTime),
+            max_attempts: self.max_attempts,
         };
         let id = conn.insert_operation(&row)?;
         Ok(BatchOperation {
@@ -149,6 +192,16 @@ impl NewOperation {
             result: OperationResult::NotAvailable,
             input_data_json,
             output_data_json: String::new(),
+            queue: self.queue,
+            priority: self.priority,
+            run_after,
+            attempts: 0,
+            max_attempts: self.max_attempts,
+            locked_by: None,
+            heartbeat_datetime: None,
+            progress_done: None,
+            progress_total: None,
+            cancel_requested: false,
         })
     }
 }

@@ -38,6 +38,16 @@ pub struct BatchOperation {
     pub(crate) result: OperationResult,
     pub(crate) input_data_json: String,
     pub(crate) output_data_json: String,
+    pub(crate) queue: String,
+    pub(crate) priority: i32,
+    pub(crate) run_after: Option<DateTime<Utc>>,
+    pub(crate) attempts: i32,
+    pub(crate) max_attempts: i32,
+    pub(crate) locked_by: Option<String>,
+    pub(crate) heartbeat_datetime: Option<DateTime<Utc>>,
+    pub(crate) progress_done: Option<i64>,
+    pub(crate) progress_total: Option<i64>,
+    pub(crate) cancel_requested: bool,
 }
 
 impl BatchOperation {
@@ -99,6 +109,51 @@ impl BatchOperation {
     /// The raw JSON text of the output data; empty when there is none.
     pub fn output_data_json(&self) -> &str {
         &self.output_data_json
+    }
+
+    /// The worker queue it runs on (`default` unless its action group says otherwise).
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Its priority within the queue; higher runs first.
+    pub fn priority(&self) -> i32 {
+        self.priority
+    }
+
+    /// The instant before which no worker starts it, if delayed.
+    pub fn run_after(&self) -> Option<DateTime<Utc>> {
+        self.run_after
+    }
+
+    /// How many times a worker has started it.
+    pub fn attempts(&self) -> i32 {
+        self.attempts
+    }
+
+    /// How many starts it may have before it is failed for good.
+    pub fn max_attempts(&self) -> i32 {
+        self.max_attempts
+    }
+
+    /// The worker holding it while it runs.
+    pub fn locked_by(&self) -> Option<&str> {
+        self.locked_by.as_deref()
+    }
+
+    /// The holding worker's last heartbeat.
+    pub fn heartbeat_datetime(&self) -> Option<DateTime<Utc>> {
+        self.heartbeat_datetime
+    }
+
+    /// Progress its action reported, as (done, total), if any.
+    pub fn progress(&self) -> Option<(i64, Option<i64>)> {
+        self.progress_done.map(|done| (done, self.progress_total))
+    }
+
+    /// Whether someone asked the running operation to stop.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel_requested
     }
 
     /// The input data as `T`: `Ok(None)` when none was given, an [`Error::InvalidJson`] when the
@@ -263,6 +318,16 @@ mod tests {
             result: OperationResult::NotAvailable,
             input_data_json: String::new(),
             output_data_json: String::new(),
+            queue: "default".into(),
+            priority: 0,
+            run_after: None,
+            attempts: 0,
+            max_attempts: 1,
+            locked_by: None,
+            heartbeat_datetime: None,
+            progress_done: None,
+            progress_total: None,
+            cancel_requested: false,
         }
     }
 

@@ -4,7 +4,7 @@
 //! (`batchframework_batchoperation::table.filter(...)`) next to the ones this crate offers.
 
 diesel::table! {
-    use diesel::sql_types::{BigInt, Nullable, Text, Varchar};
+    use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Varchar};
     use crate::backend::UtcTimestamp;
 
     /// One row per batch or background operation.
@@ -33,5 +33,25 @@ diesel::table! {
         input_data_json -> Text,
         /// JSON output data; '' means none.
         output_data_json -> Text,
+        /// The worker queue it runs on (`default`, `highpriority`, ...).
+        queue -> Varchar,
+        /// Higher runs first within a queue.
+        priority -> Integer,
+        /// Not to be started before this instant, if set.
+        run_after -> Nullable<UtcTimestamp>,
+        /// How many times a worker has started it.
+        attempts -> Integer,
+        /// How many starts it may have before it is failed for good.
+        max_attempts -> Integer,
+        /// The worker holding it while it runs.
+        locked_by -> Nullable<Varchar>,
+        /// The holder's last sign of life.
+        heartbeat_datetime -> Nullable<UtcTimestamp>,
+        /// Progress reported by the running action: done so far ...
+        progress_done -> Nullable<BigInt>,
+        /// ... out of this many.
+        progress_total -> Nullable<BigInt>,
+        /// Someone asked the running operation to stop.
+        cancel_requested -> Bool,
     }
 }

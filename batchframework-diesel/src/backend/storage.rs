@@ -26,6 +26,10 @@ pub struct NewOperationRow<'a> {
     pub(crate) result: OperationResult,
     pub(crate) input_data_json: &'a str,
     pub(crate) output_data_json: &'a str,
+    pub(crate) queue: &'a str,
+    pub(crate) priority: i32,
+    pub(crate) run_after: Option<UtcDateTime>,
+    pub(crate) max_attempts: i32,
 }
 
 /// The columns one lifecycle step sets; `None` fields are left as they are.

@@ -1,0 +1,14 @@
+ALTER TABLE batchframework_batchoperation
+    DROP INDEX batchframework_batchoperation_claim_idx,
+    DROP CONSTRAINT batchframework_batchoperation_queue_fits,
+    DROP CONSTRAINT batchframework_batchoperation_attempts_valid,
+    DROP COLUMN queue,
+    DROP COLUMN priority,
+    DROP COLUMN run_after,
+    DROP COLUMN attempts,
+    DROP COLUMN max_attempts,
+    DROP COLUMN locked_by,
+    DROP COLUMN heartbeat_datetime,
+    DROP COLUMN progress_done,
+    DROP COLUMN progress_total,
+    DROP COLUMN cancel_requested;

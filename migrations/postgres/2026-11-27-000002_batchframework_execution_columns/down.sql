@@ -1,0 +1,13 @@
+DROP INDEX batchframework_batchoperation_claim_idx;
+ALTER TABLE batchframework_batchoperation
+    DROP CONSTRAINT batchframework_batchoperation_attempts_valid,
+    DROP COLUMN queue,
+    DROP COLUMN priority,
+    DROP COLUMN run_after,
+    DROP COLUMN attempts,
+    DROP COLUMN max_attempts,
+    DROP COLUMN locked_by,
+    DROP COLUMN heartbeat_datetime,
+    DROP COLUMN progress_done,
+    DROP COLUMN progress_total,
+    DROP COLUMN cancel_requested;

@@ -1,0 +1,11 @@
+DROP INDEX batchframework_batchoperation_claim_idx;
+ALTER TABLE batchframework_batchoperation DROP COLUMN cancel_requested;
+ALTER TABLE batchframework_batchoperation DROP COLUMN progress_total;
+ALTER TABLE batchframework_batchoperation DROP COLUMN progress_done;
+ALTER TABLE batchframework_batchoperation DROP COLUMN heartbeat_datetime;
+ALTER TABLE batchframework_batchoperation DROP COLUMN locked_by;
+ALTER TABLE batchframework_batchoperation DROP COLUMN max_attempts;
+ALTER TABLE batchframework_batchoperation DROP COLUMN attempts;
+ALTER TABLE batchframework_batchoperation DROP COLUMN run_after;
+ALTER TABLE batchframework_batchoperation DROP COLUMN priority;
+ALTER TABLE batchframework_batchoperation DROP COLUMN queue;
