@@ -14,6 +14,7 @@ mod model;
 mod packets;
 mod pool;
 mod queries;
+mod registry;
 mod scale;
 mod time_zone;
 mod tracking;

@@ -99,6 +99,36 @@ pub enum Error {
     )]
     InsideTransaction,
 
+    /// No action group is registered under this name. Nothing was written.
+    #[error(
+        "no action group is registered as `{name}` (registered: {known:?}); add it to the registry"
+    )]
+    UnknownActionGroup {
+        /// The name asked for.
+        name: String,
+        /// The names the registry has.
+        known: Vec<String>,
+    },
+
+    /// An action group is not valid; `RegistryBuilder::build` says why.
+    #[error("action group `{name}` is not valid: {reason}")]
+    InvalidActionGroup {
+        /// The group's name.
+        name: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
+    /// A delay was given for a synchronous group, which runs now. Nothing was written.
+    #[error(
+        "action group `{name}` is synchronous and runs immediately; make it asynchronous to \
+         delay it"
+    )]
+    DelayedSynchronousRun {
+        /// The group's name.
+        name: String,
+    },
+
     /// A bulk insert failed, and recording that failure on the operation failed too.
     #[error("{error}; recording the failure on the batch operation also failed: {record_error}")]
     FailureNotRecorded {

@@ -54,6 +54,7 @@ mod lifecycle;
 pub mod migrations;
 mod operation;
 mod query;
+pub mod registry;
 pub mod schema;
 mod tracking;
 

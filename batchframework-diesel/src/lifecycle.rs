@@ -86,6 +86,15 @@ impl NewOperation {
         }
     }
 
+    /// Input data already serialized (or the serialization error to report at insert).
+    pub(crate) fn input_json(
+        mut self,
+        json: std::result::Result<String, serde_json::Error>,
+    ) -> Self {
+        self.input = json;
+        self
+    }
+
     /// The worker queue to run on (default `default`).
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();
@@ -275,6 +284,18 @@ impl BatchOperation {
             self.output_data_json = output;
         }
         Ok(())
+    }
+
+    /// Asks a running operation to stop: its action sees it through
+    /// `ActionContext::is_cancel_requested` and may return early. Returns whether the
+    /// operation was running (a pending one is cancelled with `OperationFilter::remove_pending`;
+    /// a finished one has nothing to stop).
+    pub fn request_cancel<C: BatchConnection>(&mut self, conn: &mut C) -> Result<bool> {
+        let flagged = conn.request_cancel(self.id)? == 1;
+        if flagged {
+            self.cancel_requested = true;
+        }
+        Ok(flagged)
     }
 
     /// Applies `change` if and only if the row is in status `from`, checking memory first so an

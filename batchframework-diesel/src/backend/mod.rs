@@ -50,6 +50,15 @@ pub trait Storage {
         from: Status,
         change: &StatusChange<'_>,
     ) -> diesel::QueryResult<usize>;
+    /// Sets a running operation's progress; returns the rows changed (0 or 1).
+    fn update_progress(
+        &mut self,
+        id: i64,
+        done: i64,
+        total: Option<i64>,
+    ) -> diesel::QueryResult<usize>;
+    /// Flags a running operation for cancellation; returns the rows changed (0 or 1).
+    fn request_cancel(&mut self, id: i64) -> diesel::QueryResult<usize>;
     /// The operation with this id, if it exists.
     fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>>;
     /// The operations matching the filter, oldest first.
@@ -116,6 +125,19 @@ where
         change: &StatusChange<'_>,
     ) -> diesel::QueryResult<usize> {
         (**self).change_status(id, from, change)
+    }
+
+    fn update_progress(
+        &mut self,
+        id: i64,
+        done: i64,
+        total: Option<i64>,
+    ) -> diesel::QueryResult<usize> {
+        (**self).update_progress(id, done, total)
+    }
+
+    fn request_cancel(&mut self, id: i64) -> diesel::QueryResult<usize> {
+        (**self).request_cancel(id)
     }
 
     fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>> {

@@ -147,6 +147,35 @@ macro_rules! impl_storage {
                 .execute(self)
             }
 
+            fn update_progress(
+                &mut self,
+                id: i64,
+                done: i64,
+                total: Option<i64>,
+            ) -> ::diesel::QueryResult<usize> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                ::diesel::update(
+                    dsl::batchframework_batchoperation
+                        .filter(dsl::id.eq(id))
+                        .filter(dsl::status.eq($crate::Status::Running)),
+                )
+                .set((dsl::progress_done.eq(done), dsl::progress_total.eq(total)))
+                .execute(self)
+            }
+
+            fn request_cancel(&mut self, id: i64) -> ::diesel::QueryResult<usize> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                ::diesel::update(
+                    dsl::batchframework_batchoperation
+                        .filter(dsl::id.eq(id))
+                        .filter(dsl::status.eq($crate::Status::Running)),
+                )
+                .set(dsl::cancel_requested.eq(true))
+                .execute(self)
+            }
+
             fn find_operation(
                 &mut self,
                 id: i64,

@@ -1,0 +1,173 @@
+//! `Action`: one unit of work, and the context it runs with.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::backend::BatchConnection;
+use crate::context::ContextRef;
+use crate::error::Result;
+use crate::operation::BatchOperation;
+use crate::registry::result::ErrorData;
+
+/// One unit of work of an action group, run with a connection of type `C`.
+///
+/// Implement it on a type, or wrap a closure with [`action_fn`].
+pub trait Action<C>: Send + Sync + 'static {
+    /// The action's name in results; unique within its group.
+    fn name(&self) -> &str;
+
+    /// Does the work. The returned value is kept as the action's `success_output_data`; an
+    /// error (or a panic) is recorded as its `errordata` and does not stop the group's later
+    /// actions.
+    fn execute(&self, ctx: &mut ActionContext<'_, C>) -> Result<Value, ActionError>;
+}
+
+/// An action made from a name and a closure.
+pub fn action_fn<C, F>(name: impl Into<String>, run: F) -> FnAction<F>
+where
+    F: Fn(&mut ActionContext<'_, C>) -> Result<Value, ActionError> + Send + Sync + 'static,
+{
+    FnAction {
+        name: name.into(),
+        run,
+    }
+}
+
+/// The action [`action_fn`] makes.
+pub struct FnAction<F> {
+    name: String,
+    run: F,
+}
+
+impl<F> fmt::Debug for FnAction<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnAction")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<C, F> Action<C> for FnAction<F>
+where
+    F: Fn(&mut ActionContext<'_, C>) -> Result<Value, ActionError> + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn execute(&self, ctx: &mut ActionContext<'_, C>) -> Result<Value, ActionError> {
+        (self.run)(ctx)
+    }
+}
+
+/// Why an action failed: JSON data and a traceback, as the seed's `errordata`.
+///
+/// Any error converts into one with `?`, its message as data and its chain of causes as
+/// traceback; [`ActionError::with_data`] records structured data instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionError(pub(crate) ErrorData);
+
+impl ActionError {
+    /// An error with this JSON as its data.
+    pub fn with_data(data: Value, traceback: impl Into<String>) -> Self {
+        ActionError(ErrorData {
+            data,
+            traceback: traceback.into(),
+        })
+    }
+}
+
+impl<E: std::error::Error> From<E> for ActionError {
+    fn from(error: E) -> Self {
+        let mut traceback = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            traceback.push_str("\ncaused by: ");
+            traceback.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        ActionError(ErrorData {
+            data: Value::String(error.to_string()),
+            traceback,
+        })
+    }
+}
+
+/// What an action runs with: the operation, a connection, and progress and cancellation.
+pub struct ActionContext<'a, C> {
+    conn: &'a mut C,
+    operation: &'a BatchOperation,
+    last_progress: Option<Instant>,
+}
+
+/// Progress is written at most this often; calls in between are dropped.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+impl<'a, C: BatchConnection> ActionContext<'a, C> {
+    pub(crate) fn new(conn: &'a mut C, operation: &'a BatchOperation) -> Self {
+        ActionContext {
+            conn,
+            operation,
+            last_progress: None,
+        }
+    }
+
+    /// A connection to the database (the caller's when run synchronously, the worker's pooled
+    /// one otherwise).
+    pub fn conn(&mut self) -> &mut C {
+        self.conn
+    }
+
+    /// The operation being run.
+    pub fn operation(&self) -> &BatchOperation {
+        self.operation
+    }
+
+    /// The operation's input data as `T` (`Ok(None)` when there is none).
+    pub fn input<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.operation.input_data()
+    }
+
+    /// The context object the operation is about, if any.
+    pub fn context_object(&self) -> Option<ContextRef> {
+        match (
+            self.operation.context_object_type(),
+            self.operation.context_object_id(),
+        ) {
+            (Some(type_key), Some(id)) => Some(ContextRef::new(type_key.to_owned(), id)),
+            _ => None,
+        }
+    }
+
+    /// Who started the operation, if recorded.
+    pub fn started_by(&self) -> Option<&str> {
+        self.operation.started_by()
+    }
+
+    /// Reports progress: `done` of `total` (if known). Written to the operation at most four
+    /// times a second; calls in between are dropped, so call it as often as is convenient.
+    pub fn progress(&mut self, done: i64, total: Option<i64>) -> Result<()> {
+        if self
+            .last_progress
+            .is_some_and(|last| last.elapsed() < PROGRESS_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.last_progress = Some(Instant::now());
+        self.conn
+            .update_progress(self.operation.id(), done, total)?;
+        Ok(())
+    }
+
+    /// Whether someone asked this operation to stop ([`BatchOperation::request_cancel`]). A
+    /// long action checks it now and then and returns early.
+    pub fn is_cancel_requested(&mut self) -> Result<bool> {
+        Ok(self
+            .conn
+            .find_operation(self.operation.id())?
+            .is_some_and(|op| op.cancel_requested()))
+    }
+}

@@ -1,0 +1,480 @@
+//! The action registry: operation types mapped to groups of actions, run inline or recorded for
+//! workers.
+//!
+//! A [`Registry`] is an ordinary value built once and handed to the code that runs operations
+//! (there is no process-wide singleton, and nothing needs a queue library to run synchronously).
+//!
+//! ```
+//! use batchframework_diesel::registry::{action_fn, ActionGroup, Registry, RunArgs};
+//! use batchframework_diesel::{OperationResult, Status};
+//! use diesel::{Connection, SqliteConnection};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry: Registry<SqliteConnection> = Registry::builder()
+//!     .group(
+//!         ActionGroup::new("import-users")
+//!             .action(action_fn("read", |ctx| Ok(serde_json::json!({"rows": 3}))))
+//!             .action(action_fn("notify", |ctx| Ok(serde_json::Value::Null))),
+//!     )
+//!     .build()?;
+//!
+//! let mut conn = SqliteConnection::establish(":memory:")?;
+//! batchframework_diesel::run_migrations(&mut conn)?;
+//! let info = registry.run(&mut conn, "import-users", RunArgs::new())?;
+//! assert_eq!(info.operation.status(), Status::Finished);
+//! assert_eq!(info.operation.result(), OperationResult::Successful);
+//! let result = info.result.expect("ran synchronously");
+//! assert_eq!(result.results[0].success_output_data, Some(serde_json::json!({"rows": 3})));
+//! # Ok(())
+//! # }
+//! ```
+
+mod action;
+mod result;
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use action::{action_fn, Action, ActionContext, ActionError, FnAction};
+pub use result::{ActionGroupResult, ActionResult, ErrorData};
+
+use crate::backend::BatchConnection;
+use crate::context::ContextObject;
+use crate::error::{Error, Result};
+use crate::lifecycle::DEFAULT_QUEUE;
+use crate::operation::BatchOperation;
+
+/// The queue for urgent work, declared in every registry like `default`.
+pub const HIGH_PRIORITY_QUEUE: &str = "highpriority";
+
+/// The environment variable that, set to `1` (or `true`, `yes`), makes every group run inline.
+pub const ALWAYS_SYNCHRONOUS_ENV: &str = "BATCHFRAMEWORK_ALWAYS_SYNCHRONOUS";
+
+/// How a group runs when asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Inline, in the caller, before `run` returns.
+    Synchronous,
+    /// Recorded as an `unprocessed` operation for a worker.
+    Asynchronous,
+}
+
+/// An operation type's ordered actions and how to run them.
+pub struct ActionGroup<C> {
+    name: String,
+    actions: Vec<Arc<dyn Action<C>>>,
+    mode: Mode,
+    queue: String,
+    max_attempts: u16,
+    retry_backoff: Duration,
+}
+
+impl<C: 'static> fmt::Debug for ActionGroup<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let actions: Vec<&str> = self.actions.iter().map(|a| a.name()).collect();
+        f.debug_struct("ActionGroup")
+            .field("name", &self.name)
+            .field("actions", &actions)
+            .field("mode", &self.mode)
+            .field("queue", &self.queue)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .finish()
+    }
+}
+
+impl<C: 'static> ActionGroup<C> {
+    /// A synchronous group named `name` (the operation type), on the `default` queue, tried once.
+    pub fn new(name: impl Into<String>) -> Self {
+        ActionGroup {
+            name: name.into(),
+            actions: Vec::new(),
+            mode: Mode::Synchronous,
+            queue: DEFAULT_QUEUE.to_owned(),
+            max_attempts: 1,
+            retry_backoff: Duration::from_secs(10),
+        }
+    }
+
+    /// Appends an action; actions run in the order they are added. A second action with the
+    /// same name makes [`RegistryBuilder::build`] fail.
+    pub fn action(mut self, action: impl Action<C>) -> Self {
+        self.actions.push(Arc::new(action));
+        self
+    }
+
+    /// Runs inline when asked (the default).
+    pub fn synchronous(mut self) -> Self {
+        self.mode = Mode::Synchronous;
+        self
+    }
+
+    /// Records an `unprocessed` operation for a worker when asked.
+    pub fn asynchronous(mut self) -> Self {
+        self.mode = Mode::Asynchronous;
+        self
+    }
+
+    /// The worker queue (`default`, `highpriority`, or one declared with
+    /// [`RegistryBuilder::queue`]).
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// How many times a worker may start it before it is failed for good (at least 1).
+    pub fn max_attempts(mut self, attempts: u16) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The delay before the first retry; it doubles with each further attempt.
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// The group's name (its operation type).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How it runs.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Its queue.
+    pub fn queue_name(&self) -> &str {
+        &self.queue
+    }
+
+    /// The delay before its first retry.
+    pub fn backoff(&self) -> Duration {
+        self.retry_backoff
+    }
+}
+
+/// Operation types and their action groups, for connections of type `C`.
+pub struct Registry<C> {
+    groups: HashMap<String, ActionGroup<C>>,
+    queues: BTreeSet<String>,
+    always_synchronous: bool,
+}
+
+impl<C: 'static> fmt::Debug for Registry<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("groups", &self.groups.values().collect::<Vec<_>>())
+            .field("queues", &self.queues)
+            .field("always_synchronous", &self.always_synchronous)
+            .finish()
+    }
+}
+
+/// Builds a [`Registry`]; every mistake is reported by [`build`](Self::build).
+pub struct RegistryBuilder<C> {
+    groups: Vec<ActionGroup<C>>,
+    queues: BTreeSet<String>,
+    always_synchronous: bool,
+}
+
+impl<C: BatchConnection + 'static> Registry<C> {
+    /// An empty registry with the `default` and `highpriority` queues.
+    pub fn builder() -> RegistryBuilder<C> {
+        RegistryBuilder {
+            groups: Vec::new(),
+            queues: [DEFAULT_QUEUE, HIGH_PRIORITY_QUEUE]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            always_synchronous: false,
+        }
+    }
+
+    /// The group for an operation type.
+    pub fn group(&self, name: &str) -> Option<&ActionGroup<C>> {
+        self.groups.get(name)
+    }
+
+    /// The queues workers may serve.
+    pub fn queues(&self) -> impl Iterator<Item = &str> {
+        self.queues.iter().map(String::as_str)
+    }
+
+    /// Whether every group runs inline whatever its mode.
+    pub fn is_always_synchronous(&self) -> bool {
+        self.always_synchronous
+    }
+
+    /// Runs the group `name`: inline (recording the operation as `running`, then `finished`
+    /// with the group result as output data), or, for an asynchronous group, by recording an
+    /// `unprocessed` operation on its queue for a worker.
+    ///
+    /// An unknown group is an [`Error::UnknownActionGroup`] before anything is written. Actions
+    /// run in order; one that fails or panics is recorded and the later ones still run; the
+    /// operation's result is `failed` if any action failed.
+    pub fn run(&self, conn: &mut C, name: &str, args: RunArgs) -> Result<ExecutionInfo> {
+        let group = self
+            .groups
+            .get(name)
+            .ok_or_else(|| Error::UnknownActionGroup {
+                name: name.to_owned(),
+                known: self.groups.keys().cloned().collect(),
+            })?;
+        let inline = self.always_synchronous || group.mode == Mode::Synchronous;
+        if inline && args.run_after.is_some() && !self.always_synchronous {
+            return Err(Error::DelayedSynchronousRun {
+                name: name.to_owned(),
+            });
+        }
+        let mut new = if inline {
+            BatchOperation::create_synchronous(name)
+        } else {
+            BatchOperation::create_asynchronous(name)
+        };
+        new = new
+            .queue(group.queue.clone())
+            .max_attempts(group.max_attempts)
+            .priority(args.priority);
+        if let Some((type_key, id)) = args.context_object {
+            new = new.context_object(&crate::context::ContextRef::new(type_key, id));
+        }
+        if let Some(started_by) = args.started_by {
+            new = new.started_by(started_by);
+        }
+        if let Some(input) = args.input {
+            new = new.input_json(input);
+        }
+        if let (false, Some(at)) = (inline, args.run_after) {
+            new = new.run_after(at);
+        }
+        let mut operation = new.insert(conn)?;
+        if !inline {
+            return Ok(ExecutionInfo {
+                operation,
+                result: None,
+            });
+        }
+        let result = run_actions(conn, group, &operation);
+        if result.failed() {
+            operation.finish_failed(conn, &result)?;
+        } else {
+            operation.finish_with_output(conn, &result)?;
+        }
+        Ok(ExecutionInfo {
+            operation,
+            result: Some(result),
+        })
+    }
+}
+
+/// Runs every action of `group` in order, each guarded against errors and panics.
+pub(crate) fn run_actions<C: BatchConnection + 'static>(
+    conn: &mut C,
+    group: &ActionGroup<C>,
+    operation: &BatchOperation,
+) -> ActionGroupResult {
+    let results = group
+        .actions
+        .iter()
+        .map(|action| {
+            let mut ctx = ActionContext::new(conn, operation);
+            let outcome = catch_unwind(AssertUnwindSafe(|| action.execute(&mut ctx)))
+                .unwrap_or_else(|panic| Err(panicked(panic.as_ref())));
+            match outcome {
+                Ok(output) => ActionResult {
+                    action_name: action.name().to_owned(),
+                    failed: false,
+                    errordata: None,
+                    success_output_data: Some(output),
+                },
+                Err(ActionError(errordata)) => ActionResult {
+                    action_name: action.name().to_owned(),
+                    failed: true,
+                    errordata: Some(errordata),
+                    success_output_data: None,
+                },
+            }
+        })
+        .collect();
+    ActionGroupResult {
+        actiongroup_name: group.name.clone(),
+        results,
+    }
+}
+
+/// A panic as an action error: its message as data.
+fn panicked(panic: &(dyn Any + Send)) -> ActionError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
+    ActionError::with_data(
+        serde_json::Value::String(message.clone()),
+        format!("the action panicked: {message}"),
+    )
+}
+
+impl<C: BatchConnection + 'static> RegistryBuilder<C> {
+    /// Adds an action group.
+    pub fn group(mut self, group: ActionGroup<C>) -> Self {
+        self.groups.push(group);
+        self
+    }
+
+    /// Declares a queue besides `default` and `highpriority`.
+    pub fn queue(mut self, name: impl Into<String>) -> Self {
+        self.queues.insert(name.into());
+        self
+    }
+
+    /// Runs every group inline, whatever its mode (for tests and debugging). The environment
+    /// variable [`ALWAYS_SYNCHRONOUS_ENV`] set to `1` does the same.
+    pub fn always_synchronous(mut self, on: bool) -> Self {
+        self.always_synchronous = on;
+        self
+    }
+
+    /// The registry, or the first mistake: a group without actions, two actions of one name
+    /// in a group, two groups of one name, a queue that was not declared.
+    pub fn build(self) -> Result<Registry<C>> {
+        let mut groups = HashMap::new();
+        for group in self.groups {
+            let invalid = |reason: String| Error::InvalidActionGroup {
+                name: group.name.clone(),
+                reason,
+            };
+            if group.actions.is_empty() {
+                return Err(invalid("it has no actions".into()));
+            }
+            let mut names = BTreeSet::new();
+            for action in &group.actions {
+                if !names.insert(action.name()) {
+                    return Err(invalid(format!(
+                        "it has two actions named `{}`; give each a unique name",
+                        action.name()
+                    )));
+                }
+            }
+            if !self.queues.contains(&group.queue) {
+                return Err(invalid(format!(
+                    "its queue `{}` is not declared; declare it with RegistryBuilder::queue \
+                     (known: {:?})",
+                    group.queue, self.queues
+                )));
+            }
+            if groups.contains_key(&group.name) {
+                return Err(invalid("another group has the same name".into()));
+            }
+            groups.insert(group.name.clone(), group);
+        }
+        let from_env = std::env::var(ALWAYS_SYNCHRONOUS_ENV).ok();
+        Ok(Registry {
+            groups,
+            queues: self.queues,
+            always_synchronous: self.always_synchronous || env_flag(from_env.as_deref()),
+        })
+    }
+}
+
+/// `1`, `true` or `yes` (any case) turn a flag variable on.
+fn env_flag(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        ["1", "true", "yes"]
+            .iter()
+            .any(|on| v.eq_ignore_ascii_case(on))
+    })
+}
+
+/// What to run a group with.
+#[derive(Debug, Default)]
+pub struct RunArgs {
+    context_object: Option<(Cow<'static, str>, String)>,
+    started_by: Option<String>,
+    input: Option<std::result::Result<String, serde_json::Error>>,
+    run_after: Option<DateTime<Utc>>,
+    priority: i32,
+}
+
+impl RunArgs {
+    /// No context object, no input, now.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The object the operation is about.
+    pub fn context_object(mut self, context: &impl ContextObject) -> Self {
+        self.context_object = Some((
+            context.context_object_type(),
+            context.context_object_id().as_str().to_owned(),
+        ));
+        self
+    }
+
+    /// The application's key for the user who started it.
+    pub fn started_by(mut self, user_key: impl fmt::Display) -> Self {
+        self.started_by = Some(user_key.to_string());
+        self
+    }
+
+    /// The input data, as JSON.
+    pub fn input<T: Serialize + ?Sized>(mut self, data: &T) -> Self {
+        self.input = Some(serde_json::to_string(data));
+        self
+    }
+
+    /// Not before this long from now (asynchronous groups).
+    pub fn delay(self, delay: Duration) -> Self {
+        let at = chrono::Duration::from_std(delay)
+            .ok()
+            .and_then(|d| Utc::now().checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.run_at(at)
+    }
+
+    /// Not before this instant (asynchronous groups).
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_after = Some(at);
+        self
+    }
+
+    /// Priority within the queue; higher runs first.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+}
+
+/// What `Registry::run` did.
+#[derive(Debug, Clone)]
+pub struct ExecutionInfo {
+    /// The operation as stored: `finished` when run inline, `unprocessed` when queued.
+    pub operation: BatchOperation,
+    /// The group result when it ran inline; `None` when it was queued.
+    pub result: Option<ActionGroupResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_flag;
+
+    #[test]
+    fn the_always_synchronous_variable_is_a_flag() {
+        for on in ["1", "true", "TRUE", "yes"] {
+            assert!(env_flag(Some(on)), "{on}");
+        }
+        for off in [None, Some(""), Some("0"), Some("false"), Some("no")] {
+            assert!(!env_flag(off), "{off:?}");
+        }
+    }
+}
