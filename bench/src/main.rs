@@ -75,43 +75,46 @@ macro_rules! insert_returning_ids_with_returning {
     };
 }
 
+/// The game_cards example's schema for one backend (its migration's up and down SQL).
+macro_rules! game_cards_schema {
+    ($backend:literal) => {
+        pub(crate) const SCHEMA: &str = include_str!(concat!(
+            "../../examples/game_cards/migrations/",
+            $backend,
+            "/2026-11-27-100000_create_game_cards/up.sql"
+        ));
+        pub(crate) const DROP: &str = include_str!(concat!(
+            "../../examples/game_cards/migrations/",
+            $backend,
+            "/2026-11-27-100000_create_game_cards/down.sql"
+        ));
+    };
+}
+
 mod postgres {
     pub(crate) type Conn = diesel::PgConnection;
     pub(crate) type Loading = diesel::pg::PgRowByRowLoadingMode;
-    pub(crate) const SCHEMA: &str = include_str!(
-        "../../examples/game_cards/migrations/postgres/2026-11-27-100000_create_game_cards/up.sql"
-    );
-    pub(crate) const DROP: &str = include_str!(
-        "../../examples/game_cards/migrations/postgres/2026-11-27-100000_create_game_cards/down.sql"
-    );
-    insert_returning_ids_with_returning!();
     pub(crate) const MAX_BINDS: usize = 65_535;
+    game_cards_schema!("postgres");
+    insert_returning_ids_with_returning!();
     include!("variants.rs");
 }
 
 mod sqlite {
     pub(crate) type Conn = diesel::SqliteConnection;
     pub(crate) type Loading = diesel::connection::DefaultLoadingMode;
-    pub(crate) const SCHEMA: &str = include_str!(
-        "../../examples/game_cards/migrations/sqlite/2026-11-27-100000_create_game_cards/up.sql"
-    );
-    pub(crate) const DROP: &str = include_str!(
-        "../../examples/game_cards/migrations/sqlite/2026-11-27-100000_create_game_cards/down.sql"
-    );
-    insert_returning_ids_with_returning!();
     pub(crate) const MAX_BINDS: usize = 32_766;
+    game_cards_schema!("sqlite");
+    insert_returning_ids_with_returning!();
     include!("variants.rs");
 }
 
 mod mysql {
     pub(crate) type Conn = diesel::MysqlConnection;
     pub(crate) type Loading = diesel::connection::DefaultLoadingMode;
-    pub(crate) const SCHEMA: &str = include_str!(
-        "../../examples/game_cards/migrations/mysql/2026-11-27-100000_create_game_cards/up.sql"
-    );
-    pub(crate) const DROP: &str = include_str!(
-        "../../examples/game_cards/migrations/mysql/2026-11-27-100000_create_game_cards/down.sql"
-    );
+    pub(crate) const MAX_BINDS: usize = 65_535;
+    game_cards_schema!("mysql");
+
     /// MySQL has no RETURNING: INSERT, then the ids from LAST_INSERT_ID() on (consecutive for
     /// one multi-row INSERT with innodb_autoinc_lock_mode 1 or 2 and no concurrent inserts).
     pub(crate) fn insert_returning_ids(
@@ -128,7 +131,7 @@ mod mysql {
         .get_result(conn)?;
         Ok((first..first + rows.len() as i64).collect())
     }
-    pub(crate) const MAX_BINDS: usize = 65_535;
+
     include!("variants.rs");
 }
 
