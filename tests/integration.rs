@@ -20,3 +20,4 @@ mod time_zone;
 mod tracking;
 mod transactions;
 mod ui;
+mod worker;

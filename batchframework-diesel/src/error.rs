@@ -129,6 +129,15 @@ pub enum Error {
         name: String,
     },
 
+    /// A worker could not get a connection from its pool.
+    #[error("the worker could not get a database connection from its pool: {0}")]
+    Pool(String),
+
+    /// A worker thread panicked outside an action (a bug in this crate; actions' panics are
+    /// caught and recorded).
+    #[error("a worker thread panicked")]
+    WorkerPanicked,
+
     /// A bulk insert failed, and recording that failure on the operation failed too.
     #[error("{error}; recording the failure on the batch operation also failed: {record_error}")]
     FailureNotRecorded {

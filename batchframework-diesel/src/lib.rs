@@ -57,6 +57,8 @@ mod query;
 pub mod registry;
 pub mod schema;
 mod tracking;
+#[cfg(feature = "r2d2")]
+pub mod worker;
 
 pub use backend::{BatchConnection, Dialect, UtcDateTime, UtcTimestamp};
 pub use batchframework_macros::ContextObject;

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use batchframework_diesel::BatchConnection;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::R2D2Connection;
+use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::Connection;
 
 /// A backend the suite runs against.
@@ -34,6 +34,18 @@ pub trait TestBackend: 'static {
         Self::Connection::establish(&database.url)
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", database.url))
     }
+
+    /// A pool of connections to the database, each set up as [`TestBackend::connect`] does.
+    fn pool(database: &TestDatabase, size: u32) -> Pool<ConnectionManager<Self::Connection>> {
+        Pool::builder()
+            .max_size(size)
+            .connection_customizer(Box::new(Prepare::<Self>(std::marker::PhantomData)))
+            .build(ConnectionManager::new(&database.url))
+            .expect("build a connection pool")
+    }
+
+    /// Session settings every connection of the suite gets.
+    fn prepare(_conn: &mut Self::Connection) {}
 
     /// Puts the session in a time zone far from UTC, where the backend has session time zones.
     fn set_session_time_zone(conn: &mut Self::Connection);
@@ -82,6 +94,24 @@ macro_rules! select_i64s {
                 .collect()
         }
     };
+}
+
+/// Applies [`TestBackend::prepare`] to pooled connections.
+struct Prepare<B: ?Sized>(std::marker::PhantomData<fn() -> B>);
+
+impl<B: ?Sized> std::fmt::Debug for Prepare<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prepare")
+    }
+}
+
+impl<B: TestBackend + ?Sized> diesel::r2d2::CustomizeConnection<B::Connection, diesel::r2d2::Error>
+    for Prepare<B>
+{
+    fn on_acquire(&self, conn: &mut B::Connection) -> Result<(), diesel::r2d2::Error> {
+        B::prepare(conn);
+        Ok(())
+    }
 }
 
 /// A throwaway database; dropped with the value.

@@ -59,6 +59,32 @@ pub trait Storage {
     ) -> diesel::QueryResult<usize>;
     /// Flags a running operation for cancellation; returns the rows changed (0 or 1).
     fn request_cancel(&mut self, id: i64) -> diesel::QueryResult<usize>;
+    /// Claims up to `limit` operations for `worker` on `queues`: pending ones due by `now`, and
+    /// running ones whose holder's heartbeat is older than `stale_before` (a lost worker). Each
+    /// is set `running`, locked by `worker`, heartbeat `now`, `attempts + 1`, and returned.
+    /// Concurrent claimers never get the same operation.
+    fn claim_operations(
+        &mut self,
+        worker: &str,
+        queues: &[String],
+        now: chrono::DateTime<chrono::Utc>,
+        stale_before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> diesel::QueryResult<Vec<BatchOperation>>;
+    /// `change` on an operation only if it is still `running` and held by `worker` (fencing).
+    fn change_claimed(
+        &mut self,
+        id: i64,
+        worker: &str,
+        change: &storage::ClaimedChange<'_>,
+    ) -> diesel::QueryResult<usize>;
+    /// Refreshes the heartbeat of the operations `worker` holds among `ids`.
+    fn heartbeat(
+        &mut self,
+        worker: &str,
+        ids: &[i64],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> diesel::QueryResult<usize>;
     /// The operation with this id, if it exists.
     fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>>;
     /// The operations matching the filter, oldest first.
@@ -77,6 +103,7 @@ storage::impl_storage!(
     diesel::PgConnection,
     Postgres,
     returning,
+    skip_locked,
     crate::migrations::POSTGRES
 );
 
@@ -85,6 +112,7 @@ storage::impl_storage!(
     diesel::SqliteConnection,
     Sqlite,
     returning,
+    immediate,
     crate::migrations::SQLITE
 );
 
@@ -93,6 +121,7 @@ storage::impl_storage!(
     diesel::MysqlConnection,
     Mysql,
     last_insert_id,
+    skip_locked,
     crate::migrations::MYSQL
 );
 
@@ -142,6 +171,35 @@ where
 
     fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>> {
         (**self).find_operation(id)
+    }
+
+    fn claim_operations(
+        &mut self,
+        worker: &str,
+        queues: &[String],
+        now: chrono::DateTime<chrono::Utc>,
+        stale_before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> diesel::QueryResult<Vec<BatchOperation>> {
+        (**self).claim_operations(worker, queues, now, stale_before, limit)
+    }
+
+    fn change_claimed(
+        &mut self,
+        id: i64,
+        worker: &str,
+        change: &storage::ClaimedChange<'_>,
+    ) -> diesel::QueryResult<usize> {
+        (**self).change_claimed(id, worker, change)
+    }
+
+    fn heartbeat(
+        &mut self,
+        worker: &str,
+        ids: &[i64],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> diesel::QueryResult<usize> {
+        (**self).heartbeat(worker, ids, now)
     }
 
     fn load_operations(

@@ -44,6 +44,20 @@ pub struct StatusChange<'a> {
     pub(crate) output_data_json: Option<&'a str>,
 }
 
+/// What a worker writes on an operation it holds: a finish, or a release for retry.
+#[doc(hidden)]
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = batchframework_batchoperation, treat_none_as_null = true)]
+pub struct ClaimedChange<'a> {
+    pub(crate) status: Status,
+    pub(crate) result: OperationResult,
+    pub(crate) finished_datetime: Option<UtcDateTime>,
+    pub(crate) output_data_json: &'a str,
+    pub(crate) run_after: Option<UtcDateTime>,
+    pub(crate) locked_by: Option<&'a str>,
+    pub(crate) heartbeat_datetime: Option<UtcDateTime>,
+}
+
 /// Implements [`Storage`](super::Storage) for one concrete connection type.
 ///
 /// `returning`: the INSERT reports the new id with `RETURNING id` (PostgreSQL, SQLite).
@@ -83,6 +97,19 @@ macro_rules! impl_storage {
         .get_result($conn)?;
         Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX)))
     }};
+    (@lock skip_locked, $query:expr) => {
+        $query.for_update().skip_locked()
+    };
+    (@lock immediate, $query:expr) => {
+        $query
+    };
+    (@claim_transaction skip_locked, $conn:ident, $body:expr) => {
+        $conn.transaction($body)
+    };
+    // SQLite has no row locks: the claim takes the write lock up front instead.
+    (@claim_transaction immediate, $conn:ident, $body:expr) => {
+        $conn.immediate_transaction($body)
+    };
     (@filter $query:ident, $filter:ident) => {{
         use $crate::schema::batchframework_batchoperation::dsl;
         let mut query = $query;
@@ -102,8 +129,95 @@ macro_rules! impl_storage {
         }
         query
     }};
-    ($conn_type:ty, $dialect:ident, $insert:ident, $migrations:path) => {
+    ($conn_type:ty, $dialect:ident, $insert:ident, $locking:ident, $migrations:path) => {
         impl $crate::backend::Storage for $conn_type {
+            fn claim_operations(
+                &mut self,
+                worker: &str,
+                queues: &[String],
+                now: ::chrono::DateTime<::chrono::Utc>,
+                stale_before: ::chrono::DateTime<::chrono::Utc>,
+                limit: i64,
+            ) -> ::diesel::QueryResult<Vec<$crate::BatchOperation>> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                use $crate::{Status, UtcDateTime};
+                let conn = self;
+                $crate::backend::storage::impl_storage!(@claim_transaction $locking, conn, |conn| {
+                    let due = dsl::status
+                        .eq(Status::Unprocessed)
+                        .and(
+                            dsl::run_after
+                                .is_null()
+                                .or(dsl::run_after.le(UtcDateTime(now))),
+                        );
+                    let lost = dsl::status
+                        .eq(Status::Running)
+                        .and(dsl::heartbeat_datetime.lt(UtcDateTime(stale_before)));
+                    let candidates = dsl::batchframework_batchoperation
+                        .filter(dsl::queue.eq_any(queues))
+                        .filter(due.or(lost))
+                        .order((dsl::priority.desc(), dsl::id.asc()))
+                        .select(dsl::id)
+                        .limit(limit);
+                    let ids: Vec<i64> = $crate::backend::storage::impl_storage!(@lock $locking, candidates)
+                        .load(conn)?;
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    ::diesel::update(dsl::batchframework_batchoperation.filter(dsl::id.eq_any(&ids)))
+                        .set((
+                            dsl::status.eq(Status::Running),
+                            dsl::started_running_datetime.eq(UtcDateTime(now)),
+                            dsl::locked_by.eq(worker),
+                            dsl::heartbeat_datetime.eq(UtcDateTime(now)),
+                            dsl::attempts.eq(dsl::attempts + 1),
+                        ))
+                        .execute(conn)?;
+                    dsl::batchframework_batchoperation
+                        .filter(dsl::id.eq_any(&ids))
+                        .order((dsl::priority.desc(), dsl::id.asc()))
+                        .select($crate::BatchOperation::as_select())
+                        .load(conn)
+                })
+            }
+
+            fn change_claimed(
+                &mut self,
+                id: i64,
+                worker: &str,
+                change: &$crate::backend::storage::ClaimedChange<'_>,
+            ) -> ::diesel::QueryResult<usize> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                ::diesel::update(
+                    dsl::batchframework_batchoperation
+                        .filter(dsl::id.eq(id))
+                        .filter(dsl::status.eq($crate::Status::Running))
+                        .filter(dsl::locked_by.eq(worker)),
+                )
+                .set(change)
+                .execute(self)
+            }
+
+            fn heartbeat(
+                &mut self,
+                worker: &str,
+                ids: &[i64],
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::diesel::QueryResult<usize> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                ::diesel::update(
+                    dsl::batchframework_batchoperation
+                        .filter(dsl::id.eq_any(ids))
+                        .filter(dsl::status.eq($crate::Status::Running))
+                        .filter(dsl::locked_by.eq(worker)),
+                )
+                .set(dsl::heartbeat_datetime.eq($crate::UtcDateTime(now)))
+                .execute(self)
+            }
+
             const DIALECT: $crate::Dialect = $crate::Dialect::$dialect;
 
             fn max_packet_bytes(&mut self) -> ::diesel::QueryResult<Option<usize>> {

@@ -1,0 +1,269 @@
+//! Workers on every backend: exactly-once execution under concurrency, delays, retries, recovery
+//! of a lost worker's operation, and fencing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use batchframework_diesel::registry::{action_fn, ActionError, ActionGroup, Registry, RunArgs};
+use batchframework_diesel::worker::{Worker, WorkerStats};
+use batchframework_diesel::{BatchOperation, OperationFilter, OperationResult, Status};
+use batchframework_tests::{backend_tests, migrated, TestBackend};
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use serde_json::{json, Value};
+
+/// Every run of `record` leaves a row in `executions`, so the test can count them.
+fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
+    let record = |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
+        let id = ctx.operation().id();
+        ctx.conn()
+            .batch_execute(&format!(
+                "INSERT INTO executions (operation_id) VALUES ({id})"
+            ))
+            .map_err(ActionError::from)?;
+        Ok(json!(id))
+    };
+    Arc::new(
+        Registry::builder()
+            .group(ActionGroup::new("record").asynchronous().action(action_fn("record", record)))
+            .group(
+                ActionGroup::new("always-fails")
+                    .asynchronous()
+                    .max_attempts(3)
+                    .retry_backoff(Duration::ZERO)
+                    .action(action_fn("fail", |_| {
+                        Err(ActionError::with_data(json!("nope"), "failed on purpose"))
+                    })),
+            )
+            .group(
+                ActionGroup::new("usurped").asynchronous().action(action_fn(
+                    "steal",
+                    |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
+                    // Another worker takes the operation over while this one runs it.
+                    let id = ctx.operation().id();
+                    ctx.conn()
+                        .batch_execute(&format!(
+                            "UPDATE batchframework_batchoperation SET locked_by = 'usurper' WHERE id = {id}"
+                        ))
+                        .map_err(ActionError::from)?;
+                    Ok(Value::Null)
+                    },
+                )),
+            )
+            .build()
+            .unwrap(),
+    )
+}
+
+fn set_up<B: TestBackend>() -> (batchframework_tests::TestDatabase, B::Connection) {
+    let (db, mut conn) = migrated::<B>();
+    conn.batch_execute("CREATE TABLE executions (operation_id BIGINT NOT NULL)")
+        .unwrap();
+    (db, conn)
+}
+
+fn executions<B: TestBackend>(conn: &mut B::Connection) -> (Option<i64>, Option<i64>) {
+    let all = B::select_i64s(conn, "SELECT COUNT(*) AS v FROM executions")[0];
+    let distinct = B::select_i64s(
+        conn,
+        "SELECT COUNT(DISTINCT operation_id) AS v FROM executions",
+    )[0];
+    (all, distinct)
+}
+
+/// 4 threads on PostgreSQL and MySQL; on SQLite the worker runs one (see the worker docs).
+fn every_operation_runs_exactly_once_with_4_threads<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    conn.transaction::<_, batchframework_diesel::Error, _>(|conn| {
+        for _ in 0..2_000 {
+            registry.run(conn, "record", RunArgs::new())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let stats = Worker::new(Arc::clone(&registry), B::pool(&db, 6))
+        .batch_size(8)
+        .run_until_idle(4)
+        .unwrap();
+    assert_eq!(
+        stats,
+        WorkerStats {
+            succeeded: 2_000,
+            ..WorkerStats::default()
+        }
+    );
+    assert_eq!(executions::<B>(&mut conn), (Some(2_000), Some(2_000)));
+    let finished = OperationFilter::new()
+        .status(Status::Finished)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(finished.len(), 2_000);
+    assert!(finished
+        .iter()
+        .all(|op| op.result() == OperationResult::Successful && op.attempts() == 1));
+}
+
+fn delayed_operations_never_start_early<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    let later = registry
+        .run(
+            &mut conn,
+            "record",
+            RunArgs::new().delay(Duration::from_secs(3600)),
+        )
+        .unwrap()
+        .operation;
+    let due = registry
+        .run(
+            &mut conn,
+            "record",
+            RunArgs::new().run_at(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        )
+        .unwrap()
+        .operation;
+    let stats = Worker::new(registry, B::pool(&db, 2))
+        .run_until_idle(2)
+        .unwrap();
+    assert_eq!(stats.succeeded, 1);
+    assert_eq!(
+        BatchOperation::find(&mut conn, later.id())
+            .unwrap()
+            .status(),
+        Status::Unprocessed
+    );
+    assert_eq!(
+        BatchOperation::find(&mut conn, due.id()).unwrap().status(),
+        Status::Finished
+    );
+}
+
+fn retries_stop_at_max_attempts_and_keep_every_error<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    let op = registry
+        .run(&mut conn, "always-fails", RunArgs::new())
+        .unwrap()
+        .operation;
+    let stats = Worker::new(registry, B::pool(&db, 2))
+        .run_until_idle(1)
+        .unwrap();
+    assert_eq!(
+        stats,
+        WorkerStats {
+            retried: 2,
+            failed: 1,
+            ..WorkerStats::default()
+        }
+    );
+    let stored = BatchOperation::find(&mut conn, op.id()).unwrap();
+    assert_eq!(
+        (stored.status(), stored.result()),
+        (Status::Finished, OperationResult::Failed)
+    );
+    assert_eq!(stored.attempts(), 3);
+    let output: Value = stored.output_data().unwrap().unwrap();
+    assert_eq!(output["results"][0]["errordata"]["data"], json!("nope"));
+    assert_eq!(
+        output["previous_attempts"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+/// An operation whose worker died (no heartbeat for longer than the lease) is run again, or
+/// failed as "worker lost" once its attempts are spent; it never stays `running`.
+fn a_lost_workers_operation_is_recovered<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry: Arc<Registry<B::Connection>> = Arc::new(
+        Registry::builder()
+            .group(
+                ActionGroup::new("twice")
+                    .asynchronous()
+                    .max_attempts(2)
+                    .action(action_fn("ok", |_| Ok(json!("done")))),
+            )
+            .group(
+                ActionGroup::new("once")
+                    .asynchronous()
+                    .action(action_fn("ok", |_| Ok(Value::Null))),
+            )
+            .build()
+            .unwrap(),
+    );
+    let twice = registry
+        .run(&mut conn, "twice", RunArgs::new())
+        .unwrap()
+        .operation;
+    let once = registry
+        .run(&mut conn, "once", RunArgs::new())
+        .unwrap()
+        .operation;
+    // Both were claimed by a worker that then died an hour ago.
+    conn.batch_execute(
+        "UPDATE batchframework_batchoperation SET status = 'running', attempts = 1, \
+         started_running_datetime = '2000-01-01 00:00:00', locked_by = 'dead', \
+         heartbeat_datetime = '2000-01-01 00:00:00'",
+    )
+    .unwrap();
+    let worker = Worker::new(registry, B::pool(&db, 2))
+        .name("rescuer")
+        .lease(Duration::from_secs(5));
+    let stats = worker.run_until_idle(1).unwrap();
+    assert_eq!(
+        stats,
+        WorkerStats {
+            succeeded: 1,
+            lost: 1,
+            ..WorkerStats::default()
+        }
+    );
+    let twice = BatchOperation::find(&mut conn, twice.id()).unwrap();
+    assert_eq!(
+        (twice.result(), twice.attempts(), twice.locked_by()),
+        (OperationResult::Successful, 2, Some("rescuer"))
+    );
+    let once = BatchOperation::find(&mut conn, once.id()).unwrap();
+    assert_eq!(
+        (once.status(), once.result()),
+        (Status::Finished, OperationResult::Failed)
+    );
+    assert_eq!(
+        once.output_data::<Value>().unwrap().unwrap()["error"],
+        json!("worker lost")
+    );
+}
+
+/// A worker that lost its operation to another cannot write its result over the new holder's.
+fn a_fenced_worker_cannot_finish<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    let op = registry
+        .run(&mut conn, "usurped", RunArgs::new())
+        .unwrap()
+        .operation;
+    let stats = Worker::new(registry, B::pool(&db, 2))
+        .run_until_idle(1)
+        .unwrap();
+    assert_eq!(
+        stats,
+        WorkerStats {
+            fenced: 1,
+            ..WorkerStats::default()
+        }
+    );
+    let stored = BatchOperation::find(&mut conn, op.id()).unwrap();
+    assert_eq!(
+        (stored.status(), stored.locked_by()),
+        (Status::Running, Some("usurper"))
+    );
+    assert_eq!(stored.output_data_json(), "");
+}
+
+backend_tests!(
+    every_operation_runs_exactly_once_with_4_threads,
+    delayed_operations_never_start_early,
+    retries_stop_at_max_attempts_and_keep_every_error,
+    a_lost_workers_operation_is_recovered,
+    a_fenced_worker_cannot_finish,
+);
