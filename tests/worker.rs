@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use batchframework_diesel::registry::{action_fn, ActionError, ActionGroup, Registry, RunArgs};
 use batchframework_diesel::worker::{Worker, WorkerStats};
-use batchframework_diesel::{BatchOperation, OperationFilter, OperationResult, Status};
+use batchframework_diesel::{BatchOperation, ContextRef, OperationFilter, OperationResult, Status};
 use batchframework_tests::{backend_tests, migrated, TestBackend};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -260,7 +260,51 @@ fn a_fenced_worker_cannot_finish<B: TestBackend>() {
     assert_eq!(stored.output_data_json(), "");
 }
 
+/// Cancelling pending work while a worker claims it, 200 times: each operation is either removed
+/// and never run, or run once and not removed; never both, never neither.
+fn cancel_racing_a_claim_never_both_removes_and_runs<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    for i in 0..200 {
+        let post = ContextRef::new("posts", i);
+        registry
+            .run(&mut conn, "record", RunArgs::new().context_object(&post))
+            .unwrap();
+    }
+    let worker = Worker::new(Arc::clone(&registry), B::pool(&db, 3)).batch_size(1);
+    let (stats, removed) = std::thread::scope(|scope| {
+        let canceller = scope.spawn(|| {
+            let mut conn = B::connect(&db);
+            (0..200)
+                .map(|i| {
+                    OperationFilter::new()
+                        .context_object(&ContextRef::new("posts", i))
+                        .remove_pending(&mut conn)
+                        .unwrap()
+                })
+                .sum::<usize>()
+        });
+        let stats = worker.run_until_idle(2).unwrap();
+        (stats, canceller.join().unwrap())
+    });
+    let (ran, distinct) = executions::<B>(&mut conn);
+    assert_eq!(ran, distinct, "nothing ran twice");
+    let ran = ran.unwrap_or(0) as usize;
+    assert_eq!(stats.succeeded, ran);
+    assert_eq!(ran + removed, 200, "{ran} ran, {removed} removed");
+    let left = OperationFilter::new().load(&mut conn).unwrap();
+    assert_eq!(left.len(), ran, "exactly the ones that ran are still there");
+    assert!(left.iter().all(|op| op.status() == Status::Finished));
+    let unrun = B::select_i64s(
+        &mut conn,
+        "SELECT COUNT(*) AS v FROM batchframework_batchoperation o \
+         WHERE NOT EXISTS (SELECT 1 FROM executions e WHERE e.operation_id = o.id)",
+    );
+    assert_eq!(unrun, [Some(0)], "every operation left was run");
+}
+
 backend_tests!(
+    cancel_racing_a_claim_never_both_removes_and_runs,
     every_operation_runs_exactly_once_with_4_threads,
     delayed_operations_never_start_early,
     retries_stop_at_max_attempts_and_keep_every_error,

@@ -13,10 +13,10 @@
 //! * **Retries**: a failed run is released back to `unprocessed` with an exponential backoff
 //!   until `max_attempts`; each earlier attempt's result is kept in the output data.
 //!
-//! SQLite has a single writer: a worker on SQLite runs one thread whatever it is asked for, and
-//! that thread sends its own heartbeats between operations. (With a second connection writing
-//! concurrently, the worker's writes failed with "database is locked"; the exact SQLite locking
-//! sequence behind it is not pinned down yet. WAL mode is recommended for workers on SQLite.)
+//! On SQLite, give the pool's connections a busy timeout (`PRAGMA busy_timeout = 10000`, with an
+//! r2d2 connection customizer): the worker's threads, its heartbeat and the application take
+//! turns at SQLite's single write lock, and without a timeout a turn that is not free at once
+//! fails with "database is locked".
 //!
 //! Not built yet: LISTEN/NOTIFY wake-up, a long-running `start()` with signal handling, and
 //! `tracing` spans. [`Worker::run_until_idle`] drains what is due, for tests and cron-style runs.
@@ -146,24 +146,15 @@ where
         loop {
             let now = Utc::now().trunc_subsecs(6);
             let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
-            let claimed = conn.claim_operations(
-                &self.name,
-                &self.queues,
-                now,
-                stale_before,
-                self.batch_size,
-            )?;
+            let claimed = retry_on_deadlock(|| {
+                conn.claim_operations(&self.name, &self.queues, now, stale_before, self.batch_size)
+            })?;
             if claimed.is_empty() {
                 return Ok(());
             }
             lock(held).extend(claimed.iter().map(BatchOperation::id));
             for operation in claimed {
                 let id = operation.id();
-                if C::DIALECT == crate::Dialect::Sqlite {
-                    // No second connection writes on SQLite: the one worker thread beats itself.
-                    let ids: Vec<i64> = lock(held).iter().copied().collect();
-                    conn.heartbeat(&self.name, &ids, Utc::now().trunc_subsecs(6))?;
-                }
                 let outcome = self.process(&mut *conn, operation);
                 lock(held).remove(&id);
                 counters.count(outcome?);
@@ -265,20 +256,18 @@ where
         change: &ClaimedChange<'_>,
         outcome: Outcome,
     ) -> diesel::QueryResult<Outcome> {
-        Ok(if conn.change_claimed(id, &self.name, change)? == 1 {
-            outcome
-        } else {
-            Outcome::Fenced
-        })
+        Ok(
+            if retry_on_deadlock(|| conn.change_claimed(id, &self.name, change))? == 1 {
+                outcome
+            } else {
+                Outcome::Fenced
+            },
+        )
     }
 
     /// Refreshes the heartbeat of held operations every third of the lease until `done`, from a
-    /// connection of its own (on SQLite the worker thread beats itself instead: a second
-    /// connection writing there made the worker's writes fail with "database is locked").
+    /// connection of its own.
     fn heartbeat_loop(&self, held: &Mutex<HashSet<i64>>, done: &AtomicBool) {
-        if C::DIALECT == crate::Dialect::Sqlite {
-            return;
-        }
         let tick = Duration::from_millis(50);
         let every = self.lease / 3;
         let mut waited = Duration::ZERO;
@@ -358,6 +347,27 @@ impl Counters {
             retried: get(Outcome::Retried),
             lost: get(Outcome::Lost),
             fenced: get(Outcome::Fenced),
+        }
+    }
+}
+
+/// Runs `step` again when the database chose it as a deadlock victim (InnoDB does so when
+/// concurrent claims and finishes lock index ranges in different orders); the victim's
+/// transaction was rolled back whole, so a retry is safe.
+fn retry_on_deadlock<T>(
+    mut step: impl FnMut() -> diesel::QueryResult<T>,
+) -> diesel::QueryResult<T> {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    let mut tries = 0;
+    loop {
+        match step() {
+            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+                if tries < 10 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(5 * tries));
+            }
+            other => return other,
         }
     }
 }

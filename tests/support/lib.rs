@@ -314,10 +314,15 @@ impl TestBackend for Sqlite {
     fn connect(database: &TestDatabase) -> Self::Connection {
         let mut conn = diesel::SqliteConnection::establish(&database.url)
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", database.url));
-        // Concurrent tests wait for the write lock instead of failing with SQLITE_BUSY.
-        conn.batch_execute("PRAGMA busy_timeout = 10000")
-            .expect("busy_timeout");
+        Self::prepare(&mut conn);
         conn
+    }
+
+    fn prepare(conn: &mut Self::Connection) {
+        // Concurrent tests wait for the write lock instead of failing with SQLITE_BUSY, and
+        // foreign keys are enforced as on the other backends.
+        conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
+            .expect("connection pragmas");
     }
 
     fn set_session_time_zone(_conn: &mut Self::Connection) {
