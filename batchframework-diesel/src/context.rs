@@ -86,6 +86,13 @@ impl ContextRef {
     }
 }
 
+/// `blog_posts #17`: the type key and the id.
+impl fmt::Display for ContextRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} #{}", self.type_key, self.id)
+    }
+}
+
 impl ContextObject for ContextRef {
     fn context_object_type(&self) -> Cow<'static, str> {
         self.type_key.clone()
