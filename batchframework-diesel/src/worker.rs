@@ -18,8 +18,11 @@
 //! turns at SQLite's single write lock, and without a timeout a turn that is not free at once
 //! fails with "database is locked".
 //!
-//! Not built yet: LISTEN/NOTIFY wake-up, a long-running `start()` with signal handling, and
-//! `tracing` spans. [`Worker::run_until_idle`] drains what is due, for tests and cron-style runs.
+//! Each claim is a `tracing` debug span (`claim`), and each operation an info span (`run`, with
+//! `operation.id`, `operation.type`, `attempt` and `worker`) that logs how it ended.
+//!
+//! Not built yet: LISTEN/NOTIFY wake-up and a long-running `start()` with signal handling.
+//! [`Worker::run_until_idle`] drains what is due, for tests and cron-style runs.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -147,6 +150,7 @@ where
             let now = Utc::now().trunc_subsecs(6);
             let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
             let claimed = retry_on_deadlock(|| {
+                let _span = tracing::debug_span!("claim", worker = %self.name).entered();
                 conn.claim_operations(&self.name, &self.queues, now, stale_before, self.batch_size)
             })?;
             if claimed.is_empty() {
@@ -164,6 +168,26 @@ where
 
     /// Runs one claimed operation and writes its outcome, fenced by `locked_by`.
     fn process(&self, conn: &mut C, operation: BatchOperation) -> Result<Outcome> {
+        let span = tracing::info_span!(
+            "run",
+            operation.id = operation.id(),
+            operation.r#type = operation.operation_type(),
+            attempt = operation.attempts(),
+            worker = %self.name,
+        );
+        let _entered = span.enter();
+        let outcome = self.process_in_span(conn, operation);
+        match &outcome {
+            Ok(Outcome::Fenced) => {
+                tracing::warn!("lost the operation to another worker; result not written")
+            }
+            Ok(outcome) => tracing::info!(?outcome, "finished"),
+            Err(error) => tracing::error!(%error, "could not record the outcome"),
+        }
+        outcome
+    }
+
+    fn process_in_span(&self, conn: &mut C, operation: BatchOperation) -> Result<Outcome> {
         if operation.attempts() > operation.max_attempts() {
             let output = json!({ "error": "worker lost", "attempts": operation.attempts() - 1 });
             return self.finish(
