@@ -303,7 +303,92 @@ fn cancel_racing_a_claim_never_both_removes_and_runs<B: TestBackend>() {
     assert_eq!(unrun, [Some(0)], "every operation left was run");
 }
 
+/// Waits (bounded) until `done` holds, polling; panics with `what` if it never does.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A started worker picks up work queued after it started, and shuts down on request.
+fn a_started_worker_runs_new_work_until_shut_down<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    let handle = Worker::new(Arc::clone(&registry), B::pool(&db, 3))
+        .poll_interval(Duration::from_millis(20))
+        .start(2);
+    for _ in 0..20 {
+        registry.run(&mut conn, "record", RunArgs::new()).unwrap();
+    }
+    eventually("20 operations to run", || handle.stats().succeeded == 20);
+    assert!(!handle.is_stopping());
+    let stats = handle.shutdown(Duration::from_secs(10)).unwrap();
+    assert_eq!(stats.succeeded, 20);
+    assert_eq!(executions::<B>(&mut conn), (Some(20), Some(20)));
+}
+
+/// On shutdown the running action finishes, and operations claimed but not started go back to
+/// the queue as if never claimed.
+fn shutdown_finishes_the_running_action_and_releases_the_rest<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let slow = |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
+        let id = ctx.operation().id();
+        ctx.conn()
+            .batch_execute(&format!(
+                "INSERT INTO executions (operation_id) VALUES ({id})"
+            ))
+            .map_err(ActionError::from)?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Value::Null)
+    };
+    let registry: Arc<Registry<B::Connection>> = Arc::new(
+        Registry::builder()
+            .group(
+                ActionGroup::new("slow")
+                    .asynchronous()
+                    .action(action_fn("slow", slow)),
+            )
+            .build()
+            .unwrap(),
+    );
+    for _ in 0..5 {
+        registry.run(&mut conn, "slow", RunArgs::new()).unwrap();
+    }
+    let handle = Worker::new(registry, B::pool(&db, 3))
+        .batch_size(5)
+        .poll_interval(Duration::from_millis(20))
+        .start(1);
+    let mut watcher = B::connect(&db);
+    eventually("the first action to start", || {
+        executions::<B>(&mut watcher).0.unwrap_or(0) >= 1
+    });
+    let stats = handle.shutdown(Duration::from_secs(10)).unwrap();
+    let ran = executions::<B>(&mut conn).0.unwrap_or(0) as usize;
+    assert!((1..5).contains(&ran), "{ran} ran");
+    assert_eq!(stats.succeeded, ran);
+    let all = OperationFilter::new().load(&mut conn).unwrap();
+    let finished = all
+        .iter()
+        .filter(|op| op.status() == Status::Finished)
+        .count();
+    let released: Vec<_> = all
+        .iter()
+        .filter(|op| op.status() == Status::Unprocessed)
+        .collect();
+    assert_eq!((finished, released.len()), (ran, 5 - ran));
+    assert!(released
+        .iter()
+        .all(|op| op.attempts() == 0 && op.locked_by().is_none()));
+}
+
 backend_tests!(
+    a_started_worker_runs_new_work_until_shut_down,
+    shutdown_finishes_the_running_action_and_releases_the_rest,
     cancel_racing_a_claim_never_both_removes_and_runs,
     every_operation_runs_exactly_once_with_4_threads,
     delayed_operations_never_start_early,

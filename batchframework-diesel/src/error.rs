@@ -133,6 +133,10 @@ pub enum Error {
     #[error("the worker could not get a database connection from its pool: {0}")]
     Pool(String),
 
+    /// The worker could not install its SIGINT/SIGTERM handlers.
+    #[error("could not install the worker's signal handlers: {0}")]
+    Signal(#[source] std::io::Error),
+
     /// A worker thread panicked outside an action (a bug in this crate; actions' panics are
     /// caught and recorded).
     #[error("a worker thread panicked")]

@@ -21,10 +21,15 @@
 //! Each claim is a `tracing` debug span (`claim`), and each operation an info span (`run`, with
 //! `operation.id`, `operation.type`, `attempt` and `worker`) that logs how it ended.
 //!
-//! Not built yet: LISTEN/NOTIFY wake-up and a long-running `start()` with signal handling.
-//! [`Worker::run_until_idle`] drains what is due, for tests and cron-style runs.
+//! [`Worker::start`] runs threads that poll for due work until [`WorkerHandle::shutdown`] (or
+//! SIGINT/SIGTERM, with [`WorkerHandle::stop_on_signals`]): claiming stops, running actions
+//! finish within a timeout, and operations claimed but not started go back to the queue.
+//! [`Worker::run_until_idle`] drains what is due and returns, for tests and cron-style runs.
+//!
+//! Not built yet: LISTEN/NOTIFY wake-up on PostgreSQL (workers poll on every backend).
 
 use std::collections::HashSet;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,6 +67,83 @@ pub struct Worker<C: R2D2Connection + 'static> {
     queues: Vec<String>,
     lease: Duration,
     batch_size: i64,
+    poll_interval: Duration,
+}
+
+/// State the threads of a started worker share with its handle.
+#[derive(Default)]
+struct Shared {
+    /// Shared with the signal handlers of `stop_on_signals`.
+    stop: Arc<AtomicBool>,
+    stop_heartbeat: AtomicBool,
+    held: Mutex<HashSet<i64>>,
+    counters: Counters,
+}
+
+/// Controls a worker started with [`Worker::start`].
+pub struct WorkerHandle {
+    shared: Arc<Shared>,
+    joins: Vec<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("threads", &self.joins.len())
+            .finish()
+    }
+}
+
+impl WorkerHandle {
+    /// What the worker has done so far.
+    pub fn stats(&self) -> WorkerStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Makes SIGINT and SIGTERM stop claiming new work, as [`shutdown`](Self::shutdown) does;
+    /// then call `shutdown` (for example once [`is_stopping`](Self::is_stopping) turns true) to
+    /// wait for the running actions.
+    pub fn stop_on_signals(&self) -> Result<()> {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&self.shared.stop))
+                .map_err(Error::Signal)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the worker has been told to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    /// Stops claiming, lets running actions finish for up to `timeout`, releases operations
+    /// claimed but not started, and returns what the worker did. Threads still running an action
+    /// after `timeout` are left to finish on their own; should the process exit first, their
+    /// operations are recovered by other workers after the lease.
+    pub fn shutdown(self, timeout: Duration) -> Result<WorkerStats> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + timeout;
+        // The heartbeat thread was started last; it stops after the workers.
+        let mut threads = self.joins;
+        let heartbeat = threads.pop();
+        let mut first_error = None;
+        for thread in threads {
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let result = thread.join().unwrap_or(Err(Error::WorkerPanicked));
+                if let (Err(error), None) = (result, &first_error) {
+                    first_error = Some(error);
+                }
+            }
+        }
+        self.shared.stop_heartbeat.store(true, Ordering::SeqCst);
+        if let Some(heartbeat) = heartbeat {
+            let _ = heartbeat.join();
+        }
+        first_error.map_or(Ok(self.shared.counters.snapshot()), Err)
+    }
 }
 
 impl<C> Worker<C>
@@ -80,6 +162,7 @@ where
             queues,
             lease: Duration::from_secs(30),
             batch_size: 10,
+            poll_interval: Duration::from_secs(1),
         }
     }
 
@@ -110,6 +193,90 @@ where
     pub fn batch_size(mut self, size: u16) -> Self {
         self.batch_size = i64::from(size.max(1));
         self
+    }
+
+    /// How often an idle thread looks for due work again (default 1 s).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Starts `threads` worker threads that keep claiming due work, polling when there is
+    /// none, until the returned handle shuts them down.
+    pub fn start(self, threads: usize) -> WorkerHandle {
+        let worker = Arc::new(self);
+        let shared = Arc::new(Shared::default());
+        let mut joins = Vec::new();
+        for _ in 0..threads.max(1) {
+            let (worker, shared) = (Arc::clone(&worker), Arc::clone(&shared));
+            joins.push(std::thread::spawn(move || worker.serve(&shared)));
+        }
+        {
+            let (worker, shared) = (Arc::clone(&worker), Arc::clone(&shared));
+            joins.push(std::thread::spawn(move || {
+                worker.heartbeat_loop(&shared.held, &shared.stop_heartbeat);
+                Ok(())
+            }));
+        }
+        WorkerHandle { shared, joins }
+    }
+
+    /// One thread of a started worker: claim and run until stopped, sleeping while idle. On
+    /// stop, operations claimed but not started are released, their attempt not counted.
+    fn serve(&self, shared: &Shared) -> Result<()> {
+        let mut conn = self.pool.get().map_err(|e| Error::Pool(e.to_string()))?;
+        while !shared.stop.load(Ordering::SeqCst) {
+            let claimed = self.claim(&mut conn)?;
+            if claimed.is_empty() {
+                let mut slept = Duration::ZERO;
+                while slept < self.poll_interval && !shared.stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    slept += Duration::from_millis(10);
+                }
+                continue;
+            }
+            lock(&shared.held).extend(claimed.iter().map(BatchOperation::id));
+            let mut claimed = claimed.into_iter();
+            for operation in claimed.by_ref() {
+                let id = operation.id();
+                let outcome = self.process(&mut conn, operation);
+                lock(&shared.held).remove(&id);
+                shared.counters.count(outcome?);
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+            for operation in claimed {
+                lock(&shared.held).remove(&operation.id());
+                self.release_unstarted(&mut conn, &operation)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn claim(&self, conn: &mut C) -> Result<Vec<BatchOperation>> {
+        let now = Utc::now().trunc_subsecs(6);
+        let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
+        Ok(retry_on_deadlock(|| {
+            let _span = tracing::debug_span!("claim", worker = %self.name).entered();
+            conn.claim_operations(&self.name, &self.queues, now, stale_before, self.batch_size)
+        })?)
+    }
+
+    /// Gives back an operation claimed but never started, as if it had not been claimed.
+    fn release_unstarted(&self, conn: &mut C, operation: &BatchOperation) -> Result<()> {
+        let change = ClaimedChange {
+            status: Status::Unprocessed,
+            result: OperationResult::NotAvailable,
+            finished_datetime: None,
+            output_data_json: operation.output_data_json(),
+            run_after: operation.run_after().map(UtcDateTime),
+            locked_by: None,
+            heartbeat_datetime: None,
+            attempts: operation.attempts() - 1,
+        };
+        self.fenced(conn, operation.id(), &change, Outcome::Retried)?;
+        Ok(())
     }
 
     /// Runs `threads` worker threads until no operation is due, and returns what they did.
@@ -147,12 +314,7 @@ where
     fn drain(&self, held: &Mutex<HashSet<i64>>, counters: &Counters) -> Result<()> {
         let mut conn = self.pool.get().map_err(|e| Error::Pool(e.to_string()))?;
         loop {
-            let now = Utc::now().trunc_subsecs(6);
-            let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
-            let claimed = retry_on_deadlock(|| {
-                let _span = tracing::debug_span!("claim", worker = %self.name).entered();
-                conn.claim_operations(&self.name, &self.queues, now, stale_before, self.batch_size)
-            })?;
+            let claimed = self.claim(&mut conn)?;
             if claimed.is_empty() {
                 return Ok(());
             }
@@ -247,6 +409,7 @@ where
             run_after: Some(UtcDateTime(run_after).clamped()),
             locked_by: None,
             heartbeat_datetime: None,
+            attempts: operation.attempts(),
         };
         Ok(self.fenced(conn, operation.id(), &change, Outcome::Retried)?)
     }
@@ -268,6 +431,7 @@ where
             run_after: operation.run_after().map(UtcDateTime),
             locked_by: Some(&self.name),
             heartbeat_datetime: operation.heartbeat_datetime().map(UtcDateTime),
+            attempts: operation.attempts(),
         };
         Ok(self.fenced(conn, operation.id(), &change, outcome)?)
     }

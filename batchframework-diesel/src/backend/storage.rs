@@ -56,6 +56,7 @@ pub struct ClaimedChange<'a> {
     pub(crate) run_after: Option<UtcDateTime>,
     pub(crate) locked_by: Option<&'a str>,
     pub(crate) heartbeat_datetime: Option<UtcDateTime>,
+    pub(crate) attempts: i32,
 }
 
 /// Implements [`Storage`](super::Storage) for one concrete connection type.
@@ -97,6 +98,16 @@ macro_rules! impl_storage {
         .get_result($conn)?;
         Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX)))
     }};
+    // MySQL's default REPEATABLE READ makes the claim's locking read take gap locks on the
+    // claim index, and an application inserting new operations meanwhile deadlocks with it:
+    // the claim runs in READ COMMITTED, which locks only the rows it takes.
+    (@before_claim last_insert_id, $conn:ident) => {
+        ::diesel::connection::SimpleConnection::batch_execute(
+            $conn,
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        )?
+    };
+    (@before_claim returning, $conn:ident) => {};
     (@lock skip_locked, $query:expr) => {
         $query.for_update().skip_locked()
     };
@@ -143,6 +154,7 @@ macro_rules! impl_storage {
                 use $crate::schema::batchframework_batchoperation::dsl;
                 use $crate::{Status, UtcDateTime};
                 let conn = self;
+                $crate::backend::storage::impl_storage!(@before_claim $insert, conn);
                 $crate::backend::storage::impl_storage!(@claim_transaction $locking, conn, |conn| {
                     let due = dsl::status
                         .eq(Status::Unprocessed)
