@@ -13,6 +13,7 @@ mod migrations;
 mod model;
 mod packets;
 mod pool;
+mod processes;
 mod queries;
 mod registry;
 mod scale;

@@ -19,6 +19,9 @@ use diesel::Connection;
 
 /// A backend the suite runs against.
 pub trait TestBackend: 'static {
+    /// Its name, as in the test paths (`postgres`, `sqlite`, `mysql`).
+    const NAME: &'static str;
+
     /// Its connection type.
     type Connection: BatchConnection + R2D2Connection + Send + 'static;
 
@@ -121,11 +124,29 @@ pub struct TestDatabase {
     cleanup: Cleanup,
 }
 
+impl TestDatabase {
+    /// A database another process owns (a child worker's view of its parent's database): it is
+    /// not dropped by this handle.
+    pub fn existing(url: String) -> Self {
+        TestDatabase {
+            url,
+            cleanup: Cleanup::None,
+        }
+    }
+}
+
 enum Cleanup {
+    None,
     #[cfg(feature = "postgres")]
-    PostgresSchema { admin_url: String, schema: String },
+    PostgresSchema {
+        admin_url: String,
+        schema: String,
+    },
     #[cfg(feature = "mysql")]
-    MysqlDatabase { admin_url: String, database: String },
+    MysqlDatabase {
+        admin_url: String,
+        database: String,
+    },
     #[cfg(feature = "sqlite")]
     SqliteFile(#[allow(dead_code)] tempfile::TempDir),
 }
@@ -133,6 +154,7 @@ enum Cleanup {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         match &self.cleanup {
+            Cleanup::None => {}
             #[cfg(feature = "postgres")]
             Cleanup::PostgresSchema { admin_url, schema } => {
                 admin_execute::<diesel::PgConnection>(
@@ -197,6 +219,7 @@ pub struct Postgres;
 impl TestBackend for Postgres {
     type Connection = diesel::PgConnection;
     const DIALECT: batchframework_diesel::Dialect = batchframework_diesel::Dialect::Postgres;
+    const NAME: &'static str = "postgres";
     fn migrations() -> diesel_migrations::EmbeddedMigrations {
         batchframework_diesel::migrations::POSTGRES
     }
@@ -234,6 +257,7 @@ pub struct Mysql;
 impl TestBackend for Mysql {
     type Connection = diesel::MysqlConnection;
     const DIALECT: batchframework_diesel::Dialect = batchframework_diesel::Dialect::Mysql;
+    const NAME: &'static str = "mysql";
     fn migrations() -> diesel_migrations::EmbeddedMigrations {
         batchframework_diesel::migrations::MYSQL
     }
@@ -295,6 +319,7 @@ pub struct Sqlite;
 impl TestBackend for Sqlite {
     type Connection = diesel::SqliteConnection;
     const DIALECT: batchframework_diesel::Dialect = batchframework_diesel::Dialect::Sqlite;
+    const NAME: &'static str = "sqlite";
     fn migrations() -> diesel_migrations::EmbeddedMigrations {
         batchframework_diesel::migrations::SQLITE
     }
