@@ -12,9 +12,11 @@
 //!
 //! ```text
 //! cargo run --release -p batchframework-bench -- --backend postgres --sizes 10000,100000,1000000
+//! cargo run --release -p batchframework-bench -- --workers      # the worker benchmark
 //! ```
 
 mod models;
+mod workers;
 
 use std::process::Command;
 use std::time::Duration;
@@ -53,6 +55,9 @@ struct Args {
     /// Runs per variant and size; the median is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Benchmark the workers (PostgreSQL) instead of the bulk insert.
+    #[arg(long)]
+    workers: bool,
     /// Internal: run one variant once and print its peak RSS (used for the RSS child process).
     #[arg(long, value_enum, hide = true)]
     only: Option<Variant>,
@@ -267,6 +272,12 @@ fn main() -> Result<(), AnyError> {
     }
 
     let scratch = Scratch::new(args.backend, args.url.clone())?;
+    if args.workers {
+        if args.backend != Backend::Postgres {
+            return Err("--workers measures PostgreSQL only: use --backend postgres".into());
+        }
+        return workers::run(&scratch.url);
+    }
     println!(
         "backend: {:?}; N players with one card each; median of {} runs; rows/s counts players + cards\n",
         args.backend, args.repeat

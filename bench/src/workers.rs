@@ -1,0 +1,157 @@
+//! Worker benchmark on PostgreSQL: bulk enqueue rate, no-op throughput with 1, 2 and 4 threads,
+//! and enqueue-to-start latency with polling (LISTEN/NOTIFY is not built yet).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use batchframework_diesel::registry::{action_fn, ActionGroup, Registry, RunArgs};
+use batchframework_diesel::schema::batchframework_batchoperation;
+use batchframework_diesel::worker::Worker;
+use batchframework_diesel::{bulk_insert, bulk_insertable, OperationFilter, Status, UtcDateTime};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::PgConnection;
+
+use crate::AnyError;
+
+/// A queued operation as the bulk insert writes it.
+#[bulk_insertable]
+#[derive(Insertable)]
+#[diesel(table_name = batchframework_batchoperation)]
+struct QueuedOperation {
+    created_datetime: UtcDateTime,
+    operationtype: &'static str,
+    status: &'static str,
+    result: &'static str,
+    queue: &'static str,
+}
+
+fn queued(n: usize) -> impl Iterator<Item = QueuedOperation> {
+    let now = UtcDateTime(chrono::Utc::now());
+    (0..n).map(move |_| QueuedOperation {
+        created_datetime: now,
+        operationtype: "noop",
+        status: "unprocessed",
+        result: "not-available",
+        queue: "default",
+    })
+}
+
+fn fresh(conn: &mut PgConnection) -> Result<(), AnyError> {
+    batchframework_diesel::run_migrations(conn)?;
+    conn.batch_execute("TRUNCATE batchframework_batchoperation")?;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// Runs the three measurements and prints a table.
+pub(crate) fn run(url: &str) -> Result<(), AnyError> {
+    let mut conn = PgConnection::establish(url)?;
+    let pool: Pool<ConnectionManager<PgConnection>> = Pool::builder()
+        .max_size(6)
+        .build(ConnectionManager::new(url))?;
+    let registry: Arc<Registry<PgConnection>> = Arc::new(
+        Registry::builder()
+            .group(
+                ActionGroup::new("noop")
+                    .asynchronous()
+                    .action(action_fn("noop", |_| Ok(serde_json::Value::Null))),
+            )
+            .build()?,
+    );
+
+    println!("| measurement | result |");
+    println!("|---|---:|");
+
+    // Bulk enqueue: one COPY.
+    fresh(&mut conn)?;
+    let started = Instant::now();
+    let n = bulk_insert(&mut conn, queued(100_000))?;
+    let took = started.elapsed();
+    println!(
+        "| bulk enqueue of {n} operations (COPY) | {:.0} ops/s |",
+        n as f64 / took.as_secs_f64()
+    );
+
+    // One-at-a-time enqueue through the registry, for comparison.
+    let started = Instant::now();
+    for _ in 0..2_000 {
+        registry.run(&mut conn, "noop", RunArgs::new())?;
+    }
+    println!(
+        "| enqueue one at a time (`registry.run`, 2,000) | {:.0} ops/s |",
+        2_000.0 / started.elapsed().as_secs_f64()
+    );
+
+    // Throughput of no-op operations.
+    for threads in [1, 2, 4] {
+        fresh(&mut conn)?;
+        bulk_insert(&mut conn, queued(20_000))?;
+        let worker = Worker::new(Arc::clone(&registry), pool.clone()).batch_size(20);
+        let started = Instant::now();
+        let stats = worker.run_until_idle(threads)?;
+        let took = started.elapsed();
+        println!(
+            "| no-op operations, {threads} worker thread(s), 20,000 | {:.0} ops/s |",
+            stats.succeeded as f64 / took.as_secs_f64()
+        );
+    }
+
+    // Enqueue-to-start latency with a started worker that polls.
+    for poll_ms in [50, 10] {
+        fresh(&mut conn)?;
+        let samples: Arc<Mutex<Vec<Duration>>> = Arc::default();
+        let seen = Arc::clone(&samples);
+        let timed: Arc<Registry<PgConnection>> = Arc::new(
+            Registry::builder()
+                .group(ActionGroup::new("timed").asynchronous().action(action_fn(
+                    "measure",
+                    move |ctx| {
+                        let waited = chrono::Utc::now() - ctx.operation().created_datetime();
+                        if let Ok(waited) = waited.to_std() {
+                            seen.lock()
+                                .map_err(|_| {
+                                    batchframework_diesel::registry::ActionError::with_data(
+                                        serde_json::Value::Null,
+                                        "poisoned",
+                                    )
+                                })?
+                                .push(waited);
+                        }
+                        Ok(serde_json::Value::Null)
+                    },
+                )))
+                .build()?,
+        );
+        let handle = Worker::new(Arc::clone(&timed), pool.clone())
+            .poll_interval(Duration::from_millis(poll_ms))
+            .start(2);
+        for _ in 0..200 {
+            timed.run(&mut conn, "timed", RunArgs::new())?;
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while OperationFilter::new()
+            .status(Status::Finished)
+            .count(&mut conn)?
+            < 200
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        handle.shutdown(Duration::from_secs(10))?;
+        let mut samples = samples.lock().map_err(|_| "poisoned")?.clone();
+        samples.sort();
+        println!(
+            "| enqueue-to-start latency, polling every {poll_ms} ms (200 ops) | p50 {:.1} ms, p99 {:.1} ms |",
+            percentile(&samples, 0.5).as_secs_f64() * 1000.0,
+            percentile(&samples, 0.99).as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
