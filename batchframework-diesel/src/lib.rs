@@ -38,7 +38,7 @@
 //! | `postgres` | `PgConnection` support (needs libpq) |
 //! | `sqlite` | `SqliteConnection` support, SQLite 3.35+ (a system libsqlite3, or the bundled build via `libsqlite3-sys/bundled`) |
 //! | `mysql` | `MysqlConnection` support for MySQL 8.0.16+ and MariaDB 10.6+ (needs libmysqlclient or libmariadb) |
-//! | `r2d2` | passing r2d2 `PooledConnection`s wherever a connection is taken |
+//! | `r2d2` | passing r2d2 `PooledConnection`s wherever a connection is taken, and the [`worker`] module |
 //! | `uuid` | `uuid::Uuid` primary keys for context objects |
 //!
 //! No backend is enabled by default; enable the ones your application uses.
