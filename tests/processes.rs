@@ -11,7 +11,7 @@ use std::time::Duration;
 use batchframework_diesel::registry::{action_fn, ActionError, ActionGroup, Registry, RunArgs};
 use batchframework_diesel::worker::Worker;
 use batchframework_diesel::{BatchOperation, OperationResult, Status};
-use batchframework_tests::{backend_tests, migrated, TestBackend, TestDatabase};
+use batchframework_tests::{backend_tests, TestBackend, TestDatabase};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use serde_json::json;
@@ -100,25 +100,15 @@ fn child<B: TestBackend>() {
     println!("child done: {stats:?}");
 }
 
+/// Runs recorded in `executions`: (all, distinct operations).
 fn executions<B: TestBackend>(conn: &mut B::Connection) -> (i64, i64) {
-    let all = B::select_i64s(conn, "SELECT COUNT(*) AS v FROM executions")[0];
-    let distinct = B::select_i64s(
-        conn,
-        "SELECT COUNT(DISTINCT operation_id) AS v FROM executions",
-    )[0];
+    let (all, distinct) = crate::worker::executions::<B>(conn);
     (all.unwrap_or(0), distinct.unwrap_or(0))
-}
-
-fn set_up<B: TestBackend>() -> (TestDatabase, B::Connection) {
-    let (db, mut conn) = migrated::<B>();
-    conn.batch_execute("CREATE TABLE executions (operation_id BIGINT NOT NULL)")
-        .unwrap();
-    (db, conn)
 }
 
 /// Two worker processes and this one drain 2,000 operations: each runs exactly once.
 fn three_processes_run_every_operation_exactly_once<B: TestBackend>() {
-    let (db, mut conn) = set_up::<B>();
+    let (db, mut conn) = crate::worker::set_up::<B>();
     let registry = registry::<B>();
     conn.transaction::<_, batchframework_diesel::Error, _>(|conn| {
         for _ in 0..2_000 {
@@ -149,7 +139,7 @@ fn three_processes_run_every_operation_exactly_once<B: TestBackend>() {
 /// A worker killed with SIGKILL in the middle of an operation: after the lease another worker
 /// runs it again and finishes it; the attempts are recorded.
 fn a_killed_workers_operation_is_rerun_after_the_lease<B: TestBackend>() {
-    let (db, mut conn) = set_up::<B>();
+    let (db, mut conn) = crate::worker::set_up::<B>();
     let registry = registry::<B>();
     let op = registry
         .run(&mut conn, "hang-first", RunArgs::new())

@@ -55,14 +55,16 @@ fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
     )
 }
 
-fn set_up<B: TestBackend>() -> (batchframework_tests::TestDatabase, B::Connection) {
+/// A migrated database with an `executions` table the test actions record their runs in.
+pub(crate) fn set_up<B: TestBackend>() -> (batchframework_tests::TestDatabase, B::Connection) {
     let (db, mut conn) = migrated::<B>();
     conn.batch_execute("CREATE TABLE executions (operation_id BIGINT NOT NULL)")
         .unwrap();
     (db, conn)
 }
 
-fn executions<B: TestBackend>(conn: &mut B::Connection) -> (Option<i64>, Option<i64>) {
+/// How many runs were recorded, and for how many distinct operations.
+pub(crate) fn executions<B: TestBackend>(conn: &mut B::Connection) -> (Option<i64>, Option<i64>) {
     let all = B::select_i64s(conn, "SELECT COUNT(*) AS v FROM executions")[0];
     let distinct = B::select_i64s(
         conn,
