@@ -67,7 +67,7 @@
 //! # }
 //! ```
 
-use crate::backend::{BatchConnection, Dialect};
+use crate::backend::BatchConnection;
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::tracking::BatchTracked;
@@ -80,11 +80,6 @@ pub trait BulkInsertable<C>: BulkRow + BulkInsertRows<C> {}
 
 impl<C, R: BulkRow + BulkInsertRows<C>> BulkInsertable<C> for R {}
 
-/// SQLite's default compiled limit on bind parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`
-/// since 3.32, and in the bundled build).
-pub const SQLITE_MAX_BINDS: usize = 32_766;
-/// MySQL's and MariaDB's limit on placeholders per prepared statement.
-pub const MYSQL_MAX_BINDS: usize = 65_535;
 /// How much of `max_allowed_packet` one statement's binds may fill; the rest is headroom for the
 /// SQL text and the protocol's per-value framing.
 const PACKET_SHARE_PERCENT: usize = 75;
@@ -94,7 +89,7 @@ const PER_VALUE_OVERHEAD: usize = 10;
 /// Inserts `rows`, untracked, and returns how many were inserted.
 ///
 /// Statements: one `COPY` on PostgreSQL; on SQLite and MySQL one multi-row `INSERT` per chunk
-/// of `⌊limit / columns⌋` rows ([`SQLITE_MAX_BINDS`], [`MYSQL_MAX_BINDS`]; fewer rows per chunk
+/// of `⌊limit / columns⌋` rows ([`SQLITE_MAX_BINDS`](crate::SQLITE_MAX_BINDS), [`MYSQL_MAX_BINDS`](crate::MYSQL_MAX_BINDS); fewer rows per chunk
 /// on MySQL when they would not fit in 75% of `max_allowed_packet`), plus on MySQL one
 /// `SELECT @@max_allowed_packet`. All in one transaction, or a savepoint inside the caller's:
 /// a failing chunk leaves none of the batch behind and returns the database's error.
@@ -178,15 +173,12 @@ where
     C: BatchConnection,
     R: BulkInsertable<C>,
 {
-    let limits = match C::DIALECT {
-        // COPY takes every row in one statement.
-        Dialect::Postgres => return Ok(R::insert_rows(conn, rows.collect())?),
-        Dialect::Sqlite => ChunkLimits::new(SQLITE_MAX_BINDS, R::COLUMNS, None),
-        Dialect::Mysql => {
-            let packet = conn.max_packet_bytes()?;
-            ChunkLimits::new(MYSQL_MAX_BINDS, R::COLUMNS, packet)
-        }
+    // Without a bind limit the backend takes every row in one COPY.
+    let Some(max_binds) = C::DIALECT.max_binds() else {
+        return Ok(R::insert_rows(conn, rows.collect())?);
     };
+    // A query only where the server limits packets (MySQL); `None` elsewhere.
+    let limits = ChunkLimits::new(max_binds, R::COLUMNS, conn.max_packet_bytes()?);
     let sized = limits.bytes != usize::MAX;
     let mut inserted = 0;
     let mut chunk: Vec<R> = Vec::with_capacity(limits.rows.min(4096));

@@ -60,12 +60,13 @@ mod tracking;
 #[cfg(feature = "r2d2")]
 pub mod worker;
 
-pub use backend::{BatchConnection, Dialect, UtcDateTime, UtcTimestamp};
+pub use backend::{
+    BatchConnection, Dialect, UtcDateTime, UtcTimestamp, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS,
+};
 pub use batchframework_macros::ContextObject;
 pub use batchframework_macros::{batch_tracked, bulk_insertable};
 pub use bulk::{
     bulk_insert, bulk_insert_tracked, bulk_insert_tracked_or_fail, BulkInsertable, EncodedLen,
-    MYSQL_MAX_BINDS, SQLITE_MAX_BINDS,
 };
 pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};

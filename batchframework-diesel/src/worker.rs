@@ -209,7 +209,7 @@ where
         let mut joins = Vec::new();
         for _ in 0..threads.max(1) {
             let (worker, shared) = (Arc::clone(&worker), Arc::clone(&shared));
-            joins.push(std::thread::spawn(move || worker.serve(&shared)));
+            joins.push(std::thread::spawn(move || worker.serve(&shared, false)));
         }
         {
             let (worker, shared) = (Arc::clone(&worker), Arc::clone(&shared));
@@ -221,13 +221,17 @@ where
         WorkerHandle { shared, joins }
     }
 
-    /// One thread of a started worker: claim and run until stopped, sleeping while idle. On
-    /// stop, operations claimed but not started are released, their attempt not counted.
-    fn serve(&self, shared: &Shared) -> Result<()> {
+    /// One worker thread: claim and run until stopped, or, with `until_idle`, until a claim
+    /// comes back empty; otherwise sleep `poll_interval` while idle. On stop, operations claimed
+    /// but not started are released, their attempt not counted.
+    fn serve(&self, shared: &Shared, until_idle: bool) -> Result<()> {
         let mut conn = self.pool.get().map_err(|e| Error::Pool(e.to_string()))?;
         while !shared.stop.load(Ordering::SeqCst) {
             let claimed = self.claim(&mut conn)?;
             if claimed.is_empty() {
+                if until_idle {
+                    return Ok(());
+                }
                 let mut slept = Duration::ZERO;
                 while slept < self.poll_interval && !shared.stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
@@ -281,51 +285,25 @@ where
 
     /// Runs `threads` worker threads until no operation is due, and returns what they did.
     pub fn run_until_idle(&self, threads: usize) -> Result<WorkerStats> {
-        let held: Arc<Mutex<HashSet<i64>>> = Arc::default();
-        let done = AtomicBool::new(false);
-        let counters = Counters::default();
-        let outcome = std::thread::scope(|scope| {
-            let heartbeat = scope.spawn(|| self.heartbeat_loop(&held, &done));
-            // SQLite has one writer, and threads competing for it in one process can starve each
-            // other past any busy timeout: one thread does the work there.
-            let threads = if C::DIALECT == crate::Dialect::Sqlite {
-                1
-            } else {
-                threads.max(1)
-            };
-            let workers: Vec<_> = (0..threads)
-                .map(|_| scope.spawn(|| self.drain(&held, &counters)))
+        let shared = Shared::default();
+        std::thread::scope(|scope| {
+            let heartbeat =
+                scope.spawn(|| self.heartbeat_loop(&shared.held, &shared.stop_heartbeat));
+            let workers: Vec<_> = (0..threads.max(1))
+                .map(|_| scope.spawn(|| self.serve(&shared, true)))
                 .collect();
             let mut first_error = None;
             for worker in workers {
-                let result = worker.join().unwrap_or_else(|_| Err(Error::WorkerPanicked));
+                let result = worker.join().unwrap_or(Err(Error::WorkerPanicked));
                 if let (Err(error), None) = (result, &first_error) {
                     first_error = Some(error);
                 }
             }
-            done.store(true, Ordering::SeqCst);
+            shared.stop_heartbeat.store(true, Ordering::SeqCst);
             let _ = heartbeat.join();
             first_error.map_or(Ok(()), Err)
-        });
-        outcome.map(|()| counters.snapshot())
-    }
-
-    /// One thread: claim and run until a claim comes back empty.
-    fn drain(&self, held: &Mutex<HashSet<i64>>, counters: &Counters) -> Result<()> {
-        let mut conn = self.pool.get().map_err(|e| Error::Pool(e.to_string()))?;
-        loop {
-            let claimed = self.claim(&mut conn)?;
-            if claimed.is_empty() {
-                return Ok(());
-            }
-            lock(held).extend(claimed.iter().map(BatchOperation::id));
-            for operation in claimed {
-                let id = operation.id();
-                let outcome = self.process(&mut *conn, operation);
-                lock(held).remove(&id);
-                counters.count(outcome?);
-            }
-        }
+        })?;
+        Ok(shared.counters.snapshot())
     }
 
     /// Runs one claimed operation and writes its outcome, fenced by `locked_by`.

@@ -1,5 +1,11 @@
 //! The SQL dialects, for the few statements this crate writes as text (DDL for user tables).
 
+/// SQLite's default compiled limit on bind parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`
+/// since 3.32, and in the bundled build).
+pub const SQLITE_MAX_BINDS: usize = 32_766;
+/// MySQL's and MariaDB's limit on placeholders per prepared statement.
+pub const MYSQL_MAX_BINDS: usize = 65_535;
+
 /// Which database's SQL to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -13,6 +19,16 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// The most bind parameters one multi-row `INSERT` may carry, or `None` where bulk inserts
+    /// use `COPY` and have no such limit (PostgreSQL).
+    pub(crate) fn max_binds(self) -> Option<usize> {
+        match self {
+            Dialect::Postgres => None,
+            Dialect::Sqlite => Some(SQLITE_MAX_BINDS),
+            Dialect::Mysql => Some(MYSQL_MAX_BINDS),
+        }
+    }
+
     /// `name` as a quoted identifier. The caller has validated it (no quote characters), so
     /// quoting only keeps reserved words and case intact.
     pub(crate) fn quote(self, name: &str) -> String {

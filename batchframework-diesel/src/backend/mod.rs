@@ -9,7 +9,7 @@ mod dialect;
 pub(crate) mod storage;
 mod timestamp;
 
-pub use dialect::Dialect;
+pub use dialect::{Dialect, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 
 use crate::operation::{BatchOperation, Status};
