@@ -125,7 +125,7 @@ fn delayed_operations_never_start_early<B: TestBackend>() {
         )
         .unwrap()
         .operation;
-    let stats = Worker::new(registry, B::pool(&db, 2))
+    let stats = Worker::new(registry, B::pool(&db, 3))
         .run_until_idle(2)
         .unwrap();
     assert_eq!(stats.succeeded, 1);
@@ -323,7 +323,8 @@ fn a_started_worker_runs_new_work_until_shut_down<B: TestBackend>() {
     let registry = registry::<B>();
     let handle = Worker::new(Arc::clone(&registry), B::pool(&db, 3))
         .poll_interval(Duration::from_millis(20))
-        .start(2);
+        .start(2)
+        .unwrap();
     for _ in 0..20 {
         registry.run(&mut conn, "record", RunArgs::new()).unwrap();
     }
@@ -364,7 +365,8 @@ fn shutdown_finishes_the_running_action_and_releases_the_rest<B: TestBackend>() 
     let handle = Worker::new(registry, B::pool(&db, 3))
         .batch_size(5)
         .poll_interval(Duration::from_millis(20))
-        .start(1);
+        .start(1)
+        .unwrap();
     let mut watcher = B::connect(&db);
     eventually("the first action to start", || {
         executions::<B>(&mut watcher).0.unwrap_or(0) >= 1

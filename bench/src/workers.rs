@@ -1,5 +1,5 @@
 //! Worker benchmark on PostgreSQL: bulk enqueue rate, no-op throughput with 1, 2 and 4 threads,
-//! and enqueue-to-start latency with polling (LISTEN/NOTIFY is not built yet).
+//! and enqueue-to-start latency with LISTEN/NOTIFY and with polling only.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -102,8 +102,9 @@ pub(crate) fn run(url: &str) -> Result<(), AnyError> {
         );
     }
 
-    // Enqueue-to-start latency with a started worker that polls.
-    for poll_ms in [50, 10] {
+    // Enqueue-to-start latency with a started worker: woken by LISTEN/NOTIFY (polling every
+    // second as the fallback), then polling only.
+    for (listen, poll_ms) in [(true, 1000), (false, 50), (false, 10)] {
         fresh(&mut conn)?;
         let samples: Arc<Mutex<Vec<Duration>>> = Arc::default();
         let seen = Arc::clone(&samples);
@@ -129,8 +130,9 @@ pub(crate) fn run(url: &str) -> Result<(), AnyError> {
                 .build()?,
         );
         let handle = Worker::new(Arc::clone(&timed), pool.clone())
+            .listen(listen)
             .poll_interval(Duration::from_millis(poll_ms))
-            .start(2);
+            .start(2)?;
         for _ in 0..200 {
             timed.run(&mut conn, "timed", RunArgs::new())?;
             std::thread::sleep(Duration::from_millis(15));
@@ -147,8 +149,13 @@ pub(crate) fn run(url: &str) -> Result<(), AnyError> {
         handle.shutdown(Duration::from_secs(10))?;
         let mut samples = samples.lock().map_err(|_| "poisoned")?.clone();
         samples.sort();
+        let how = if listen {
+            format!("LISTEN/NOTIFY (polling every {poll_ms} ms)")
+        } else {
+            format!("polling every {poll_ms} ms, no LISTEN")
+        };
         println!(
-            "| enqueue-to-start latency, polling every {poll_ms} ms (200 ops) | p50 {:.1} ms, p99 {:.1} ms |",
+            "| enqueue-to-start latency, {how} (200 ops) | p50 {:.1} ms, p99 {:.1} ms |",
             percentile(&samples, 0.5).as_secs_f64() * 1000.0,
             percentile(&samples, 0.99).as_secs_f64() * 1000.0
         );

@@ -78,6 +78,21 @@ pub trait Storage {
         worker: &str,
         change: &storage::ClaimedChange<'_>,
     ) -> diesel::QueryResult<usize>;
+    /// [`change_claimed`](Self::change_claimed) for each of `changes`, in one transaction (one
+    /// commit for a whole group of finished operations); whether each was written.
+    fn finish_claimed(
+        &mut self,
+        worker: &str,
+        changes: &[(i64, storage::ClaimedChange<'_>)],
+    ) -> diesel::QueryResult<Vec<bool>>;
+    /// Subscribes this connection to new-work notifications; `false` where the backend has none
+    /// (workers then only poll).
+    fn listen_for_work(&mut self) -> diesel::QueryResult<bool>;
+    /// Ends every subscription of this connection, before it goes back to a pool.
+    fn stop_listening(&mut self) -> diesel::QueryResult<()>;
+    /// The queues named by the new-work notifications received since the last call. Never
+    /// blocks: it reads what has already arrived on the connection.
+    fn work_notifications(&mut self) -> diesel::QueryResult<Vec<String>>;
     /// Refreshes the heartbeat of the operations `worker` holds among `ids`.
     fn heartbeat(
         &mut self,
@@ -104,6 +119,7 @@ storage::impl_storage!(
     Postgres,
     returning,
     skip_locked,
+    notify,
     crate::migrations::POSTGRES
 );
 
@@ -113,6 +129,7 @@ storage::impl_storage!(
     Sqlite,
     returning,
     immediate,
+    none,
     crate::migrations::SQLITE
 );
 
@@ -122,6 +139,7 @@ storage::impl_storage!(
     Mysql,
     last_insert_id,
     skip_locked,
+    none,
     crate::migrations::MYSQL
 );
 
@@ -191,6 +209,26 @@ where
         change: &storage::ClaimedChange<'_>,
     ) -> diesel::QueryResult<usize> {
         (**self).change_claimed(id, worker, change)
+    }
+
+    fn finish_claimed(
+        &mut self,
+        worker: &str,
+        changes: &[(i64, storage::ClaimedChange<'_>)],
+    ) -> diesel::QueryResult<Vec<bool>> {
+        (**self).finish_claimed(worker, changes)
+    }
+
+    fn listen_for_work(&mut self) -> diesel::QueryResult<bool> {
+        (**self).listen_for_work()
+    }
+
+    fn stop_listening(&mut self) -> diesel::QueryResult<()> {
+        (**self).stop_listening()
+    }
+
+    fn work_notifications(&mut self) -> diesel::QueryResult<Vec<String>> {
+        (**self).work_notifications()
     }
 
     fn heartbeat(

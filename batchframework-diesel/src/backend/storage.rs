@@ -59,7 +59,14 @@ pub struct ClaimedChange<'a> {
     pub(crate) attempts: i32,
 }
 
+/// The PostgreSQL channel on which new due work is announced, with the queue's name as payload
+/// (see the `batchframework_notify_work` trigger in the PostgreSQL migrations).
+pub(crate) const WORK_CHANNEL: &str = "batchframework_work";
+
 /// Implements [`Storage`](super::Storage) for one concrete connection type.
+///
+/// `notify`: the backend announces new work on [`WORK_CHANNEL`] (PostgreSQL); `none`: workers
+/// only poll.
 ///
 /// `returning`: the INSERT reports the new id with `RETURNING id` (PostgreSQL, SQLite).
 /// `last_insert_id`: the INSERT is followed by `SELECT LAST_INSERT_ID()` (MySQL/MariaDB), which
@@ -108,6 +115,40 @@ macro_rules! impl_storage {
         )?
     };
     (@before_claim returning, $conn:ident) => {};
+    // PostgreSQL: the migration's trigger notifies `WORK_CHANNEL` with the queue's name when
+    // due work is inserted or released; a worker LISTENs on its keeper connection.
+    (@listen notify, $conn:ident) => {{
+        ::diesel::connection::SimpleConnection::batch_execute(
+            $conn,
+            &format!("LISTEN {}", $crate::backend::storage::WORK_CHANNEL),
+        )?;
+        Ok(true)
+    }};
+    (@listen none, $conn:ident) => {{
+        let _ = $conn;
+        Ok(false)
+    }};
+    (@unlisten notify, $conn:ident) => {
+        ::diesel::connection::SimpleConnection::batch_execute($conn, "UNLISTEN *")
+    };
+    (@unlisten none, $conn:ident) => {{
+        let _ = $conn;
+        Ok(())
+    }};
+    (@notifications notify, $conn:ident) => {{
+        let mut queues = Vec::new();
+        for notification in $conn.notifications_iter() {
+            let notification = notification?;
+            if notification.channel == $crate::backend::storage::WORK_CHANNEL {
+                queues.push(notification.payload);
+            }
+        }
+        Ok(queues)
+    }};
+    (@notifications none, $conn:ident) => {{
+        let _ = $conn;
+        Ok(Vec::new())
+    }};
     (@lock skip_locked, $query:expr) => {
         $query.for_update().skip_locked()
     };
@@ -115,7 +156,7 @@ macro_rules! impl_storage {
         $query
     };
     (@claim_transaction skip_locked, $conn:ident, $body:expr) => {
-        $conn.transaction($body)
+        ::diesel::Connection::transaction($conn, $body)
     };
     // SQLite has no row locks: the claim takes the write lock up front instead.
     (@claim_transaction immediate, $conn:ident, $body:expr) => {
@@ -140,7 +181,7 @@ macro_rules! impl_storage {
         }
         query
     }};
-    ($conn_type:ty, $dialect:ident, $insert:ident, $locking:ident, $migrations:path) => {
+    ($conn_type:ty, $dialect:ident, $insert:ident, $locking:ident, $notify:ident, $migrations:path) => {
         impl $crate::backend::Storage for $conn_type {
             fn claim_operations(
                 &mut self,
@@ -210,6 +251,38 @@ macro_rules! impl_storage {
                 )
                 .set(change)
                 .execute(self)
+            }
+
+            fn finish_claimed(
+                &mut self,
+                worker: &str,
+                changes: &[(i64, $crate::backend::storage::ClaimedChange<'_>)],
+            ) -> ::diesel::QueryResult<Vec<bool>> {
+                let conn = self;
+                $crate::backend::storage::impl_storage!(@claim_transaction $locking, conn, |conn| {
+                    changes
+                        .iter()
+                        .map(|(id, change)| {
+                            $crate::backend::Storage::change_claimed(conn, *id, worker, change)
+                                .map(|changed| changed == 1)
+                        })
+                        .collect()
+                })
+            }
+
+            fn listen_for_work(&mut self) -> ::diesel::QueryResult<bool> {
+                let conn = self;
+                $crate::backend::storage::impl_storage!(@listen $notify, conn)
+            }
+
+            fn stop_listening(&mut self) -> ::diesel::QueryResult<()> {
+                let conn = self;
+                $crate::backend::storage::impl_storage!(@unlisten $notify, conn)
+            }
+
+            fn work_notifications(&mut self) -> ::diesel::QueryResult<Vec<String>> {
+                let conn = self;
+                $crate::backend::storage::impl_storage!(@notifications $notify, conn)
             }
 
             fn heartbeat(

@@ -1,0 +1,94 @@
+//! [`WorkerHandle`]: what a caller holds of a worker started with
+//! [`Worker::start`](super::Worker::start).
+
+use std::fmt;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+use super::shared::{lock, Shared};
+use super::WorkerStats;
+
+/// Controls a worker started with [`Worker::start`](super::Worker::start).
+pub struct WorkerHandle {
+    pub(super) shared: Arc<Shared>,
+    pub(super) threads: Vec<JoinHandle<Result<()>>>,
+    pub(super) keeper: JoinHandle<Result<()>>,
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("threads", &self.threads.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl WorkerHandle {
+    /// What the worker has done so far (results are counted once written).
+    pub fn stats(&self) -> WorkerStats {
+        self.shared.stats()
+    }
+
+    /// How many worker threads are waiting for work right now.
+    pub fn idle_threads(&self) -> usize {
+        self.shared.idle_threads()
+    }
+
+    /// Makes SIGINT and SIGTERM stop claiming new work, as [`shutdown`](Self::shutdown) does;
+    /// then call `shutdown` (for example once [`is_stopping`](Self::is_stopping) turns true) to
+    /// wait for the running actions.
+    pub fn stop_on_signals(&self) -> Result<()> {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&self.shared.stop))
+                .map_err(Error::Signal)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the worker has been told to stop (by [`shutdown`](Self::shutdown), a signal
+    /// after [`stop_on_signals`](Self::stop_on_signals), or a failure to record results).
+    pub fn is_stopping(&self) -> bool {
+        self.shared.is_stopping()
+    }
+
+    /// Stops claiming, lets running actions finish for up to `timeout`, releases operations
+    /// claimed but not started, waits for the results to be written, and returns what the
+    /// worker did. Threads still running an action after `timeout` are left to finish on their
+    /// own, their heartbeats and results still kept; should the process exit first, their
+    /// operations are recovered by other workers after the lease.
+    pub fn shutdown(self, timeout: Duration) -> Result<WorkerStats> {
+        self.shared.request_stop();
+        let deadline = Instant::now() + timeout;
+        let mut first_error = None;
+        for thread in self.threads {
+            if let Some(result) = join_by(thread, deadline) {
+                if let (Err(error), None) = (result, &first_error) {
+                    first_error = Some(error);
+                }
+            }
+        }
+        // The keeper returns once the finished threads' results are written.
+        let _ = join_by(self.keeper, deadline);
+        if let Some(error) = first_error.or_else(|| lock(&self.shared.keeper_error).take()) {
+            return Err(error);
+        }
+        Ok(self.shared.stats())
+    }
+}
+
+/// Joins `thread` if it ends before `deadline`; `None` if it is still running then.
+fn join_by<T>(thread: JoinHandle<Result<T>>, deadline: Instant) -> Option<Result<T>>
+where
+    T: Send + 'static,
+{
+    while !thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    thread
+        .is_finished()
+        .then(|| thread.join().unwrap_or(Err(Error::WorkerPanicked)))
+}

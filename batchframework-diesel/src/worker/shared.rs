@@ -1,0 +1,229 @@
+//! The state a worker's threads share: the stop flag, the operations they hold, the results
+//! waiting to be written, the wake-up signal for idle threads, and the counters.
+//!
+//! One mutex and one condition variable cover the results queue and the wake-ups, so that a
+//! thread going idle and a notification arriving cannot miss each other.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::backend::UtcDateTime;
+use crate::error::Error;
+use crate::operation::OperationResult;
+
+use super::WorkerStats;
+
+/// The longest a waiting thread sleeps before it looks at the stop flag again, which a signal
+/// handler sets without waking anyone.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// The final result of an operation, waiting for the keeper thread to write it.
+#[derive(Debug)]
+pub(super) struct Finished {
+    pub(super) id: i64,
+    pub(super) result: OperationResult,
+    pub(super) output: String,
+    pub(super) finished_at: UtcDateTime,
+    pub(super) run_after: Option<UtcDateTime>,
+    pub(super) heartbeat: Option<UtcDateTime>,
+    pub(super) attempts: i32,
+    /// What to count once it is written.
+    pub(super) outcome: Outcome,
+}
+
+/// How one operation's attempt ended, as counted in [`WorkerStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Succeeded,
+    Failed,
+    Retried,
+    Lost,
+    Fenced,
+}
+
+#[derive(Default)]
+struct State {
+    /// Results not yet written, oldest first.
+    unwritten: Vec<Finished>,
+    /// Bumped by every wake-up; an idle thread waits for it to change.
+    generation: u64,
+    /// Threads waiting for work right now.
+    idle: usize,
+}
+
+/// See the module documentation.
+pub(super) struct Shared {
+    /// Set by a shutdown, or by SIGINT/SIGTERM through `stop_on_signals`.
+    pub(super) stop: Arc<AtomicBool>,
+    /// Worker threads that have not returned yet; the keeper runs until none is left.
+    pub(super) serving: AtomicUsize,
+    /// Operations claimed and not yet written back, whose heartbeats the keeper refreshes.
+    pub(super) held: Mutex<HashSet<i64>>,
+    /// The first error the keeper met, reported by the shutdown or `run_until_idle`.
+    pub(super) keeper_error: Mutex<Option<Error>>,
+    /// How many results may wait unwritten before worker threads wait for the keeper.
+    max_unwritten: usize,
+    counters: [AtomicUsize; 5],
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    pub(super) fn new(threads: usize, max_unwritten: usize) -> Self {
+        Shared {
+            stop: Arc::default(),
+            serving: AtomicUsize::new(threads),
+            held: Mutex::default(),
+            keeper_error: Mutex::default(),
+            max_unwritten: max_unwritten.max(1),
+            counters: Default::default(),
+            state: Mutex::default(),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub(super) fn is_stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Stops claiming and wakes every waiting thread.
+    pub(super) fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    pub(super) fn count(&self, outcome: Outcome) {
+        self.counters[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn stats(&self) -> WorkerStats {
+        let get = |o: Outcome| self.counters[o as usize].load(Ordering::Relaxed);
+        WorkerStats {
+            succeeded: get(Outcome::Succeeded),
+            failed: get(Outcome::Failed),
+            retried: get(Outcome::Retried),
+            lost: get(Outcome::Lost),
+            fenced: get(Outcome::Fenced),
+        }
+    }
+
+    pub(super) fn hold(&self, ids: impl IntoIterator<Item = i64>) {
+        lock(&self.held).extend(ids);
+    }
+
+    pub(super) fn release(&self, id: i64) {
+        lock(&self.held).remove(&id);
+    }
+
+    pub(super) fn held_ids(&self) -> Vec<i64> {
+        lock(&self.held).iter().copied().collect()
+    }
+
+    /// The current wake-up generation: take it *before* a claim and pass it to
+    /// [`wait_for_work`](Self::wait_for_work), so a notification that arrives between an empty
+    /// claim and the wait is not missed.
+    pub(super) fn generation(&self) -> u64 {
+        lock(&self.state).generation
+    }
+
+    /// Waits until woken after `since`, stopped, or `timeout` passes.
+    pub(super) fn wait_for_work(&self, since: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.state);
+        state.idle += 1;
+        while state.generation == since && !self.is_stopping() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = wait(&self.changed, state, left.min(STOP_CHECK));
+        }
+        state.idle -= 1;
+    }
+
+    /// Wakes every thread waiting for work (new work was announced, or the worker stops).
+    pub(super) fn wake_all(&self) {
+        lock(&self.state).generation += 1;
+        self.changed.notify_all();
+    }
+
+    /// How many worker threads are waiting for work right now.
+    pub(super) fn idle_threads(&self) -> usize {
+        lock(&self.state).idle
+    }
+
+    /// Hands a result to the keeper; waits while too many are unwritten.
+    pub(super) fn push_result(&self, finished: Finished) {
+        let mut state = lock(&self.state);
+        while state.unwritten.len() >= self.max_unwritten {
+            state = wait(&self.changed, state, STOP_CHECK);
+        }
+        state.unwritten.push(finished);
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// A worker thread has returned; it will push no more results.
+    pub(super) fn serving_ended(&self) {
+        self.serving.fetch_sub(1, Ordering::SeqCst);
+        let _state = lock(&self.state);
+        self.changed.notify_all();
+    }
+
+    /// The results waiting to be written, after waiting up to `timeout` for some; `None` once
+    /// every worker thread has returned and every result has been taken.
+    pub(super) fn take_results(&self, timeout: Duration) -> Option<Vec<Finished>> {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.state);
+        loop {
+            if !state.unwritten.is_empty() {
+                let taken = std::mem::take(&mut state.unwritten);
+                drop(state);
+                self.changed.notify_all();
+                return Some(taken);
+            }
+            if self.serving.load(Ordering::SeqCst) == 0 {
+                return None;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Some(Vec::new());
+            }
+            state = wait(&self.changed, state, left);
+        }
+    }
+
+    /// Keeps the keeper's first error.
+    pub(super) fn keeper_failed(&self, error: Error) {
+        lock(&self.keeper_error).get_or_insert(error);
+    }
+}
+
+/// Decrements [`Shared::serving`] when a worker thread returns, also by a panic.
+pub(super) struct ServingGuard<'a>(pub(super) &'a Shared);
+
+impl Drop for ServingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.serving_ended();
+    }
+}
+
+/// Locks, ignoring poisoning: the guarded data stays consistent across a panicking holder.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn wait<'a, T>(
+    changed: &Condvar,
+    guard: MutexGuard<'a, T>,
+    timeout: Duration,
+) -> MutexGuard<'a, T> {
+    match changed.wait_timeout(guard, timeout) {
+        Ok((guard, _)) => guard,
+        Err(poisoned) => poisoned.into_inner().0,
+    }
+}

@@ -1,0 +1,4 @@
+DROP TRIGGER batchframework_notify_released_work ON batchframework_batchoperation;
+DROP FUNCTION batchframework_notify_released_work();
+DROP TRIGGER batchframework_notify_inserted_work ON batchframework_batchoperation;
+DROP FUNCTION batchframework_notify_inserted_work();
