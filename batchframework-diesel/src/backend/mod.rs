@@ -59,10 +59,11 @@ pub trait Storage {
     ) -> diesel::QueryResult<usize>;
     /// Flags a running operation for cancellation; returns the rows changed (0 or 1).
     fn request_cancel(&mut self, id: i64) -> diesel::QueryResult<usize>;
-    /// Claims up to `limit` operations for `worker` on `queues`: pending ones due by `now`, and
-    /// running ones whose holder's heartbeat is older than `stale_before` (a lost worker). Each
-    /// is set `running`, locked by `worker`, heartbeat `now`, `attempts + 1`, and returned.
-    /// Concurrent claimers never get the same operation.
+    /// Claims up to `limit` operations for `worker` on `queues`: running ones whose holder's
+    /// heartbeat is older than `stale_before` (a lost worker) first, then pending ones due by
+    /// `now`, by priority then age. Each is set `running`, locked by `worker`, heartbeat `now`,
+    /// `attempts + 1`, and returned by priority then id. Concurrent claimers never get the same
+    /// operation.
     fn claim_operations(
         &mut self,
         worker: &str,
@@ -71,19 +72,32 @@ pub trait Storage {
         stale_before: chrono::DateTime<chrono::Utc>,
         limit: i64,
     ) -> diesel::QueryResult<Vec<BatchOperation>>;
-    /// `change` on an operation only if it is still `running` and held by `worker` (fencing).
+    /// Whether [`claim_operations`](Self::claim_operations) would find work, read without
+    /// locking. A claim can come back empty while work is due: on MySQL/MariaDB, SKIP LOCKED
+    /// also skips rows another claim's scan holds for an instant, and two concurrent claims can
+    /// skip the same due row that way.
+    fn has_claimable(
+        &mut self,
+        queues: &[String],
+        now: chrono::DateTime<chrono::Utc>,
+        stale_before: chrono::DateTime<chrono::Utc>,
+    ) -> diesel::QueryResult<bool>;
+    /// `change` on an operation only if it is still `running`, held by `worker` and at the
+    /// `attempt` it was claimed at (fencing).
     fn change_claimed(
         &mut self,
         id: i64,
+        attempt: i32,
         worker: &str,
         change: &storage::ClaimedChange<'_>,
     ) -> diesel::QueryResult<usize>;
-    /// [`change_claimed`](Self::change_claimed) for each of `changes`, in one transaction (one
-    /// commit for a whole group of finished operations); whether each was written.
+    /// Finishes held operations, each only if still `running`, held by `worker` and at the
+    /// attempt it was claimed at (fencing), in one transaction and one statement per
+    /// [`FINISH_CHUNK`](storage::FINISH_CHUNK) rows; whether each was written.
     fn finish_claimed(
         &mut self,
         worker: &str,
-        changes: &[(i64, storage::ClaimedChange<'_>)],
+        rows: &[storage::FinishedRow<'_>],
     ) -> diesel::QueryResult<Vec<bool>>;
     /// Subscribes this connection to new-work notifications; `false` where the backend has none
     /// (workers then only poll).
@@ -202,21 +216,31 @@ where
         (**self).claim_operations(worker, queues, now, stale_before, limit)
     }
 
+    fn has_claimable(
+        &mut self,
+        queues: &[String],
+        now: chrono::DateTime<chrono::Utc>,
+        stale_before: chrono::DateTime<chrono::Utc>,
+    ) -> diesel::QueryResult<bool> {
+        (**self).has_claimable(queues, now, stale_before)
+    }
+
     fn change_claimed(
         &mut self,
         id: i64,
+        attempt: i32,
         worker: &str,
         change: &storage::ClaimedChange<'_>,
     ) -> diesel::QueryResult<usize> {
-        (**self).change_claimed(id, worker, change)
+        (**self).change_claimed(id, attempt, worker, change)
     }
 
     fn finish_claimed(
         &mut self,
         worker: &str,
-        changes: &[(i64, storage::ClaimedChange<'_>)],
+        rows: &[storage::FinishedRow<'_>],
     ) -> diesel::QueryResult<Vec<bool>> {
-        (**self).finish_claimed(worker, changes)
+        (**self).finish_claimed(worker, rows)
     }
 
     fn listen_for_work(&mut self) -> diesel::QueryResult<bool> {

@@ -5,7 +5,7 @@
 //! written once in [`impl_storage!`] and instantiated for each concrete connection type in
 //! `backend/mod.rs`; the only per-backend choice passed in is how an INSERT reports its id.
 
-use super::UtcDateTime;
+use super::{Dialect, UtcDateTime};
 use diesel::{AsChangeset, Insertable};
 
 use crate::operation::{OperationResult, Status};
@@ -59,6 +59,67 @@ pub struct ClaimedChange<'a> {
     pub(crate) attempts: i32,
 }
 
+/// A final result a worker's keeper writes on an operation it holds.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct FinishedRow<'a> {
+    pub(crate) id: i64,
+    /// The attempt the worker holds: the operation's `attempts` when it was claimed. A new
+    /// claim (after a lost lease) increments it, so the write is fenced per claim, not only per
+    /// worker name.
+    pub(crate) attempt: i32,
+    pub(crate) result: OperationResult,
+    pub(crate) finished_at: UtcDateTime,
+    pub(crate) output_data_json: &'a str,
+}
+
+/// Rows finished by one statement: 8 binds each, under every backend's bind limit.
+pub(crate) const FINISH_CHUNK: usize = 500;
+
+/// One UPDATE finishing `rows` held operations, each with its own result, finish time and
+/// output (CASE on the id), fenced by status, holder and attempt. Binds, in order: the new
+/// status; (id, result) × rows; (id, finish time) × rows; (id, output) × rows; the held status;
+/// the holder; (id, attempt) × rows.
+pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> String {
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        dialect.placeholder(n)
+    };
+    let mut sql = format!(
+        "UPDATE batchframework_batchoperation SET status = {}",
+        next()
+    );
+    for column in ["result", "finished_datetime", "output_data_json"] {
+        sql.push_str(&format!(", {column} = CASE id"));
+        for _ in 0..rows {
+            sql.push_str(&format!(" WHEN {} THEN {}", next(), next()));
+        }
+        sql.push_str(" END");
+    }
+    sql.push_str(&format!(
+        " WHERE status = {} AND locked_by = {} AND (id, attempts) IN (",
+        next(),
+        next()
+    ));
+    for row in 0..rows {
+        let separator = if row == 0 { "" } else { ", " };
+        sql.push_str(&format!("{separator}({}, {})", next(), next()));
+    }
+    sql.push(')');
+    if returning {
+        sql.push_str(" RETURNING id");
+    }
+    sql
+}
+
+/// An id returned by a raw statement.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct ReturnedId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) id: i64,
+}
+
 /// The PostgreSQL channel on which new due work is announced, with the queue's name as payload
 /// (see the `batchframework_notify_work` trigger in the PostgreSQL migrations).
 pub(crate) const WORK_CHANNEL: &str = "batchframework_work";
@@ -94,6 +155,58 @@ macro_rules! impl_storage {
         .get_result($conn)?;
         i64::try_from(id).map_err(|e| ::diesel::result::Error::DeserializationError(e.into()))
     }};
+    // The claimed rows, as the claim's UPDATE left them: returned by it where the backend
+    // can, read back by id where it cannot (MySQL/MariaDB have no UPDATE ... RETURNING).
+    (@update_returning returning, $conn:ident, $update:ident, $ids:ident) => {{
+        let _ = &$ids;
+        $update
+            .returning($crate::BatchOperation::as_returning())
+            .get_results($conn)?
+    }};
+    (@update_returning last_insert_id, $conn:ident, $update:ident, $ids:ident) => {{
+        use $crate::schema::batchframework_batchoperation::dsl;
+        $update.execute($conn)?;
+        dsl::batchframework_batchoperation
+            .filter(dsl::id.eq_any(&$ids))
+            .select($crate::BatchOperation::as_select())
+            .load($conn)?
+    }};
+    // The ids a finishing UPDATE wrote: returned by it where the backend can; read back in
+    // the same transaction where it cannot (a row is finished, held by `worker` and at the
+    // attempt only if this statement wrote it).
+    (@finished_ids returning, $conn:ident, $query:ident, $worker:ident, $rows:ident) => {{
+        let _ = $worker;
+        let _ = $rows;
+        $query
+            .load::<$crate::backend::storage::ReturnedId>($conn)?
+            .into_iter()
+            .map(|row| row.id)
+            .collect::<::std::collections::HashSet<i64>>()
+    }};
+    (@finished_ids last_insert_id, $conn:ident, $query:ident, $worker:ident, $rows:ident) => {{
+        use $crate::schema::batchframework_batchoperation::dsl;
+        $query.execute($conn)?;
+        let ids: Vec<i64> = $rows.iter().map(|row| row.id).collect();
+        let written: Vec<(i64, i32)> = dsl::batchframework_batchoperation
+            .filter(dsl::id.eq_any(&ids))
+            .filter(dsl::status.eq($crate::Status::Finished))
+            .filter(dsl::locked_by.eq($worker))
+            .select((dsl::id, dsl::attempts))
+            .load($conn)?;
+        written
+            .into_iter()
+            .filter(|(id, attempts)| {
+                $rows.iter().any(|row| row.id == *id && row.attempt == *attempts)
+            })
+            .map(|(id, _)| id)
+            .collect::<::std::collections::HashSet<i64>>()
+    }};
+    (@returns returning) => {
+        true
+    };
+    (@returns last_insert_id) => {
+        false
+    };
     (@packet returning, $conn:ident) => {{
         let _ = $conn;
         Ok(None)
@@ -149,6 +262,38 @@ macro_rules! impl_storage {
         let _ = $conn;
         Ok(Vec::new())
     }};
+    // The ids of the operations of `queues` whose worker was lost (no heartbeat since
+    // `stale_before`), longest lost first.
+    (@lost $queues:ident, $stale_before:ident) => {
+        $crate::schema::batchframework_batchoperation::table
+            .filter($crate::schema::batchframework_batchoperation::status.eq($crate::Status::Running))
+            .filter(
+                $crate::schema::batchframework_batchoperation::heartbeat_datetime
+                    .lt($crate::UtcDateTime($stale_before)),
+            )
+            .filter($crate::schema::batchframework_batchoperation::queue.eq_any($queues))
+            .order($crate::schema::batchframework_batchoperation::heartbeat_datetime.asc())
+            .select($crate::schema::batchframework_batchoperation::id)
+    };
+    // The ids of the pending operations of `queues` due by `now`, by priority then age.
+    (@due $queues:ident, $now:ident) => {
+        $crate::schema::batchframework_batchoperation::table
+            .filter(
+                $crate::schema::batchframework_batchoperation::status.eq($crate::Status::Unprocessed),
+            )
+            .filter($crate::schema::batchframework_batchoperation::queue.eq_any($queues))
+            .filter(
+                $crate::schema::batchframework_batchoperation::run_after
+                    .is_null()
+                    .or($crate::schema::batchframework_batchoperation::run_after
+                        .le($crate::UtcDateTime($now))),
+            )
+            .order((
+                $crate::schema::batchframework_batchoperation::priority.desc(),
+                $crate::schema::batchframework_batchoperation::id.asc(),
+            ))
+            .select($crate::schema::batchframework_batchoperation::id)
+    };
     (@lock skip_locked, $query:expr) => {
         $query.for_update().skip_locked()
     };
@@ -197,47 +342,65 @@ macro_rules! impl_storage {
                 let conn = self;
                 $crate::backend::storage::impl_storage!(@before_claim $insert, conn);
                 $crate::backend::storage::impl_storage!(@claim_transaction $locking, conn, |conn| {
-                    let due = dsl::status
-                        .eq(Status::Unprocessed)
-                        .and(
-                            dsl::run_after
-                                .is_null()
-                                .or(dsl::run_after.le(UtcDateTime(now))),
-                        );
-                    let lost = dsl::status
-                        .eq(Status::Running)
-                        .and(dsl::heartbeat_datetime.lt(UtcDateTime(stale_before)));
-                    let candidates = dsl::batchframework_batchoperation
-                        .filter(dsl::queue.eq_any(queues))
-                        .filter(due.or(lost))
-                        .order((dsl::priority.desc(), dsl::id.asc()))
-                        .select(dsl::id)
+                    // Two index reads (see the claim-index migrations): a lost worker's
+                    // operations first, they have waited longest; then due work by priority
+                    // then age.
+                    let lost = $crate::backend::storage::impl_storage!(@lost queues, stale_before)
                         .limit(limit);
-                    let ids: Vec<i64> = $crate::backend::storage::impl_storage!(@lock $locking, candidates)
-                        .load(conn)?;
+                    let mut ids: Vec<i64> =
+                        $crate::backend::storage::impl_storage!(@lock $locking, lost).load(conn)?;
+                    let room = limit - i64::try_from(ids.len()).unwrap_or(limit);
+                    if room > 0 {
+                        let due = $crate::backend::storage::impl_storage!(@due queues, now)
+                            .limit(room);
+                        ids.extend(
+                            $crate::backend::storage::impl_storage!(@lock $locking, due)
+                                .load::<i64>(conn)?,
+                        );
+                    }
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    ::diesel::update(dsl::batchframework_batchoperation.filter(dsl::id.eq_any(&ids)))
-                        .set((
-                            dsl::status.eq(Status::Running),
-                            dsl::started_running_datetime.eq(UtcDateTime(now)),
-                            dsl::locked_by.eq(worker),
-                            dsl::heartbeat_datetime.eq(UtcDateTime(now)),
-                            dsl::attempts.eq(dsl::attempts + 1),
-                        ))
-                        .execute(conn)?;
-                    dsl::batchframework_batchoperation
-                        .filter(dsl::id.eq_any(&ids))
-                        .order((dsl::priority.desc(), dsl::id.asc()))
-                        .select($crate::BatchOperation::as_select())
-                        .load(conn)
+                    let claim = ::diesel::update(
+                        dsl::batchframework_batchoperation.filter(dsl::id.eq_any(&ids)),
+                    )
+                    .set((
+                        dsl::status.eq(Status::Running),
+                        dsl::started_running_datetime.eq(UtcDateTime(now)),
+                        dsl::locked_by.eq(worker),
+                        dsl::heartbeat_datetime.eq(UtcDateTime(now)),
+                        dsl::attempts.eq(dsl::attempts + 1),
+                    ));
+                    let mut claimed: Vec<$crate::BatchOperation> =
+                        $crate::backend::storage::impl_storage!(@update_returning $insert, conn, claim, ids);
+                    claimed.sort_by_key(|op| (::std::cmp::Reverse(op.priority()), op.id()));
+                    Ok(claimed)
                 })
+            }
+
+            fn has_claimable(
+                &mut self,
+                queues: &[String],
+                now: ::chrono::DateTime<::chrono::Utc>,
+                stale_before: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::diesel::QueryResult<bool> {
+                use ::diesel::prelude::*;
+                let lost = $crate::backend::storage::impl_storage!(@lost queues, stale_before)
+                    .first::<i64>(self)
+                    .optional()?;
+                if lost.is_some() {
+                    return Ok(true);
+                }
+                let due = $crate::backend::storage::impl_storage!(@due queues, now)
+                    .first::<i64>(self)
+                    .optional()?;
+                Ok(due.is_some())
             }
 
             fn change_claimed(
                 &mut self,
                 id: i64,
+                attempt: i32,
                 worker: &str,
                 change: &$crate::backend::storage::ClaimedChange<'_>,
             ) -> ::diesel::QueryResult<usize> {
@@ -247,7 +410,8 @@ macro_rules! impl_storage {
                     dsl::batchframework_batchoperation
                         .filter(dsl::id.eq(id))
                         .filter(dsl::status.eq($crate::Status::Running))
-                        .filter(dsl::locked_by.eq(worker)),
+                        .filter(dsl::locked_by.eq(worker))
+                        .filter(dsl::attempts.eq(attempt)),
                 )
                 .set(change)
                 .execute(self)
@@ -256,17 +420,45 @@ macro_rules! impl_storage {
             fn finish_claimed(
                 &mut self,
                 worker: &str,
-                changes: &[(i64, $crate::backend::storage::ClaimedChange<'_>)],
+                rows: &[$crate::backend::storage::FinishedRow<'_>],
             ) -> ::diesel::QueryResult<Vec<bool>> {
+                use ::diesel::prelude::*;
+                use ::diesel::sql_types::{BigInt, Integer, Text};
+                use $crate::backend::storage::{finish_sql, FINISH_CHUNK};
                 let conn = self;
                 $crate::backend::storage::impl_storage!(@claim_transaction $locking, conn, |conn| {
-                    changes
-                        .iter()
-                        .map(|(id, change)| {
-                            $crate::backend::Storage::change_claimed(conn, *id, worker, change)
-                                .map(|changed| changed == 1)
-                        })
-                        .collect()
+                    let mut written = ::std::collections::HashSet::new();
+                    for chunk in rows.chunks(FINISH_CHUNK) {
+                        let returning = $crate::backend::storage::impl_storage!(@returns $insert);
+                        let sql = finish_sql($crate::Dialect::$dialect, chunk.len(), returning);
+                        let mut query = ::diesel::sql_query(sql)
+                            .into_boxed()
+                            .bind::<Text, _>($crate::Status::Finished);
+                        for row in chunk {
+                            query = query.bind::<BigInt, _>(row.id).bind::<Text, _>(row.result);
+                        }
+                        for row in chunk {
+                            query = query
+                                .bind::<BigInt, _>(row.id)
+                                .bind::<$crate::UtcTimestamp, _>(row.finished_at);
+                        }
+                        for row in chunk {
+                            query = query
+                                .bind::<BigInt, _>(row.id)
+                                .bind::<Text, _>(row.output_data_json);
+                        }
+                        query = query
+                            .bind::<Text, _>($crate::Status::Running)
+                            .bind::<Text, _>(worker);
+                        for row in chunk {
+                            query = query.bind::<BigInt, _>(row.id).bind::<Integer, _>(row.attempt);
+                        }
+                        let chunk_written = $crate::backend::storage::impl_storage!(
+                            @finished_ids $insert, conn, query, worker, chunk
+                        );
+                        written.extend(chunk_written);
+                    }
+                    Ok(rows.iter().map(|row| written.contains(&row.id)).collect())
                 })
             }
 

@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 
 use diesel::r2d2::{ConnectionManager, PooledConnection, R2D2Connection};
 
-use crate::backend::storage::ClaimedChange;
+use crate::backend::storage::FinishedRow;
 use crate::backend::{BatchConnection, Storage};
 use crate::error::{Error, Result};
-use crate::operation::Status;
 
 use super::shared::{Finished, Outcome, Shared};
 use super::{retry_on_deadlock, Worker};
@@ -133,28 +132,22 @@ where
     ) {
         // Rows in id order: concurrent writers lock them in the same order.
         results.sort_by_key(|finished| finished.id);
-        let changes: Vec<(i64, ClaimedChange<'_>)> = results
+        let rows: Vec<FinishedRow<'_>> = results
             .iter()
-            .map(|finished| {
-                let change = ClaimedChange {
-                    status: Status::Finished,
-                    result: finished.result,
-                    finished_datetime: Some(finished.finished_at),
-                    output_data_json: &finished.output,
-                    run_after: finished.run_after,
-                    locked_by: Some(&self.name),
-                    heartbeat_datetime: finished.heartbeat,
-                    attempts: finished.attempts,
-                };
-                (finished.id, change)
+            .map(|finished| FinishedRow {
+                id: finished.id,
+                attempt: finished.attempt,
+                result: finished.result,
+                finished_at: finished.finished_at,
+                output_data_json: &finished.output,
             })
             .collect();
-        let _span = tracing::debug_span!("finish", worker = %self.name, operations = changes.len())
-            .entered();
-        let mut written = self.try_write(keeper, &changes);
+        let _span =
+            tracing::debug_span!("finish", worker = %self.name, operations = rows.len()).entered();
+        let mut written = self.try_write(keeper, &rows);
         if written.is_err() {
             keeper.discard();
-            written = self.try_write(keeper, &changes);
+            written = self.try_write(keeper, &rows);
         }
         match written {
             Ok(written) => {
@@ -185,12 +178,10 @@ where
     fn try_write(
         &self,
         keeper: &mut KeeperConnection<C>,
-        changes: &[(i64, ClaimedChange<'_>)],
+        rows: &[FinishedRow<'_>],
     ) -> Result<Vec<bool>> {
         let conn = keeper.connect(self)?;
-        Ok(retry_on_deadlock(|| {
-            conn.finish_claimed(&self.name, changes)
-        })?)
+        Ok(retry_on_deadlock(|| conn.finish_claimed(&self.name, rows))?)
     }
 
     /// Refreshes the heartbeat of every held operation. A failed beat is tried again at the

@@ -294,6 +294,9 @@ where
             let claimed = self.claim(&mut conn)?;
             if claimed.is_empty() {
                 if until_idle {
+                    if self.has_claimable(&mut conn)? {
+                        continue;
+                    }
                     return Ok(());
                 }
                 shared.wait_for_work(generation, self.poll_interval);
@@ -317,12 +320,26 @@ where
     }
 
     fn claim(&self, conn: &mut C) -> Result<Vec<BatchOperation>> {
-        let now = Utc::now().trunc_subsecs(6);
-        let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
+        let (now, stale_before) = self.claim_times();
         Ok(retry_on_deadlock(|| {
             let _span = tracing::debug_span!("claim", worker = %self.name).entered();
             conn.claim_operations(&self.name, &self.queues, now, stale_before, self.batch_size)
         })?)
+    }
+
+    /// Whether work is due although a claim came back empty (see
+    /// [`Storage::has_claimable`](crate::backend::Storage::has_claimable)); `run_until_idle`
+    /// asks before it calls the queue drained.
+    fn has_claimable(&self, conn: &mut C) -> Result<bool> {
+        let (now, stale_before) = self.claim_times();
+        Ok(conn.has_claimable(&self.queues, now, stale_before)?)
+    }
+
+    /// Now, and the heartbeat time before which a holder counts as lost.
+    fn claim_times(&self) -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
+        let now = Utc::now().trunc_subsecs(6);
+        let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
+        (now, stale_before)
     }
 
     /// Gives back an operation claimed but never started, as if it had not been claimed.
@@ -337,7 +354,7 @@ where
             heartbeat_datetime: None,
             attempts: operation.attempts() - 1,
         };
-        Ok(self.fenced(conn, operation.id(), &change, Outcome::Retried)?)
+        Ok(self.fenced(conn, operation, &change, Outcome::Retried)?)
     }
 
     /// Runs one claimed operation, then hands a final result to the keeper or releases the
@@ -360,12 +377,10 @@ where
                 tracing::info!(?outcome, "ran");
                 shared.push_result(Finished {
                     id: operation.id(),
+                    attempt: operation.attempts(),
                     result,
                     output: output.to_string(),
                     finished_at: UtcDateTime(Utc::now().trunc_subsecs(6)),
-                    run_after: operation.run_after().map(UtcDateTime),
-                    heartbeat: operation.heartbeat_datetime().map(UtcDateTime),
-                    attempts: operation.attempts(),
                     outcome,
                 });
                 Ok(())
@@ -382,7 +397,7 @@ where
                     heartbeat_datetime: None,
                     attempts: operation.attempts(),
                 };
-                let written = self.fenced(conn, operation.id(), &change, Outcome::Retried);
+                let written = self.fenced(conn, operation, &change, Outcome::Retried);
                 shared.release(operation.id());
                 let outcome = written?;
                 tracing::info!(?outcome, "ran");
@@ -443,16 +458,17 @@ where
         }
     }
 
-    /// Writes `change` only if this worker still holds the operation.
+    /// Writes `change` only if this worker still holds the operation at the attempt it claimed.
     fn fenced(
         &self,
         conn: &mut C,
-        id: i64,
+        operation: &BatchOperation,
         change: &ClaimedChange<'_>,
         outcome: Outcome,
     ) -> diesel::QueryResult<Outcome> {
+        let (id, attempt) = (operation.id(), operation.attempts());
         Ok(
-            if retry_on_deadlock(|| conn.change_claimed(id, &self.name, change))? == 1 {
+            if retry_on_deadlock(|| conn.change_claimed(id, attempt, &self.name, change))? == 1 {
                 outcome
             } else {
                 Outcome::Fenced

@@ -23,12 +23,11 @@ const STOP_CHECK: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(super) struct Finished {
     pub(super) id: i64,
+    /// The attempt claimed, which fences the write.
+    pub(super) attempt: i32,
     pub(super) result: OperationResult,
     pub(super) output: String,
     pub(super) finished_at: UtcDateTime,
-    pub(super) run_after: Option<UtcDateTime>,
-    pub(super) heartbeat: Option<UtcDateTime>,
-    pub(super) attempts: i32,
     /// What to count once it is written.
     pub(super) outcome: Outcome,
 }

@@ -1,0 +1,2 @@
+DROP INDEX batchframework_batchoperation_running_idx;
+DROP INDEX batchframework_batchoperation_pending_idx;
