@@ -21,4 +21,5 @@ mod time_zone;
 mod tracking;
 mod transactions;
 mod ui;
+mod wakeup;
 mod worker;

@@ -306,7 +306,7 @@ fn cancel_racing_a_claim_never_both_removes_and_runs<B: TestBackend>() {
 }
 
 /// Waits (bounded) until `done` holds, polling; panics with `what` if it never does.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !done() {
         assert!(
@@ -390,7 +390,82 @@ fn shutdown_finishes_the_running_action_and_releases_the_rest<B: TestBackend>() 
         .all(|op| op.attempts() == 0 && op.locked_by().is_none()));
 }
 
+/// Results are written in groups, one UPDATE per group with a CASE per column: each operation
+/// gets its own output, and a member of the group that another worker took over is left alone.
+fn each_result_of_a_group_lands_on_its_own_operation<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    let mut recorded = Vec::new();
+    let mut usurped = None;
+    for i in 0..12 {
+        if i == 5 {
+            usurped = Some(
+                registry
+                    .run(&mut conn, "usurped", RunArgs::new())
+                    .unwrap()
+                    .operation,
+            );
+        } else {
+            recorded.push(
+                registry
+                    .run(&mut conn, "record", RunArgs::new())
+                    .unwrap()
+                    .operation,
+            );
+        }
+    }
+    let stats = Worker::new(Arc::clone(&registry), B::pool(&db, 2))
+        .batch_size(12)
+        .run_until_idle(1)
+        .unwrap();
+    assert_eq!(
+        stats,
+        WorkerStats {
+            succeeded: 11,
+            fenced: 1,
+            ..WorkerStats::default()
+        }
+    );
+    for op in &recorded {
+        let stored = BatchOperation::find(&mut conn, op.id()).unwrap();
+        assert_eq!(
+            (stored.status(), stored.result(), stored.attempts()),
+            (Status::Finished, OperationResult::Successful, 1)
+        );
+        assert!(stored.finished_datetime().unwrap() >= stored.started_running_datetime().unwrap());
+        let output: Value = stored.output_data().unwrap().unwrap();
+        assert_eq!(output["results"][0]["success_output_data"], json!(op.id()));
+    }
+    let usurped = BatchOperation::find(&mut conn, usurped.unwrap().id()).unwrap();
+    assert_eq!(
+        (
+            usurped.status(),
+            usurped.locked_by(),
+            usurped.output_data_json()
+        ),
+        (Status::Running, Some("usurper"), "")
+    );
+}
+
+/// A pool without a connection for every worker thread and the keeper is refused up front,
+/// with what to do, instead of threads waiting for each other's connections.
+fn a_pool_too_small_for_the_worker_is_refused<B: TestBackend>() {
+    let (db, _conn) = set_up::<B>();
+    let worker = Worker::new(registry::<B>(), B::pool(&db, 2));
+    let error = worker.run_until_idle(2).unwrap_err();
+    assert!(
+        matches!(error, batchframework_diesel::Error::Pool(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("needs 3 connections"), "{error}");
+    assert!(error.to_string().contains("max_size"), "{error}");
+    let error = worker.start(4).unwrap_err();
+    assert!(error.to_string().contains("needs 5 connections"), "{error}");
+}
+
 backend_tests!(
+    each_result_of_a_group_lands_on_its_own_operation,
+    a_pool_too_small_for_the_worker_is_refused,
     a_started_worker_runs_new_work_until_shut_down,
     shutdown_finishes_the_running_action_and_releases_the_rest,
     cancel_racing_a_claim_never_both_removes_and_runs,
