@@ -50,6 +50,21 @@ fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
                     },
                 )),
             )
+            .group(ActionGroup::new("panics-in-transaction").asynchronous().action(action_fn(
+                "panic",
+                |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
+                    let id = ctx.operation().id();
+                    ctx.conn()
+                        .transaction::<(), diesel::result::Error, _>(|conn| {
+                            conn.batch_execute(&format!(
+                                "INSERT INTO executions (operation_id) VALUES ({id})"
+                            ))?;
+                            panic!("gave up inside a transaction");
+                        })
+                        .map_err(ActionError::from)?;
+                    Ok(Value::Null)
+                },
+            )))
             .build()
             .unwrap(),
     )
@@ -463,7 +478,59 @@ fn a_pool_too_small_for_the_worker_is_refused<B: TestBackend>() {
     assert!(error.to_string().contains("needs 5 connections"), "{error}");
 }
 
+/// An action that panics inside its own transaction leaves it open (Diesel rolls back only on
+/// an `Err`): the worker rolls it back, so the action's writes vanish, the panic is recorded,
+/// and the thread's next claims and results are not trapped in the dead transaction.
+fn a_panic_inside_an_actions_transaction_is_rolled_back<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    let panicked = registry
+        .run(&mut conn, "panics-in-transaction", RunArgs::new())
+        .unwrap()
+        .operation;
+    for _ in 0..3 {
+        registry.run(&mut conn, "record", RunArgs::new()).unwrap();
+    }
+    let stats = Worker::new(Arc::clone(&registry), B::pool(&db, 2))
+        .batch_size(2)
+        .run_until_idle(1)
+        .unwrap();
+    assert_eq!(
+        stats,
+        WorkerStats {
+            succeeded: 3,
+            failed: 1,
+            ..WorkerStats::default()
+        }
+    );
+    let stored = BatchOperation::find(&mut conn, panicked.id()).unwrap();
+    assert_eq!(
+        (stored.status(), stored.result()),
+        (Status::Finished, OperationResult::Failed)
+    );
+    assert!(
+        stored
+            .output_data_json()
+            .contains("gave up inside a transaction"),
+        "{}",
+        stored.output_data_json()
+    );
+    assert_eq!(
+        B::select_i64s(
+            &mut conn,
+            &format!(
+                "SELECT COUNT(*) AS v FROM executions WHERE operation_id = {}",
+                panicked.id()
+            )
+        ),
+        [Some(0)],
+        "the panicking action's insert was rolled back"
+    );
+    assert_eq!(executions::<B>(&mut conn), (Some(3), Some(3)));
+}
+
 backend_tests!(
+    a_panic_inside_an_actions_transaction_is_rolled_back,
     each_result_of_a_group_lands_on_its_own_operation,
     a_pool_too_small_for_the_worker_is_refused,
     a_started_worker_runs_new_work_until_shut_down,

@@ -77,7 +77,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
-use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection, R2D2Connection};
 use serde_json::{json, Value};
 
 use crate::backend::storage::ClaimedChange;
@@ -306,6 +306,7 @@ where
             let mut claimed = claimed.into_iter();
             for operation in claimed.by_ref() {
                 self.process(&mut conn, shared, &operation)?;
+                self.close_leaked_transactions(&mut conn)?;
                 if shared.is_stopping() {
                     break;
                 }
@@ -315,6 +316,35 @@ where
                 shared.release(operation.id());
                 released?;
             }
+        }
+        Ok(())
+    }
+
+    /// An action that panicked inside `conn.transaction(...)` leaves that transaction open:
+    /// Diesel rolls back on an `Err`, not on a panic. The thread's next claim would then run
+    /// nested inside it, never committed, holding its row locks. Roll such transactions back,
+    /// and should that fail, give the connection up (the pool discards it) and take another.
+    fn close_leaked_transactions(
+        &self,
+        conn: &mut PooledConnection<ConnectionManager<C>>,
+    ) -> Result<()> {
+        use diesel::connection::TransactionManager;
+        // `is_broken` is true while a transaction is open or the transaction manager failed.
+        let mut levels = 0;
+        while R2D2Connection::is_broken(&mut **conn) && levels < 64 {
+            levels += 1;
+            if <C as diesel::Connection>::TransactionManager::rollback_transaction(&mut **conn)
+                .is_err()
+            {
+                break;
+            }
+        }
+        if levels > 0 {
+            tracing::warn!(levels, "an action left a transaction open; rolled it back");
+        }
+        if R2D2Connection::is_broken(&mut **conn) {
+            tracing::warn!("the connection could not be cleaned up; replacing it");
+            *conn = self.pool.get().map_err(|e| Error::Pool(e.to_string()))?;
         }
         Ok(())
     }
