@@ -5,11 +5,12 @@
 //! * **Claim**: `SELECT ... FOR UPDATE SKIP LOCKED` in small batches on PostgreSQL and
 //!   MySQL/MariaDB (an immediate transaction on SQLite), by priority then age, honouring
 //!   `run_after`; each claimed operation becomes `running`, locked by the worker, `attempts + 1`.
-//! * **Lease**: a heartbeat thread refreshes the held operations; one whose holder stopped
+//! * **Lease**: the keeper thread refreshes the held operations' heartbeats; one whose holder stopped
 //!   beating for longer than the lease (killed, disconnected) is claimed again, or, once its
 //!   `max_attempts` are spent, finished `failed` as "worker lost". None stays `running` forever.
-//! * **Fencing**: every finish and release is `WHERE locked_by = me AND status = 'running'`, so
-//!   a worker that lost its lease cannot overwrite the new holder's result.
+//! * **Fencing**: every finish and release is `WHERE status = 'running' AND locked_by = me AND
+//!   attempts = the claimed attempt`, so a worker that lost its lease cannot overwrite the new
+//!   holder's result, even when the new holder is another thread of the same worker.
 //! * **Retries**: a failed run is released back to `unprocessed` with an exponential backoff
 //!   until `max_attempts`; each earlier attempt's result is kept in the output data.
 //! * **Group commit**: worker threads hand finished operations to the worker's keeper thread,
@@ -19,7 +20,7 @@
 //!   work that becomes due later (`run_after`), are found by polling every `poll_interval`.
 //!
 //! On SQLite, give the pool's connections a busy timeout (`PRAGMA busy_timeout = 10000`, with an
-//! r2d2 connection customizer): the worker's threads, its heartbeat and the application take
+//! r2d2 connection customizer): the worker's threads, its keeper and the application take
 //! turns at SQLite's single write lock, and without a timeout a turn that is not free at once
 //! fails with "database is locked".
 //!
