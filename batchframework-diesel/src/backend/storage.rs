@@ -627,3 +627,34 @@ macro_rules! impl_storage {
     allow(unused_imports)
 )]
 pub(crate) use impl_storage;
+
+#[cfg(test)]
+mod tests {
+    use super::{finish_sql, Dialect, FINISH_CHUNK};
+
+    #[test]
+    fn the_finishing_update_numbers_its_binds_in_bind_order() {
+        assert_eq!(
+            finish_sql(Dialect::Postgres, 2, true),
+            "UPDATE batchframework_batchoperation SET status = $1, \
+             result = CASE id WHEN $2 THEN $3 WHEN $4 THEN $5 END, \
+             finished_datetime = CASE id WHEN $6 THEN $7 WHEN $8 THEN $9 END, \
+             output_data_json = CASE id WHEN $10 THEN $11 WHEN $12 THEN $13 END \
+             WHERE status = $14 AND locked_by = $15 AND (id, attempts) IN (($16, $17), ($18, $19)) \
+             RETURNING id"
+        );
+    }
+
+    #[test]
+    fn a_full_chunk_stays_under_every_bind_limit() {
+        let sql = finish_sql(Dialect::Mysql, FINISH_CHUNK, false);
+        let binds = sql.matches('?').count();
+        assert_eq!(binds, 1 + 6 * FINISH_CHUNK + 2 + 2 * FINISH_CHUNK);
+        assert!(!sql.contains("RETURNING"));
+        for dialect in [Dialect::Postgres, Dialect::Sqlite, Dialect::Mysql] {
+            if let Some(limit) = dialect.max_binds() {
+                assert!(binds <= limit, "{dialect:?}");
+            }
+        }
+    }
+}

@@ -303,20 +303,40 @@ where
                 shared.wait_for_work(generation, self.poll_interval);
                 continue;
             }
-            shared.hold(claimed.iter().map(BatchOperation::id));
-            let mut claimed = claimed.into_iter();
-            for operation in claimed.by_ref() {
-                self.process(&mut conn, shared, &operation)?;
-                self.close_leaked_transactions(&mut conn)?;
-                if shared.is_stopping() {
-                    break;
+            let ids: Vec<i64> = claimed.iter().map(BatchOperation::id).collect();
+            shared.hold(ids.iter().copied());
+            if let Err(error) = self.run_claimed(&mut conn, shared, claimed) {
+                // Stop the heartbeats of what this thread still held: other workers take those
+                // operations over once the lease expires, instead of them staying `running`.
+                for id in ids {
+                    shared.release(id);
                 }
+                return Err(error);
             }
-            for operation in claimed {
-                let released = self.release_unstarted(&mut conn, &operation);
-                shared.release(operation.id());
-                released?;
+        }
+        Ok(())
+    }
+
+    /// Runs a claimed batch in order, stopping early when the worker stops; what was not
+    /// started then is released.
+    fn run_claimed(
+        &self,
+        conn: &mut PooledConnection<ConnectionManager<C>>,
+        shared: &Shared,
+        claimed: Vec<BatchOperation>,
+    ) -> Result<()> {
+        let mut claimed = claimed.into_iter();
+        for operation in claimed.by_ref() {
+            self.process(conn, shared, &operation)?;
+            self.close_leaked_transactions(conn)?;
+            if shared.is_stopping() {
+                break;
             }
+        }
+        for operation in claimed {
+            let released = self.release_unstarted(conn, &operation);
+            shared.release(operation.id());
+            released?;
         }
         Ok(())
     }
@@ -374,7 +394,7 @@ where
     }
 
     /// Gives back an operation claimed but never started, as if it had not been claimed.
-    fn release_unstarted(&self, conn: &mut C, operation: &BatchOperation) -> Result<Outcome> {
+    fn release_unstarted(&self, conn: &mut C, operation: &BatchOperation) -> Result<()> {
         let change = ClaimedChange {
             status: Status::Unprocessed,
             result: OperationResult::NotAvailable,
@@ -385,7 +405,8 @@ where
             heartbeat_datetime: None,
             attempts: operation.attempts() - 1,
         };
-        Ok(self.fenced(conn, operation, &change, Outcome::Retried)?)
+        self.fenced(conn, operation, &change, Outcome::Retried)?;
+        Ok(())
     }
 
     /// Runs one claimed operation, then hands a final result to the keeper or releases the
