@@ -529,7 +529,57 @@ fn a_panic_inside_an_actions_transaction_is_rolled_back<B: TestBackend>() {
     assert_eq!(executions::<B>(&mut conn), (Some(3), Some(3)));
 }
 
+/// Large outputs: results are written in chunks that fit the server's statement size (MySQL's
+/// `max_allowed_packet`, 16 MiB by default), and one that fits in no statement is recorded as a
+/// failure saying so, on MySQL/MariaDB only; the worker goes on either way.
+fn large_results_are_chunked_and_one_too_large_for_the_server_fails_visibly<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry: Arc<Registry<B::Connection>> = Arc::new(
+        Registry::builder()
+            .group(ActionGroup::new("large").asynchronous().action(action_fn(
+                "large",
+                |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
+                    let megabytes: usize = ctx.input().map_err(ActionError::from)?.unwrap_or(0);
+                    Ok(json!("x".repeat(megabytes << 20)))
+                },
+            )))
+            .build()
+            .unwrap(),
+    );
+    let mut ops = Vec::new();
+    for megabytes in [5, 5, 5, 5, 20] {
+        let args = RunArgs::new().input(&megabytes);
+        ops.push(registry.run(&mut conn, "large", args).unwrap().operation);
+    }
+    let stats = Worker::new(registry, B::pool(&db, 2))
+        .run_until_idle(1)
+        .unwrap();
+    let mysql = B::NAME == "mysql";
+    assert_eq!(
+        (stats.succeeded, stats.failed),
+        if mysql { (4, 1) } else { (5, 0) }
+    );
+    for op in &ops[..4] {
+        let stored = BatchOperation::find(&mut conn, op.id()).unwrap();
+        assert_eq!(stored.result(), OperationResult::Successful);
+        assert!(stored.output_data_json().len() > 5 << 20);
+    }
+    let too_large = BatchOperation::find(&mut conn, ops[4].id()).unwrap();
+    assert_eq!(too_large.status(), Status::Finished);
+    if mysql {
+        assert_eq!(too_large.result(), OperationResult::Failed);
+        assert!(
+            too_large.output_data_json().contains("max_allowed_packet"),
+            "{}",
+            too_large.output_data_json()
+        );
+    } else {
+        assert_eq!(too_large.result(), OperationResult::Successful);
+    }
+}
+
 backend_tests!(
+    large_results_are_chunked_and_one_too_large_for_the_server_fails_visibly,
     a_panic_inside_an_actions_transaction_is_rolled_back,
     each_result_of_a_group_lands_on_its_own_operation,
     a_pool_too_small_for_the_worker_is_refused,

@@ -92,12 +92,14 @@ pub trait Storage {
         change: &storage::ClaimedChange<'_>,
     ) -> diesel::QueryResult<usize>;
     /// Finishes held operations, each only if still `running`, held by `worker` and at the
-    /// attempt it was claimed at (fencing), in one transaction and one statement per
-    /// [`FINISH_CHUNK`](storage::FINISH_CHUNK) rows; whether each was written.
+    /// attempt it was claimed at (fencing), in one transaction and one statement per chunk of
+    /// at most [`FINISH_CHUNK`](storage::FINISH_CHUNK) rows and about `max_statement_bytes`;
+    /// whether each was written.
     fn finish_claimed(
         &mut self,
         worker: &str,
         rows: &[storage::FinishedRow<'_>],
+        max_statement_bytes: Option<usize>,
     ) -> diesel::QueryResult<Vec<bool>>;
     /// Subscribes this connection to new-work notifications; `false` where the backend has none
     /// (workers then only poll).
@@ -239,8 +241,9 @@ where
         &mut self,
         worker: &str,
         rows: &[storage::FinishedRow<'_>],
+        max_statement_bytes: Option<usize>,
     ) -> diesel::QueryResult<Vec<bool>> {
-        (**self).finish_claimed(worker, rows)
+        (**self).finish_claimed(worker, rows, max_statement_bytes)
     }
 
     fn listen_for_work(&mut self) -> diesel::QueryResult<bool> {

@@ -76,6 +76,35 @@ pub struct FinishedRow<'a> {
 /// Rows finished by one statement: 8 binds each, under every backend's bind limit.
 pub(crate) const FINISH_CHUNK: usize = 500;
 
+/// The bytes a finished row adds to its statement besides its output: its other values and
+/// its share of the SQL text (generous; the SQL is about 60 bytes a row).
+pub(crate) const FINISH_ROW_OVERHEAD: usize = 256;
+
+/// Splits `rows` into the chunks one finishing UPDATE each writes: at most [`FINISH_CHUNK`]
+/// rows and, where the backend limits a statement's size, about `max_bytes`. A row larger than
+/// that on its own gets a chunk of its own.
+pub(crate) fn finish_chunks<'r, 'a>(
+    rows: &'r [FinishedRow<'a>],
+    max_bytes: Option<usize>,
+) -> Vec<&'r [FinishedRow<'a>]> {
+    let max_bytes = max_bytes.unwrap_or(usize::MAX);
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (index, row) in rows.iter().enumerate() {
+        let size = row.output_data_json.len() + FINISH_ROW_OVERHEAD;
+        let full = index - start == FINISH_CHUNK || bytes.saturating_add(size) > max_bytes;
+        if index > start && full {
+            chunks.push(&rows[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes = bytes.saturating_add(size);
+    }
+    if start < rows.len() {
+        chunks.push(&rows[start..]);
+    }
+    chunks
+}
+
 /// One UPDATE finishing `rows` held operations, each with its own result, finish time and
 /// output (CASE on the id), fenced by status, holder and attempt. Binds, in order: the new
 /// status; (id, result) × rows; (id, finish time) × rows; (id, output) × rows; the held status;
@@ -421,14 +450,15 @@ macro_rules! impl_storage {
                 &mut self,
                 worker: &str,
                 rows: &[$crate::backend::storage::FinishedRow<'_>],
+                max_statement_bytes: Option<usize>,
             ) -> ::diesel::QueryResult<Vec<bool>> {
                 use ::diesel::prelude::*;
                 use ::diesel::sql_types::{BigInt, Integer, Text};
-                use $crate::backend::storage::{finish_sql, FINISH_CHUNK};
+                use $crate::backend::storage::{finish_chunks, finish_sql};
                 let conn = self;
                 $crate::backend::storage::impl_storage!(@claim_transaction $locking, conn, |conn| {
                     let mut written = ::std::collections::HashSet::new();
-                    for chunk in rows.chunks(FINISH_CHUNK) {
+                    for chunk in finish_chunks(rows, max_statement_bytes) {
                         let returning = $crate::backend::storage::impl_storage!(@returns $insert);
                         let sql = finish_sql($crate::Dialect::$dialect, chunk.len(), returning);
                         let mut query = ::diesel::sql_query(sql)
@@ -630,7 +660,48 @@ pub(crate) use impl_storage;
 
 #[cfg(test)]
 mod tests {
-    use super::{finish_sql, Dialect, FINISH_CHUNK};
+    use super::{
+        finish_chunks, finish_sql, Dialect, FinishedRow, FINISH_CHUNK, FINISH_ROW_OVERHEAD,
+    };
+    use crate::backend::UtcDateTime;
+    use crate::operation::OperationResult;
+
+    fn row(id: i64, output: &str) -> FinishedRow<'_> {
+        FinishedRow {
+            id,
+            attempt: 1,
+            result: OperationResult::Successful,
+            finished_at: UtcDateTime(chrono::Utc::now()),
+            output_data_json: output,
+        }
+    }
+
+    #[test]
+    fn chunks_hold_at_most_500_rows_and_stay_under_the_statement_budget() {
+        let small: Vec<_> = (0..1_001).map(|id| row(id, "{}")).collect();
+        let sizes: Vec<usize> = finish_chunks(&small, None)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [FINISH_CHUNK, FINISH_CHUNK, 1]);
+
+        let output = "x".repeat(1_000);
+        let large: Vec<_> = (0..10).map(|id| row(id, &output)).collect();
+        let budget = 3 * (1_000 + FINISH_ROW_OVERHEAD);
+        let sizes: Vec<usize> = finish_chunks(&large, Some(budget))
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [3, 3, 3, 1]);
+
+        // A row over the budget alone still gets written, in a chunk of its own.
+        let sizes: Vec<usize> = finish_chunks(&large[..2], Some(10))
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [1, 1]);
+        assert!(finish_chunks(&[], Some(10)).is_empty());
+    }
 
     #[test]
     fn the_finishing_update_numbers_its_binds_in_bind_order() {

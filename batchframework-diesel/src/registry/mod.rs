@@ -222,6 +222,11 @@ impl<C: BatchConnection + 'static> Registry<C> {
     /// An unknown group is an [`Error::UnknownActionGroup`] before anything is written. Actions
     /// run in order; one that fails or panics is recorded and the later ones still run; the
     /// operation's result is `failed` if any action failed.
+    ///
+    /// Inline, the actions use `conn`, your connection: an action that panics inside its own
+    /// `conn.transaction(...)` leaves that transaction open, as any Diesel code would (Diesel
+    /// rolls back on an `Err`, not on a panic), and the finish is then written inside it. Return
+    /// an error from such a transaction instead of panicking. Workers clean this up themselves.
     pub fn run(&self, conn: &mut C, name: &str, args: RunArgs) -> Result<ExecutionInfo> {
         let group = self
             .groups

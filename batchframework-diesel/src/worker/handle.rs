@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-use super::shared::{lock, Shared};
+use super::shared::{deadline_after, lock, Shared};
 use super::WorkerStats;
 
 /// Controls a worker started with [`Worker::start`](super::Worker::start).
@@ -33,7 +33,9 @@ impl WorkerHandle {
         self.shared.stats()
     }
 
-    /// How many worker threads are waiting for work right now.
+    /// How many worker threads are waiting for work right now (a claim came back empty). Not a
+    /// sign that everything is done: results may still be on their way to the database, and
+    /// [`stats`](Self::stats) counts them once written.
     pub fn idle_threads(&self) -> usize {
         self.shared.idle_threads()
     }
@@ -50,19 +52,23 @@ impl WorkerHandle {
     }
 
     /// Whether the worker has been told to stop (by [`shutdown`](Self::shutdown), a signal
-    /// after [`stop_on_signals`](Self::stop_on_signals), or a failure to record results).
+    /// after [`stop_on_signals`](Self::stop_on_signals), or a database error in one of its
+    /// threads, which [`shutdown`](Self::shutdown) then returns).
     pub fn is_stopping(&self) -> bool {
         self.shared.is_stopping()
     }
 
     /// Stops claiming, lets running actions finish for up to `timeout`, releases operations
     /// claimed but not started, waits for the results to be written, and returns what the
-    /// worker did. Threads still running an action after `timeout` are left to finish on their
-    /// own, their heartbeats and results still kept; should the process exit first, their
-    /// operations are recovered by other workers after the lease.
+    /// worker did.
+    ///
+    /// Results already handed to the keeper get [`RESULT_GRACE`] past `timeout` to be written.
+    /// Threads still running an action after `timeout` are left to finish on their own, the
+    /// keeper still beating their heartbeats and writing their results; should the process
+    /// exit first, their operations are recovered by other workers after the lease.
     pub fn shutdown(self, timeout: Duration) -> Result<WorkerStats> {
         self.shared.request_stop();
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut first_error = None;
         for thread in self.threads {
             if let Some(result) = join_by(thread, deadline) {
@@ -71,14 +77,22 @@ impl WorkerHandle {
                 }
             }
         }
-        // The keeper returns once the finished threads' results are written.
-        let _ = join_by(self.keeper, deadline);
+        let written_by = deadline.max(deadline_after(RESULT_GRACE));
+        self.shared.wait_until_written(written_by);
+        // The keeper returns once every thread has and every result is written.
+        if let Some(Err(error)) = join_by(self.keeper, written_by) {
+            first_error.get_or_insert(error);
+        }
         if let Some(error) = first_error.or_else(|| lock(&self.shared.keeper_error).take()) {
             return Err(error);
         }
         Ok(self.shared.stats())
     }
 }
+
+/// How long past a shutdown's timeout the results already handed to the keeper may take to be
+/// written.
+pub const RESULT_GRACE: Duration = Duration::from_secs(10);
 
 /// Joins `thread` if it ends before `deadline`; `None` if it is still running then.
 fn join_by<T>(thread: JoinHandle<Result<T>>, deadline: Instant) -> Option<Result<T>>

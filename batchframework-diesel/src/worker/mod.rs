@@ -87,7 +87,7 @@ use crate::error::{Error, Result};
 use crate::operation::{BatchOperation, OperationResult, Status};
 use crate::registry::{run_actions, ActionGroupResult, Registry};
 
-pub use handle::WorkerHandle;
+pub use handle::{WorkerHandle, RESULT_GRACE};
 use keeper::KeeperConnection;
 use shared::{Finished, Outcome, ServingGuard, Shared};
 
@@ -117,6 +117,13 @@ pub struct Worker<C: R2D2Connection + 'static> {
     poll_interval: Duration,
     listen: bool,
 }
+
+/// How often `run_until_idle` looks again when a claim came back empty while work is due.
+const IDLE_RECHECKS: u32 = 100;
+
+/// The pause between those looks: 100 × 10 ms lets a concurrent claim commit, and bounds the
+/// wait on work an application keeps locked.
+const IDLE_RECHECK_PAUSE: Duration = Duration::from_millis(10);
 
 /// How the worker ends one attempt at an operation.
 enum Decision {
@@ -170,10 +177,10 @@ where
         self
     }
 
-    /// How long a held operation may go without a heartbeat before others take it over.
-    /// Heartbeats are sent every third of it.
+    /// How long a held operation may go without a heartbeat before others take it over
+    /// (between 300 ms and 24 hours). Heartbeats are sent every third of it.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(300));
+        self.lease = lease.clamp(Duration::from_millis(300), Duration::from_secs(24 * 3600));
         self
     }
 
@@ -183,11 +190,12 @@ where
         self
     }
 
-    /// How often an idle thread looks for due work again (default 1 s). On PostgreSQL new work
-    /// also wakes it at once (see [`listen`](Self::listen)); polling still finds delayed work
-    /// that became due, and covers a lost notification.
+    /// How often an idle thread looks for due work again (default 1 s; between 10 ms and 24
+    /// hours). On PostgreSQL new work also wakes it at once (see [`listen`](Self::listen));
+    /// polling still finds delayed work that became due, and covers a lost notification.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval.max(Duration::from_millis(10));
+        self.poll_interval =
+            interval.clamp(Duration::from_millis(10), Duration::from_secs(24 * 3600));
         self
     }
 
@@ -288,14 +296,30 @@ where
     /// One worker thread: claim and run until stopped, or, with `until_idle`, until a claim
     /// comes back empty; otherwise wait up to `poll_interval` (or a wake-up) while idle. On
     /// stop, operations claimed but not started are released, their attempt not counted.
+    ///
+    /// A database error ends the thread and stops the whole worker: the error is returned by
+    /// `run_until_idle` or the handle's `shutdown`, and `is_stopping` turns true.
     fn serve(&self, shared: &Shared, until_idle: bool) -> Result<()> {
+        let served = self.serve_until_stopped(shared, until_idle);
+        if served.is_err() {
+            shared.request_stop();
+        }
+        served
+    }
+
+    fn serve_until_stopped(&self, shared: &Shared, until_idle: bool) -> Result<()> {
         let mut conn = self.pool.get().map_err(|e| Error::Pool(e.to_string()))?;
+        let mut rechecks = 0;
         while !shared.is_stopping() {
             let generation = shared.generation();
             let claimed = self.claim(&mut conn)?;
             if claimed.is_empty() {
                 if until_idle {
-                    if self.has_claimable(&mut conn)? {
+                    // Due work that could not be claimed is held by a concurrent claim (or an
+                    // application's lock): look again shortly, for a while.
+                    if rechecks < IDLE_RECHECKS && self.has_claimable(&mut conn)? {
+                        rechecks += 1;
+                        std::thread::sleep(IDLE_RECHECK_PAUSE);
                         continue;
                     }
                     return Ok(());
@@ -303,42 +327,42 @@ where
                 shared.wait_for_work(generation, self.poll_interval);
                 continue;
             }
-            let ids: Vec<i64> = claimed.iter().map(BatchOperation::id).collect();
-            shared.hold(ids.iter().copied());
-            if let Err(error) = self.run_claimed(&mut conn, shared, claimed) {
-                // Stop the heartbeats of what this thread still held: other workers take those
-                // operations over once the lease expires, instead of them staying `running`.
-                for id in ids {
-                    shared.release(id);
-                }
-                return Err(error);
-            }
+            rechecks = 0;
+            shared.hold(claimed.iter().map(BatchOperation::id));
+            self.run_claimed(&mut conn, shared, claimed)?;
         }
         Ok(())
     }
 
-    /// Runs a claimed batch in order, stopping early when the worker stops; what was not
-    /// started then is released.
+    /// Runs a claimed batch in order, stopping early when the worker stops or an error ends
+    /// the thread; what was not started then is given back.
     fn run_claimed(
         &self,
         conn: &mut PooledConnection<ConnectionManager<C>>,
         shared: &Shared,
         claimed: Vec<BatchOperation>,
     ) -> Result<()> {
-        let mut claimed = claimed.into_iter();
-        for operation in claimed.by_ref() {
-            self.process(conn, shared, &operation)?;
-            self.close_leaked_transactions(conn)?;
-            if shared.is_stopping() {
+        let mut started = 0;
+        let mut ran = Ok(());
+        for operation in &claimed {
+            started += 1;
+            ran = self
+                .process(conn, shared, operation)
+                .and_then(|()| self.close_leaked_transactions(conn));
+            if ran.is_err() || shared.is_stopping() {
                 break;
             }
         }
-        for operation in claimed {
-            let released = self.release_unstarted(conn, &operation);
+        for operation in &claimed[started..] {
+            // After an error this is best effort: what cannot be given back is taken over by
+            // other workers once the lease expires.
+            let released = self.release_unstarted(conn, operation);
             shared.release(operation.id());
-            released?;
+            if ran.is_ok() {
+                ran = released;
+            }
         }
-        Ok(())
+        ran
     }
 
     /// An action that panicked inside `conn.transaction(...)` leaves that transaction open:
@@ -395,6 +419,7 @@ where
 
     /// Gives back an operation claimed but never started, as if it had not been claimed.
     fn release_unstarted(&self, conn: &mut C, operation: &BatchOperation) -> Result<()> {
+        // The attempt is not counted: back to what it was before the claim.
         let change = ClaimedChange {
             status: Status::Unprocessed,
             result: OperationResult::NotAvailable,

@@ -4,7 +4,7 @@
 //! One mutex and one condition variable cover the results queue and the wake-ups, so that a
 //! thread going idle and a notification arriving cannot miss each other.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -46,6 +46,10 @@ pub(super) enum Outcome {
 struct State {
     /// Results not yet written, oldest first.
     unwritten: Vec<Finished>,
+    /// Results the keeper has taken and is writing.
+    writing: usize,
+    /// The keeper has returned (or panicked): nothing handed over from now on gets written.
+    keeper_gone: bool,
     /// Bumped by every wake-up; an idle thread waits for it to change.
     generation: u64,
     /// Threads waiting for work right now.
@@ -58,8 +62,10 @@ pub(super) struct Shared {
     pub(super) stop: Arc<AtomicBool>,
     /// Worker threads that have not returned yet; the keeper runs until none is left.
     pub(super) serving: AtomicUsize,
-    /// Operations claimed and not yet written back, whose heartbeats the keeper refreshes.
-    pub(super) held: Mutex<HashSet<i64>>,
+    /// Operations claimed and not yet written back, whose heartbeats the keeper refreshes, with
+    /// how many claims of this worker hold each (two, briefly, when one thread took over an
+    /// operation whose lease another thread of the same worker let expire).
+    held: Mutex<HashMap<i64, usize>>,
     /// The first error the keeper met, reported by the shutdown or `run_until_idle`.
     pub(super) keeper_error: Mutex<Option<Error>>,
     /// How many results may wait unwritten before worker threads wait for the keeper.
@@ -109,15 +115,25 @@ impl Shared {
     }
 
     pub(super) fn hold(&self, ids: impl IntoIterator<Item = i64>) {
-        lock(&self.held).extend(ids);
+        let mut held = lock(&self.held);
+        for id in ids {
+            *held.entry(id).or_default() += 1;
+        }
     }
 
+    /// One claim of `id` is over (written, released or given up).
     pub(super) fn release(&self, id: i64) {
-        lock(&self.held).remove(&id);
+        let mut held = lock(&self.held);
+        if let Some(claims) = held.get_mut(&id) {
+            *claims -= 1;
+            if *claims == 0 {
+                held.remove(&id);
+            }
+        }
     }
 
     pub(super) fn held_ids(&self) -> Vec<i64> {
-        lock(&self.held).iter().copied().collect()
+        lock(&self.held).keys().copied().collect()
     }
 
     /// The current wake-up generation: take it *before* a claim and pass it to
@@ -129,7 +145,7 @@ impl Shared {
 
     /// Waits until woken after `since`, stopped, or `timeout` passes.
     pub(super) fn wait_for_work(&self, since: u64, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut state = lock(&self.state);
         state.idle += 1;
         while state.generation == since && !self.is_stopping() {
@@ -153,11 +169,18 @@ impl Shared {
         lock(&self.state).idle
     }
 
-    /// Hands a result to the keeper; waits while too many are unwritten.
+    /// Hands a result to the keeper; waits while too many are unwritten. Should the keeper be
+    /// gone, the result cannot be written: the operation is let go, to be taken over by
+    /// another worker once its lease expires.
     pub(super) fn push_result(&self, finished: Finished) {
         let mut state = lock(&self.state);
-        while state.unwritten.len() >= self.max_unwritten {
+        while state.unwritten.len() >= self.max_unwritten && !state.keeper_gone {
             state = wait(&self.changed, state, STOP_CHECK);
+        }
+        if state.keeper_gone {
+            drop(state);
+            self.release(finished.id);
+            return;
         }
         state.unwritten.push(finished);
         drop(state);
@@ -172,13 +195,15 @@ impl Shared {
     }
 
     /// The results waiting to be written, after waiting up to `timeout` for some; `None` once
-    /// every worker thread has returned and every result has been taken.
+    /// every worker thread has returned and every result has been written. Call
+    /// [`written`](Self::written) once the returned results are written.
     pub(super) fn take_results(&self, timeout: Duration) -> Option<Vec<Finished>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut state = lock(&self.state);
         loop {
             if !state.unwritten.is_empty() {
                 let taken = std::mem::take(&mut state.unwritten);
+                state.writing = taken.len();
                 drop(state);
                 self.changed.notify_all();
                 return Some(taken);
@@ -189,6 +214,41 @@ impl Shared {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Some(Vec::new());
+            }
+            state = wait(&self.changed, state, left);
+        }
+    }
+
+    /// The results last taken are written (or given up).
+    pub(super) fn written(&self) {
+        lock(&self.state).writing = 0;
+        self.changed.notify_all();
+    }
+
+    /// The keeper has returned: wake whoever waits on it.
+    pub(super) fn keeper_ended(&self) {
+        let mut state = lock(&self.state);
+        state.keeper_gone = true;
+        state.writing = 0;
+        let lost: Vec<i64> = state.unwritten.drain(..).map(|f| f.id).collect();
+        drop(state);
+        for id in lost {
+            self.release(id);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Waits until every result handed over so far is written, the keeper is gone, or
+    /// `deadline` passes; whether everything was written.
+    pub(super) fn wait_until_written(&self, deadline: Instant) -> bool {
+        let mut state = lock(&self.state);
+        loop {
+            if state.unwritten.is_empty() && state.writing == 0 {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if state.keeper_gone || left.is_zero() {
+                return false;
             }
             state = wait(&self.changed, state, left);
         }
@@ -207,6 +267,14 @@ impl Drop for ServingGuard<'_> {
     fn drop(&mut self) {
         self.0.serving_ended();
     }
+}
+
+/// `timeout` from now, or a century from now for a timeout too large to add to an `Instant`.
+pub(super) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// Locks, ignoring poisoning: the guarded data stays consistent across a panicking holder.
