@@ -578,7 +578,52 @@ fn large_results_are_chunked_and_one_too_large_for_the_server_fails_visibly<B: T
     }
 }
 
+/// An action still running when the shutdown's timeout runs out is left to finish on its own,
+/// and the worker's keeper still writes its result.
+fn an_action_outliving_the_shutdown_timeout_still_gets_its_result<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let slow = |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
+        let id = ctx.operation().id();
+        ctx.conn()
+            .batch_execute(&format!(
+                "INSERT INTO executions (operation_id) VALUES ({id})"
+            ))
+            .map_err(ActionError::from)?;
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Value::Null)
+    };
+    let registry: Arc<Registry<B::Connection>> = Arc::new(
+        Registry::builder()
+            .group(
+                ActionGroup::new("slow")
+                    .asynchronous()
+                    .action(action_fn("slow", slow)),
+            )
+            .build()
+            .unwrap(),
+    );
+    let op = registry
+        .run(&mut conn, "slow", RunArgs::new())
+        .unwrap()
+        .operation;
+    let handle = Worker::new(registry, B::pool(&db, 2))
+        .poll_interval(Duration::from_millis(20))
+        .start(1)
+        .unwrap();
+    let mut watcher = B::connect(&db);
+    eventually("the action to start", || {
+        executions::<B>(&mut watcher).0.unwrap_or(0) >= 1
+    });
+    handle.shutdown(Duration::ZERO).unwrap();
+    eventually("the result to be written", || {
+        let stored = BatchOperation::find(&mut watcher, op.id()).unwrap();
+        (stored.status(), stored.result()) == (Status::Finished, OperationResult::Successful)
+    });
+    assert_eq!(executions::<B>(&mut conn), (Some(1), Some(1)));
+}
+
 backend_tests!(
+    an_action_outliving_the_shutdown_timeout_still_gets_its_result,
     large_results_are_chunked_and_one_too_large_for_the_server_fails_visibly,
     a_panic_inside_an_actions_transaction_is_rolled_back,
     each_result_of_a_group_lands_on_its_own_operation,

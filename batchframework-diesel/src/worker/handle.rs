@@ -2,6 +2,7 @@
 //! [`Worker::start`](super::Worker::start).
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -79,9 +80,12 @@ impl WorkerHandle {
         }
         let written_by = deadline.max(deadline_after(RESULT_GRACE));
         self.shared.wait_until_written(written_by);
-        // The keeper returns once every thread has and every result is written.
-        if let Some(Err(error)) = join_by(self.keeper, written_by) {
-            first_error.get_or_insert(error);
+        // The keeper returns once every thread has and every result is written; with a thread
+        // still running, it stays to keep that thread's operation and write its result.
+        if self.shared.serving.load(Ordering::SeqCst) == 0 {
+            if let Some(Err(error)) = join_by(self.keeper, written_by) {
+                first_error.get_or_insert(error);
+            }
         }
         if let Some(error) = first_error.or_else(|| lock(&self.shared.keeper_error).take()) {
             return Err(error);
