@@ -29,8 +29,6 @@ impl Dialect {
         }
     }
 
-    /// `name` as a quoted identifier. The caller has validated it (no quote characters), so
-    /// quoting only keeps reserved words and case intact.
     /// The `n`th (from 1) bind placeholder of a raw SQL statement: `$n` on PostgreSQL, `?`
     /// elsewhere.
     pub(crate) fn placeholder(self, n: usize) -> String {
@@ -40,6 +38,8 @@ impl Dialect {
         }
     }
 
+    /// `name` as a quoted identifier. The caller has validated it (no quote characters), so
+    /// quoting only keeps reserved words and case intact.
     pub(crate) fn quote(self, name: &str) -> String {
         match self {
             Dialect::Postgres | Dialect::Sqlite => format!("\"{name}\""),

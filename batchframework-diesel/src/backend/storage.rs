@@ -3,7 +3,9 @@
 //! Diesel checks queries per backend, and spelling the trait bounds that would make these
 //! functions generic over every backend costs more than it explains. Instead the bodies are
 //! written once in [`impl_storage!`] and instantiated for each concrete connection type in
-//! `backend/mod.rs`; the only per-backend choice passed in is how an INSERT reports its id.
+//! `backend/mod.rs`, with the few per-backend choices passed in as keywords: how an INSERT or
+//! UPDATE reports its rows, how a claim locks, whether the backend announces new work. The
+//! worker's finishing UPDATE, too dynamic for Diesel's DSL, is raw SQL built by [`finish_sql`].
 
 use super::{Dialect, UtcDateTime};
 use diesel::{AsChangeset, Insertable};
@@ -150,7 +152,7 @@ pub(crate) struct ReturnedId {
 }
 
 /// The PostgreSQL channel on which new due work is announced, with the queue's name as payload
-/// (see the `batchframework_notify_work` trigger in the PostgreSQL migrations).
+/// (by the triggers of the PostgreSQL migration `..._batchframework_notify_work`).
 pub(crate) const WORK_CHANNEL: &str = "batchframework_work";
 
 /// Implements [`Storage`](super::Storage) for one concrete connection type.
