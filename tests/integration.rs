@@ -6,6 +6,7 @@
 
 mod bulk;
 mod concurrency;
+mod connection_loss;
 mod constraints;
 mod context;
 mod lifecycle;

@@ -368,29 +368,19 @@ where
 
     /// An action that panicked inside `conn.transaction(...)` leaves that transaction open:
     /// Diesel rolls back on an `Err`, not on a panic. The thread's next claim would then run
-    /// nested inside it, never committed, holding its row locks. Roll such transactions back,
-    /// and should that fail, give the connection up (the pool discards it) and take another.
-    fn close_leaked_transactions(
-        &self,
-        conn: &mut PooledConnection<ConnectionManager<C>>,
-    ) -> Result<()> {
+    /// nested inside it, never committed, holding its row locks. Roll such transactions back;
+    /// should that fail (the action broke or lost the connection), the thread cannot go on,
+    /// and the error stops the worker.
+    fn close_leaked_transactions(&self, conn: &mut C) -> Result<()> {
         use diesel::connection::TransactionManager;
         // `is_broken` is true while a transaction is open or the transaction manager failed.
         let mut levels = 0;
-        while R2D2Connection::is_broken(&mut **conn) && levels < 64 {
+        while R2D2Connection::is_broken(conn) && levels < 64 {
             levels += 1;
-            if <C as diesel::Connection>::TransactionManager::rollback_transaction(&mut **conn)
-                .is_err()
-            {
-                break;
-            }
+            <C as diesel::Connection>::TransactionManager::rollback_transaction(conn)?;
         }
         if levels > 0 {
             tracing::warn!(levels, "an action left a transaction open; rolled it back");
-        }
-        if R2D2Connection::is_broken(&mut **conn) {
-            tracing::warn!("the connection could not be cleaned up; replacing it");
-            *conn = self.pool.get().map_err(|e| Error::Pool(e.to_string()))?;
         }
         Ok(())
     }

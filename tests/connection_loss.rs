@@ -1,0 +1,113 @@
+//! A worker thread whose database connection dies: the worker stops and says why, instead of
+//! running on with a thread short, and what it did not get to stays for another worker.
+//!
+//! The action kills its own server session, which only the server backends can do, so these
+//! tests run on PostgreSQL and MySQL/MariaDB.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use batchframework_diesel::registry::{
+    action_fn, ActionContext, ActionError, ActionGroup, Registry, RunArgs,
+};
+use batchframework_diesel::worker::Worker;
+use batchframework_diesel::{BatchOperation, OperationResult, Status};
+use batchframework_tests::TestBackend;
+use diesel::connection::SimpleConnection;
+use serde_json::Value;
+
+use crate::worker::{eventually, set_up};
+
+/// Ends the connection it is given, as a database restart or a network cut would.
+fn kill_own_session<B: TestBackend>(conn: &mut B::Connection) -> Result<(), ActionError> {
+    let sql = if B::NAME == "postgres" {
+        "SELECT pg_terminate_backend(pg_backend_pid())".to_owned()
+    } else {
+        let id = B::select_i64s(conn, "SELECT CONNECTION_ID() AS v")[0].unwrap_or(0);
+        format!("KILL {id}")
+    };
+    // The statement fails as the session ends under it; that is the point.
+    let _ = conn.batch_execute(&sql);
+    Ok(())
+}
+
+fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry: Arc<Registry<B::Connection>> = Arc::new(
+        Registry::builder()
+            .group(ActionGroup::new("cut").asynchronous().action(action_fn(
+                "cut",
+                |ctx: &mut ActionContext<'_, B::Connection>| {
+                    kill_own_session::<B>(ctx.conn())?;
+                    Ok(Value::Null)
+                },
+            )))
+            .group(
+                ActionGroup::new("plain")
+                    .asynchronous()
+                    .action(action_fn("plain", |_| Ok(Value::Null))),
+            )
+            .build()
+            .unwrap(),
+    );
+    let cut = registry
+        .run(&mut conn, "cut", RunArgs::new())
+        .unwrap()
+        .operation;
+    let plain: Vec<BatchOperation> = (0..2)
+        .map(|_| {
+            registry
+                .run(&mut conn, "plain", RunArgs::new())
+                .unwrap()
+                .operation
+        })
+        .collect();
+
+    let handle = Worker::new(Arc::clone(&registry), B::pool(&db, 2))
+        .batch_size(1)
+        .poll_interval(Duration::from_millis(20))
+        .start(1)
+        .unwrap();
+    eventually("the worker to stop on its own", || handle.is_stopping());
+    let error = handle.shutdown(Duration::from_secs(10)).unwrap_err();
+    assert!(
+        matches!(error, batchframework_diesel::Error::Database(_)),
+        "{error:?}"
+    );
+    // The operation whose action ran has its result: the keeper's connection was not cut.
+    let stored = BatchOperation::find(&mut conn, cut.id()).unwrap();
+    assert_eq!(
+        (stored.status(), stored.result()),
+        (Status::Finished, OperationResult::Successful)
+    );
+
+    // The rest was never claimed, and another worker runs it.
+    let stats = Worker::new(registry, B::pool(&db, 2))
+        .run_until_idle(1)
+        .unwrap();
+    assert_eq!(stats.succeeded, 2);
+    for op in plain {
+        let stored = BatchOperation::find(&mut conn, op.id()).unwrap();
+        assert_eq!((stored.status(), stored.attempts()), (Status::Finished, 1));
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    #[test]
+    fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another() {
+        super::a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another::<
+            batchframework_tests::Postgres,
+        >();
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    #[test]
+    fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another() {
+        super::a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another::<
+            batchframework_tests::Mysql,
+        >();
+    }
+}
