@@ -12,7 +12,8 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use serde_json::{json, Value};
 
-/// Every run of `record` leaves a row in `executions`, so the test can count them.
+/// Every run of `record` (and of `slow`, which then takes 300 ms) leaves a row in `executions`,
+/// so the test can count them.
 fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
     let record = |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
         let id = ctx.operation().id();
@@ -50,6 +51,14 @@ fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
                     },
                 )),
             )
+            .group(ActionGroup::new("slow").asynchronous().action(action_fn(
+                "slow",
+                move |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
+                    record(ctx)?;
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(Value::Null)
+                },
+            )))
             .group(ActionGroup::new("panics-in-transaction").asynchronous().action(action_fn(
                 "panic",
                 |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
@@ -354,26 +363,7 @@ fn a_started_worker_runs_new_work_until_shut_down<B: TestBackend>() {
 /// the queue as if never claimed.
 fn shutdown_finishes_the_running_action_and_releases_the_rest<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
-    let slow = |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
-        let id = ctx.operation().id();
-        ctx.conn()
-            .batch_execute(&format!(
-                "INSERT INTO executions (operation_id) VALUES ({id})"
-            ))
-            .map_err(ActionError::from)?;
-        std::thread::sleep(Duration::from_millis(300));
-        Ok(Value::Null)
-    };
-    let registry: Arc<Registry<B::Connection>> = Arc::new(
-        Registry::builder()
-            .group(
-                ActionGroup::new("slow")
-                    .asynchronous()
-                    .action(action_fn("slow", slow)),
-            )
-            .build()
-            .unwrap(),
-    );
+    let registry = registry::<B>();
     for _ in 0..5 {
         registry.run(&mut conn, "slow", RunArgs::new()).unwrap();
     }
@@ -582,26 +572,7 @@ fn large_results_are_chunked_and_one_too_large_for_the_server_fails_visibly<B: T
 /// and the worker's keeper still writes its result.
 fn an_action_outliving_the_shutdown_timeout_still_gets_its_result<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
-    let slow = |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
-        let id = ctx.operation().id();
-        ctx.conn()
-            .batch_execute(&format!(
-                "INSERT INTO executions (operation_id) VALUES ({id})"
-            ))
-            .map_err(ActionError::from)?;
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(Value::Null)
-    };
-    let registry: Arc<Registry<B::Connection>> = Arc::new(
-        Registry::builder()
-            .group(
-                ActionGroup::new("slow")
-                    .asynchronous()
-                    .action(action_fn("slow", slow)),
-            )
-            .build()
-            .unwrap(),
-    );
+    let registry = registry::<B>();
     let op = registry
         .run(&mut conn, "slow", RunArgs::new())
         .unwrap()
