@@ -16,7 +16,7 @@ use batchframework_tests::TestBackend;
 use diesel::connection::SimpleConnection;
 use serde_json::Value;
 
-use crate::worker::{eventually, set_up};
+use crate::worker::{drain_with_one_thread, eventually, queue, set_up};
 
 /// Ends the connection it is given, as a database restart or a network cut would.
 fn kill_own_session<B: TestBackend>(conn: &mut B::Connection) -> Result<(), ActionError> {
@@ -50,10 +50,7 @@ fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another<B: TestBac
             .build()
             .unwrap(),
     );
-    let cut = registry
-        .run(&mut conn, "cut", RunArgs::new())
-        .unwrap()
-        .operation;
+    let cut = queue::<B>(&mut conn, &registry, "cut");
     let plain: Vec<BatchOperation> = (0..2)
         .map(|_| {
             registry
@@ -82,9 +79,7 @@ fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another<B: TestBac
     );
 
     // The rest was never claimed, and another worker runs it.
-    let stats = Worker::new(registry, B::pool(&db, 2))
-        .run_until_idle(1)
-        .unwrap();
+    let stats = drain_with_one_thread::<B>(&db, &registry);
     assert_eq!(stats.succeeded, 2);
     for op in plain {
         let stored = BatchOperation::find(&mut conn, op.id()).unwrap();

@@ -15,7 +15,6 @@ use batchframework_diesel::worker::Worker;
 use batchframework_diesel::{BatchOperation, OperationResult, Status};
 use batchframework_tests::{backend_tests, TestBackend, TestDatabase};
 use diesel::connection::SimpleConnection;
-use diesel::Connection;
 use serde_json::json;
 
 /// Records each run in `executions`; `hang-first` sleeps a minute on its first attempt.
@@ -69,8 +68,10 @@ fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
     )
 }
 
-fn spawn_child(backend: &str, db: &TestDatabase, lease_ms: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+/// The command that re-runs this test binary as a child worker on `db`.
+fn child_command(backend: &str, db: &TestDatabase, lease_ms: u64) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args([
             "--exact",
             "processes::child_worker",
@@ -79,9 +80,13 @@ fn spawn_child(backend: &str, db: &TestDatabase, lease_ms: u64) -> Child {
         ])
         .env("BF_CHILD_BACKEND", backend)
         .env("BF_CHILD_URL", &db.url)
-        .env("BF_CHILD_LEASE_MS", lease_ms.to_string())
-        .spawn()
-        .unwrap()
+        .env("BF_CHILD_LEASE_MS", lease_ms.to_string());
+    command
+}
+
+/// Starts a child that drains the queue with `run_until_idle`.
+fn spawn_child(backend: &str, db: &TestDatabase, lease_ms: u64) -> Child {
+    child_command(backend, db, lease_ms).spawn().unwrap()
 }
 
 /// What a child started with `BF_CHILD_UNTIL_SIGNALLED` prints once its signal handlers are in.
@@ -89,16 +94,7 @@ const CHILD_READY: &str = "child worker ready";
 
 /// Starts a child running a started worker until SIGINT/SIGTERM, and waits until it is ready.
 fn spawn_signalled_child(backend: &str, db: &TestDatabase) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "processes::child_worker",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("BF_CHILD_BACKEND", backend)
-        .env("BF_CHILD_URL", &db.url)
-        .env("BF_CHILD_LEASE_MS", "30000")
+    let mut child = child_command(backend, db, 30_000)
         .env("BF_CHILD_UNTIL_SIGNALLED", "1")
         .stdout(Stdio::piped())
         .spawn()
@@ -174,13 +170,7 @@ fn executions<B: TestBackend>(conn: &mut B::Connection) -> (i64, i64) {
 fn three_processes_run_every_operation_exactly_once<B: TestBackend>() {
     let (db, mut conn) = crate::worker::set_up::<B>();
     let registry = registry::<B>();
-    conn.transaction::<_, batchframework_diesel::Error, _>(|conn| {
-        for _ in 0..2_000 {
-            registry.run(conn, "record", RunArgs::new())?;
-        }
-        Ok(())
-    })
-    .unwrap();
+    crate::worker::queue_many::<B>(&mut conn, &registry, "record", 2_000);
     let children = [
         spawn_child(B::NAME, &db, 30_000),
         spawn_child(B::NAME, &db, 30_000),
@@ -205,10 +195,7 @@ fn three_processes_run_every_operation_exactly_once<B: TestBackend>() {
 fn a_killed_workers_operation_is_rerun_after_the_lease<B: TestBackend>() {
     let (db, mut conn) = crate::worker::set_up::<B>();
     let registry = registry::<B>();
-    let op = registry
-        .run(&mut conn, "hang-first", RunArgs::new())
-        .unwrap()
-        .operation;
+    let op = crate::worker::queue::<B>(&mut conn, &registry, "hang-first");
     let mut child = spawn_child(B::NAME, &db, 1_000);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while executions::<B>(&mut conn).0 < 1 {

@@ -87,6 +87,41 @@ pub(crate) fn set_up<B: TestBackend>() -> (batchframework_tests::TestDatabase, B
     (db, conn)
 }
 
+/// Queues one operation of `group`.
+pub(crate) fn queue<B: TestBackend>(
+    conn: &mut B::Connection,
+    registry: &Registry<B::Connection>,
+    group: &str,
+) -> BatchOperation {
+    registry.run(conn, group, RunArgs::new()).unwrap().operation
+}
+
+/// Queues `count` operations of `group` in one transaction.
+pub(crate) fn queue_many<B: TestBackend>(
+    conn: &mut B::Connection,
+    registry: &Registry<B::Connection>,
+    group: &str,
+    count: usize,
+) {
+    conn.transaction::<_, batchframework_diesel::Error, _>(|conn| {
+        for _ in 0..count {
+            registry.run(conn, group, RunArgs::new())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Runs what is due with one worker thread, on a pool just large enough for it and its keeper.
+pub(crate) fn drain_with_one_thread<B: TestBackend>(
+    db: &batchframework_tests::TestDatabase,
+    registry: &Arc<Registry<B::Connection>>,
+) -> WorkerStats {
+    Worker::new(Arc::clone(registry), B::pool(db, 2))
+        .run_until_idle(1)
+        .unwrap()
+}
+
 /// How many runs were recorded, and for how many distinct operations.
 pub(crate) fn executions<B: TestBackend>(conn: &mut B::Connection) -> (Option<i64>, Option<i64>) {
     let all = B::select_i64s(conn, "SELECT COUNT(*) AS v FROM executions")[0];
@@ -97,17 +132,11 @@ pub(crate) fn executions<B: TestBackend>(conn: &mut B::Connection) -> (Option<i6
     (all, distinct)
 }
 
-/// 4 threads on PostgreSQL and MySQL; on SQLite the worker runs one (see the worker docs).
+/// 4 threads draining 2,000 operations: each runs exactly once, and all finish.
 fn every_operation_runs_exactly_once_with_4_threads<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = registry::<B>();
-    conn.transaction::<_, batchframework_diesel::Error, _>(|conn| {
-        for _ in 0..2_000 {
-            registry.run(conn, "record", RunArgs::new())?;
-        }
-        Ok(())
-    })
-    .unwrap();
+    queue_many::<B>(&mut conn, &registry, "record", 2_000);
     let stats = Worker::new(Arc::clone(&registry), B::pool(&db, 6))
         .batch_size(8)
         .run_until_idle(4)
@@ -168,13 +197,8 @@ fn delayed_operations_never_start_early<B: TestBackend>() {
 fn retries_stop_at_max_attempts_and_keep_every_error<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = registry::<B>();
-    let op = registry
-        .run(&mut conn, "always-fails", RunArgs::new())
-        .unwrap()
-        .operation;
-    let stats = Worker::new(registry, B::pool(&db, 2))
-        .run_until_idle(1)
-        .unwrap();
+    let op = queue::<B>(&mut conn, &registry, "always-fails");
+    let stats = drain_with_one_thread::<B>(&db, &registry);
     assert_eq!(
         stats,
         WorkerStats {
@@ -217,14 +241,8 @@ fn a_lost_workers_operation_is_recovered<B: TestBackend>() {
             .build()
             .unwrap(),
     );
-    let twice = registry
-        .run(&mut conn, "twice", RunArgs::new())
-        .unwrap()
-        .operation;
-    let once = registry
-        .run(&mut conn, "once", RunArgs::new())
-        .unwrap()
-        .operation;
+    let twice = queue::<B>(&mut conn, &registry, "twice");
+    let once = queue::<B>(&mut conn, &registry, "once");
     // Both were claimed by a worker that then died an hour ago.
     conn.batch_execute(
         "UPDATE batchframework_batchoperation SET status = 'running', attempts = 1, \
@@ -264,13 +282,8 @@ fn a_lost_workers_operation_is_recovered<B: TestBackend>() {
 fn a_fenced_worker_cannot_finish<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = registry::<B>();
-    let op = registry
-        .run(&mut conn, "usurped", RunArgs::new())
-        .unwrap()
-        .operation;
-    let stats = Worker::new(registry, B::pool(&db, 2))
-        .run_until_idle(1)
-        .unwrap();
+    let op = queue::<B>(&mut conn, &registry, "usurped");
+    let stats = drain_with_one_thread::<B>(&db, &registry);
     assert_eq!(
         stats,
         WorkerStats {
@@ -474,10 +487,7 @@ fn a_pool_too_small_for_the_worker_is_refused<B: TestBackend>() {
 fn a_panic_inside_an_actions_transaction_is_rolled_back<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = registry::<B>();
-    let panicked = registry
-        .run(&mut conn, "panics-in-transaction", RunArgs::new())
-        .unwrap()
-        .operation;
+    let panicked = queue::<B>(&mut conn, &registry, "panics-in-transaction");
     for _ in 0..3 {
         registry.run(&mut conn, "record", RunArgs::new()).unwrap();
     }
@@ -541,9 +551,7 @@ fn large_results_are_chunked_and_one_too_large_for_the_server_fails_visibly<B: T
         let args = RunArgs::new().input(&megabytes);
         ops.push(registry.run(&mut conn, "large", args).unwrap().operation);
     }
-    let stats = Worker::new(registry, B::pool(&db, 2))
-        .run_until_idle(1)
-        .unwrap();
+    let stats = drain_with_one_thread::<B>(&db, &registry);
     let mysql = B::NAME == "mysql";
     assert_eq!(
         (stats.succeeded, stats.failed),
@@ -573,10 +581,7 @@ fn large_results_are_chunked_and_one_too_large_for_the_server_fails_visibly<B: T
 fn an_action_outliving_the_shutdown_timeout_still_gets_its_result<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = registry::<B>();
-    let op = registry
-        .run(&mut conn, "slow", RunArgs::new())
-        .unwrap()
-        .operation;
+    let op = queue::<B>(&mut conn, &registry, "slow");
     let handle = Worker::new(registry, B::pool(&db, 2))
         .poll_interval(Duration::from_millis(20))
         .start(1)
