@@ -29,15 +29,21 @@ mod mysql {
         packet as usize
     }
 
-    #[test]
-    fn wide_rows_are_split_under_max_allowed_packet() {
-        let (_db, mut conn) = migrated::<Mysql>();
+    /// A migrated database with a `notes` table, and the server's `max_allowed_packet`.
+    fn with_notes_table() -> (batchframework_tests::TestDatabase, MysqlConnection, usize) {
+        let (db, mut conn) = migrated::<Mysql>();
         conn.batch_execute(&format!(
             "CREATE TABLE notes ({}, body LONGTEXT NOT NULL)",
             Mysql::ID_COLUMN
         ))
         .unwrap();
         let packet = packet_bytes(&mut conn);
+        (db, conn, packet)
+    }
+
+    #[test]
+    fn wide_rows_are_split_under_max_allowed_packet() {
+        let (_db, mut conn, packet) = with_notes_table();
         // 2.5 packets' worth of rows, each a twentieth of a packet.
         let row_bytes = packet / 20;
         let rows = 50;
@@ -66,13 +72,7 @@ mod mysql {
 
     #[test]
     fn a_row_larger_than_any_statement_is_refused_and_the_connection_survives() {
-        let (_db, mut conn) = migrated::<Mysql>();
-        conn.batch_execute(&format!(
-            "CREATE TABLE notes ({}, body LONGTEXT NOT NULL)",
-            Mysql::ID_COLUMN
-        ))
-        .unwrap();
-        let packet = packet_bytes(&mut conn);
+        let (_db, mut conn, packet) = with_notes_table();
         let rows = vec![
             NewNote {
                 body: "small".into(),

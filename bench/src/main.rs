@@ -99,6 +99,7 @@ macro_rules! game_cards_schema {
 mod postgres {
     pub(crate) type Conn = diesel::PgConnection;
     pub(crate) type Loading = diesel::pg::PgRowByRowLoadingMode;
+    /// The wire protocol counts a statement's parameters in 16 bits.
     pub(crate) const MAX_BINDS: usize = 65_535;
     game_cards_schema!("postgres");
     insert_returning_ids_with_returning!();
@@ -108,7 +109,7 @@ mod postgres {
 mod sqlite {
     pub(crate) type Conn = diesel::SqliteConnection;
     pub(crate) type Loading = diesel::connection::DefaultLoadingMode;
-    pub(crate) const MAX_BINDS: usize = 32_766;
+    pub(crate) const MAX_BINDS: usize = batchframework_diesel::SQLITE_MAX_BINDS;
     game_cards_schema!("sqlite");
     insert_returning_ids_with_returning!();
     include!("variants.rs");
@@ -117,7 +118,7 @@ mod sqlite {
 mod mysql {
     pub(crate) type Conn = diesel::MysqlConnection;
     pub(crate) type Loading = diesel::connection::DefaultLoadingMode;
-    pub(crate) const MAX_BINDS: usize = 65_535;
+    pub(crate) const MAX_BINDS: usize = batchframework_diesel::MYSQL_MAX_BINDS;
     game_cards_schema!("mysql");
 
     /// MySQL has no RETURNING: INSERT, then the ids from LAST_INSERT_ID() on (consecutive for
