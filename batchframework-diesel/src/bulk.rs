@@ -80,9 +80,6 @@ pub trait BulkInsertable<C>: BulkRow + BulkInsertRows<C> {}
 
 impl<C, R: BulkRow + BulkInsertRows<C>> BulkInsertable<C> for R {}
 
-/// How much of `max_allowed_packet` one statement's binds may fill; the rest is headroom for the
-/// SQL text and the protocol's per-value framing.
-const PACKET_SHARE_PERCENT: usize = 75;
 /// Protocol bytes per bound value besides its data (type, null bit, length prefix), as budgeted.
 const PER_VALUE_OVERHEAD: usize = 10;
 
@@ -220,7 +217,7 @@ impl ChunkLimits {
     fn new(max_binds: usize, columns: usize, max_packet: Option<usize>) -> Self {
         ChunkLimits {
             rows: (max_binds / columns.max(1)).max(1),
-            bytes: max_packet.map_or(usize::MAX, |p| p / 100 * PACKET_SHARE_PERCENT),
+            bytes: max_packet.map_or(usize::MAX, crate::backend::statement_budget),
         }
     }
 }

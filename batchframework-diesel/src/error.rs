@@ -200,25 +200,10 @@ pub enum Error {
 
 impl From<diesel::result::Error> for Error {
     fn from(error: diesel::result::Error) -> Self {
-        if is_missing_table(&error) {
+        if crate::backend::is_missing_schema(&error) {
             Error::NotMigrated { source: error }
         } else {
             Error::Database(error)
         }
     }
-}
-
-/// Recognises a missing table or column of ours as each backend words it, so the caller is told
-/// to migrate.
-fn is_missing_table(error: &diesel::result::Error) -> bool {
-    let diesel::result::Error::DatabaseError(_, info) = error else {
-        return false;
-    };
-    let message = info.message();
-    message.contains("batchframework_batchoperation")
-        && (message.contains("does not exist") // PostgreSQL: relation or column
-            || message.contains("no such table") // SQLite
-            || message.contains("no such column") // SQLite
-            || message.contains("doesn't exist") // MySQL / MariaDB: table
-            || message.contains("Unknown column")) // MySQL / MariaDB: column
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
 use crate::backend::storage::{NewOperationRow, StatusChange};
-use crate::backend::{BatchConnection, UtcDateTime};
+use crate::backend::{now, BatchConnection, UtcDateTime};
 use crate::context::ContextObject;
 use crate::error::{Error, Result};
 use crate::operation::{BatchOperation, OperationResult, Status};
@@ -336,10 +336,6 @@ impl BatchOperation {
 
 /// The current time at the precision every backend stores (microseconds), so an operation held
 /// in memory equals the same operation read back.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
 fn check_length(field: &'static str, value: &str) -> Result<()> {
     let length = value.chars().count();
     if length > MAX_KEY_LENGTH {

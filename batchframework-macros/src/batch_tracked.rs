@@ -24,10 +24,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = match syn::parse2::<syn::Item>(item) {
         Ok(syn::Item::Struct(item)) => item,
         Ok(syn::Item::Enum(item)) => {
-            return not_a_struct(item.enum_token.span);
+            return not_a_struct("batch_tracked", item.enum_token.span);
         }
-        Ok(syn::Item::Union(item)) => return not_a_struct(item.union_token.span),
-        Ok(other) => return not_a_struct(other.span()),
+        Ok(syn::Item::Union(item)) => return not_a_struct("batch_tracked", item.union_token.span),
+        Ok(other) => return not_a_struct("batch_tracked", other.span()),
         Err(error) => return error.into_compile_error(),
     };
     expand_struct(item).unwrap_or_else(syn::Error::into_compile_error)
@@ -41,7 +41,7 @@ pub(crate) fn expand_bulk_insertable(args: TokenStream, item: TokenStream) -> To
     }
     let mut item = match syn::parse2::<syn::Item>(item) {
         Ok(syn::Item::Struct(item)) => item,
-        Ok(other) => return not_a_struct(other.span()),
+        Ok(other) => return not_a_struct("bulk_insertable", other.span()),
         Err(error) => return error.into_compile_error(),
     };
     let result = (|| {
@@ -70,10 +70,10 @@ pub(crate) fn expand_bulk_insertable(args: TokenStream, item: TokenStream) -> To
     result.unwrap_or_else(syn::Error::into_compile_error)
 }
 
-fn not_a_struct(span: Span) -> TokenStream {
+fn not_a_struct(attribute: &str, span: Span) -> TokenStream {
     syn::Error::new(
         span,
-        "#[batch_tracked] can only be used on a struct with named fields (a Diesel model)",
+        format!("#[{attribute}] can only be used on a struct with named fields (a Diesel model)"),
     )
     .into_compile_error()
 }
@@ -329,7 +329,7 @@ fn table_name(attrs: &[Attribute]) -> syn::Result<Option<Path>> {
 }
 
 /// Skips the tokens of a `#[diesel(...)]` option this macro does not read.
-fn skip_option_value(option: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+pub(crate) fn skip_option_value(option: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
     let input = option.input;
     while !input.is_empty() && !input.peek(syn::Token![,]) {
         input.parse::<proc_macro2::TokenTree>()?;

@@ -4,7 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Fields, Ident, LitStr, Token};
+use syn::{Data, DeriveInput, Fields, Ident, LitStr};
 
 const HELP: &str = "help: the correct format looks like \
                     `#[context_object(type_key = \"blog_posts\")]`";
@@ -131,10 +131,7 @@ impl Attributes {
         } else {
             // Other Diesel options (check_for_backend, belongs_to, sql_type = Nullable<Text>,
             // ...) are Diesel's business: skip their tokens up to the next option.
-            let input = option.input;
-            while !input.is_empty() && !input.peek(Token![,]) {
-                input.parse::<proc_macro2::TokenTree>()?;
-            }
+            crate::batch_tracked::skip_option_value(&option)?;
         }
         Ok(())
     }

@@ -1,10 +1,18 @@
-//! The SQL dialects, for the few statements this crate writes as text (DDL for user tables).
+//! The SQL dialects, for the few statements this crate writes as text (the DDL for user
+//! tables, the worker's finishing UPDATE), and each backend's statement limits.
 
 /// SQLite's default compiled limit on bind parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`
 /// since 3.32, and in the bundled build).
 pub const SQLITE_MAX_BINDS: usize = 32_766;
 /// MySQL's and MariaDB's limit on placeholders per prepared statement.
 pub const MYSQL_MAX_BINDS: usize = 65_535;
+
+/// How much of a statement-size limit (MySQL's `max_allowed_packet`) this crate lets one
+/// statement's values fill: three quarters, the rest is headroom for the SQL text and the
+/// protocol's per-value framing.
+pub(crate) fn statement_budget(max_packet_bytes: usize) -> usize {
+    max_packet_bytes / 4 * 3
+}
 
 /// Which database's SQL to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +39,10 @@ impl Dialect {
 
     /// The `n`th (from 1) bind placeholder of a raw SQL statement: `$n` on PostgreSQL, `?`
     /// elsewhere.
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
+        allow(dead_code)
+    )]
     pub(crate) fn placeholder(self, n: usize) -> String {
         match self {
             Dialect::Postgres => format!("${n}"),

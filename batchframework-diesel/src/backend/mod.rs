@@ -9,7 +9,9 @@ mod dialect;
 pub(crate) mod storage;
 mod timestamp;
 
+pub(crate) use dialect::statement_budget;
 pub use dialect::{Dialect, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
+pub(crate) use timestamp::now;
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 
 use crate::operation::{BatchOperation, Status};
@@ -24,12 +26,29 @@ use storage::{NewOperationRow, StatusChange};
 /// passed as it is (`&mut pooled`).
 pub trait BatchConnection: diesel::Connection + Storage {}
 
+/// Recognises a missing table or column of ours as each backend words it, so that the error
+/// can tell the caller to run the migrations.
+pub(crate) fn is_missing_schema(error: &diesel::result::Error) -> bool {
+    let diesel::result::Error::DatabaseError(_, info) = error else {
+        return false;
+    };
+    let message = info.message();
+    message.contains("batchframework_batchoperation")
+        && (message.contains("does not exist") // PostgreSQL: relation or column
+            || message.contains("no such table") // SQLite
+            || message.contains("no such column") // SQLite
+            || message.contains("doesn't exist") // MySQL / MariaDB: table
+            || message.contains("Unknown column")) // MySQL / MariaDB: column
+}
+
 impl<C: diesel::Connection + Storage> BatchConnection for C {}
 
 /// The storage operations behind [`BatchConnection`]; one implementation per connection type.
 ///
-/// Public only because [`BatchConnection`] names it; it lives in a private module so no one
-/// outside the crate can implement or call it.
+/// Public only because [`BatchConnection`] names it, and hidden: it is not part of the API. It
+/// cannot be implemented outside the crate (its parameter types are the crate's own), but its
+/// methods can be called through a `BatchConnection` bound; don't: they skip the checks and
+/// in-memory updates of [`BatchOperation`]'s methods, and change without notice.
 #[doc(hidden)]
 pub trait Storage {
     /// The SQL dialect of this connection's backend.
@@ -116,6 +135,9 @@ pub trait Storage {
         ids: &[i64],
         now: chrono::DateTime<chrono::Utc>,
     ) -> diesel::QueryResult<usize>;
+    /// Whether the operation was asked to cancel (`None`: it no longer exists); reads one
+    /// column, for actions that check it often.
+    fn cancel_requested(&mut self, id: i64) -> diesel::QueryResult<Option<bool>>;
     /// The operation with this id, if it exists.
     fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>>;
     /// The operations matching the filter, oldest first.
@@ -205,6 +227,10 @@ where
 
     fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>> {
         (**self).find_operation(id)
+    }
+
+    fn cancel_requested(&mut self, id: i64) -> diesel::QueryResult<Option<bool>> {
+        (**self).cancel_requested(id)
     }
 
     fn claim_operations(

@@ -3,9 +3,15 @@
 //! Diesel checks queries per backend, and spelling the trait bounds that would make these
 //! functions generic over every backend costs more than it explains. Instead the bodies are
 //! written once in [`impl_storage!`] and instantiated for each concrete connection type in
-//! `backend/mod.rs`, with the few per-backend choices passed in as keywords: how an INSERT or
-//! UPDATE reports its rows, how a claim locks, whether the backend announces new work. The
-//! worker's finishing UPDATE, too dynamic for Diesel's DSL, is raw SQL built by [`finish_sql`].
+//! `backend/mod.rs`, with the few per-backend choices passed in as keywords (see the macro).
+//! The worker's finishing UPDATE, too dynamic for Diesel's DSL, is raw SQL built by
+//! [`finish_sql`].
+//!
+//! Without any backend feature nothing instantiates the macro, so its helpers go unused.
+#![cfg_attr(
+    not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
+    allow(dead_code)
+)]
 
 use super::{Dialect, UtcDateTime};
 use diesel::{AsChangeset, Insertable};
@@ -144,7 +150,8 @@ pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> Stri
     sql
 }
 
-/// An id returned by a raw statement.
+/// An id returned by a raw statement's `RETURNING id`.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 #[derive(diesel::QueryableByName)]
 pub(crate) struct ReturnedId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -153,16 +160,24 @@ pub(crate) struct ReturnedId {
 
 /// The PostgreSQL channel on which new due work is announced, with the queue's name as payload
 /// (by the triggers of the PostgreSQL migration `..._batchframework_notify_work`).
+#[cfg(feature = "postgres")]
 pub(crate) const WORK_CHANNEL: &str = "batchframework_work";
 
 /// Implements [`Storage`](super::Storage) for one concrete connection type.
 ///
-/// `notify`: the backend announces new work on [`WORK_CHANNEL`] (PostgreSQL); `none`: workers
-/// only poll.
+/// The keywords, after the connection type and its [`Dialect`](super::Dialect) variant:
 ///
-/// `returning`: the INSERT reports the new id with `RETURNING id` (PostgreSQL, SQLite).
-/// `last_insert_id`: the INSERT is followed by `SELECT LAST_INSERT_ID()` (MySQL/MariaDB), which
-/// is per connection and so safe under concurrency.
+/// * `returning` (PostgreSQL, SQLite): INSERTs and UPDATEs report their rows with `RETURNING`,
+///   and statements have no size limit of their own. `last_insert_id` (MySQL/MariaDB): an
+///   INSERT is followed by `SELECT LAST_INSERT_ID()` (per connection, so safe under
+///   concurrency), UPDATEs are read back in their transaction, the statement size limit is
+///   read from `@@max_allowed_packet`, and a claim runs in READ COMMITTED (see
+///   `@before_claim`). These go together: they are what MySQL lacks or needs.
+/// * `skip_locked` (PostgreSQL, MySQL): claims lock rows with `FOR UPDATE SKIP LOCKED`;
+///   `immediate` (SQLite): claims take the database's write lock up front.
+/// * `notify` (PostgreSQL): new work is announced on `WORK_CHANNEL`; `none`: workers only
+///   poll.
+/// * The path of the backend's embedded migrations.
 #[cfg_attr(
     not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
     allow(unused_macros)
@@ -217,18 +232,17 @@ macro_rules! impl_storage {
     (@finished_ids last_insert_id, $conn:ident, $query:ident, $worker:ident, $rows:ident) => {{
         use $crate::schema::batchframework_batchoperation::dsl;
         $query.execute($conn)?;
-        let ids: Vec<i64> = $rows.iter().map(|row| row.id).collect();
+        let attempts: ::std::collections::HashMap<i64, i32> =
+            $rows.iter().map(|row| (row.id, row.attempt)).collect();
         let written: Vec<(i64, i32)> = dsl::batchframework_batchoperation
-            .filter(dsl::id.eq_any(&ids))
+            .filter(dsl::id.eq_any(attempts.keys()))
             .filter(dsl::status.eq($crate::Status::Finished))
             .filter(dsl::locked_by.eq($worker))
             .select((dsl::id, dsl::attempts))
             .load($conn)?;
         written
             .into_iter()
-            .filter(|(id, attempts)| {
-                $rows.iter().any(|row| row.id == *id && row.attempt == *attempts)
-            })
+            .filter(|(id, attempt)| attempts.get(id) == Some(attempt))
             .map(|(id, _)| id)
             .collect::<::std::collections::HashSet<i64>>()
     }};
@@ -597,6 +611,16 @@ macro_rules! impl_storage {
                 )
                 .set(dsl::cancel_requested.eq(true))
                 .execute(self)
+            }
+
+            fn cancel_requested(&mut self, id: i64) -> ::diesel::QueryResult<Option<bool>> {
+                use ::diesel::prelude::*;
+                use $crate::schema::batchframework_batchoperation::dsl;
+                dsl::batchframework_batchoperation
+                    .find(id)
+                    .select(dsl::cancel_requested)
+                    .first(self)
+                    .optional()
             }
 
             fn find_operation(

@@ -18,6 +18,12 @@ use diesel::query_builder::QueryId;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::SqlType;
 
+/// The current time at the precision every backend stores (microseconds), so an instant
+/// written and read back compares equal.
+pub(crate) fn now() -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
+}
+
 /// The SQL type of the table's timestamp columns. Rows read them as `chrono::DateTime<Utc>`;
 /// values written or compared go through [`UtcDateTime`].
 #[derive(Debug, Clone, Copy, Default, QueryId, SqlType)]

@@ -167,7 +167,7 @@ impl<'a, C: BatchConnection> ActionContext<'a, C> {
     pub fn is_cancel_requested(&mut self) -> Result<bool> {
         Ok(self
             .conn
-            .find_operation(self.operation.id())?
-            .is_some_and(|op| op.cancel_requested()))
+            .cancel_requested(self.operation.id())?
+            .unwrap_or(false))
     }
 }

@@ -38,6 +38,6 @@ pub struct ActionResult {
 pub struct ErrorData {
     /// The error itself: its message, or the JSON the action chose.
     pub data: Value,
-    /// Where it came from: the error's chain of causes, or the panic's message and location.
+    /// Where it came from: the error's chain of causes, or the panic's message.
     pub traceback: String,
 }

@@ -23,7 +23,7 @@ use diesel::r2d2::{ConnectionManager, PooledConnection, R2D2Connection};
 use serde_json::json;
 
 use crate::backend::storage::{FinishedRow, FINISH_ROW_OVERHEAD};
-use crate::backend::{BatchConnection, Storage};
+use crate::backend::{now, statement_budget, BatchConnection, Storage};
 use crate::error::{Error, Result};
 use crate::operation::OperationResult;
 
@@ -72,8 +72,7 @@ where
                 // A backend without notifications says so once; the worker then only polls.
                 self.listen = conn.listen_for_work()?;
             }
-            // Three quarters of the packet, as the bulk insert does: room for the protocol.
-            self.statement_budget = conn.max_packet_bytes()?.map(|bytes| bytes / 4 * 3);
+            self.statement_budget = conn.max_packet_bytes()?.map(statement_budget);
             self.conn = Some(conn);
         }
         match self.conn.as_mut() {
@@ -242,10 +241,9 @@ where
         if ids.is_empty() {
             return;
         }
-        let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
         let beaten = keeper
             .connect(self)
-            .and_then(|(conn, _)| Ok(conn.heartbeat(&self.name, &ids, now)?));
+            .and_then(|(conn, _)| Ok(conn.heartbeat(&self.name, &ids, now())?));
         if let Err(error) = beaten {
             tracing::warn!(%error, "heartbeat failed; retrying at the next one");
             keeper.discard();

@@ -78,12 +78,12 @@ mod shared;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection, R2D2Connection};
 use serde_json::{json, Value};
 
 use crate::backend::storage::ClaimedChange;
-use crate::backend::{BatchConnection, UtcDateTime};
+use crate::backend::{now, BatchConnection, UtcDateTime};
 use crate::error::{Error, Result};
 use crate::operation::{BatchOperation, OperationResult, Status};
 use crate::registry::{run_actions, ActionGroupResult, Registry};
@@ -403,7 +403,7 @@ where
 
     /// Now, and the heartbeat time before which a holder counts as lost.
     fn claim_times(&self) -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
-        let now = Utc::now().trunc_subsecs(6);
+        let now = now();
         let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
         (now, stale_before)
     }
@@ -448,7 +448,7 @@ where
                     attempt: operation.attempts(),
                     result,
                     output: output.to_string(),
-                    finished_at: UtcDateTime(Utc::now().trunc_subsecs(6)),
+                    finished_at: UtcDateTime(now()),
                     outcome,
                 });
                 Ok(())
