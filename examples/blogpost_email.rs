@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use batchframework_diesel::registry::{action_fn, ActionGroup, Registry, RunArgs};
 use batchframework_diesel::worker::Worker;
-use batchframework_diesel::{BatchConnection, ContextRef, OperationFilter};
+use batchframework_diesel::{BatchConnection, BatchOperation, ContextRef, OperationFilter};
 use clap::Parser;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, R2D2Connection};
@@ -95,6 +95,7 @@ where
 
     // Two posts are created; each queues its email.
     let delay = Duration::from_secs(args.delay_seconds);
+    let mut queued = Vec::new();
     for id in [1, 2] {
         let post = ContextRef::new("blog_posts", id);
         let info = registry.run(
@@ -106,6 +107,7 @@ where
                 .delay(delay),
         )?;
         println!("post {id} created: queued {}", info.operation);
+        queued.push(info.operation.id());
     }
 
     // The author of post 1 cancels within the delay: its pending email is removed.
@@ -132,11 +134,13 @@ where
     std::thread::sleep(delay);
     let stats = worker.run_until_idle(2)?;
     println!("after the delay: {} sent", stats.succeeded);
-    for op in OperationFilter::new()
-        .operation_type("new-blogpost-email")
-        .load(&mut *conn)?
-    {
-        println!("  {op}: output {}", op.output_data_json());
+    // This run's operations only: a database given with DATABASE_URL may hold earlier runs'.
+    for id in queued {
+        match BatchOperation::find(&mut *conn, id) {
+            Ok(op) => println!("  {op}: output {}", op.output_data_json()),
+            Err(batchframework_diesel::Error::NotFound { .. }) => println!("  #{id}: removed"),
+            Err(error) => return Err(error.into()),
+        }
     }
     Ok(())
 }

@@ -13,17 +13,17 @@ use crate::error::{Error, Result};
 /// PostgreSQL migrations (`migrations/postgres`).
 #[cfg(feature = "postgres")]
 pub const POSTGRES: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("../migrations/postgres");
+    diesel_migrations::embed_migrations!("migrations/postgres");
 
 /// SQLite migrations (`migrations/sqlite`).
 #[cfg(feature = "sqlite")]
 pub const SQLITE: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("../migrations/sqlite");
+    diesel_migrations::embed_migrations!("migrations/sqlite");
 
 /// MySQL/MariaDB migrations (`migrations/mysql`).
 #[cfg(feature = "mysql")]
 pub const MYSQL: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("../migrations/mysql");
+    diesel_migrations::embed_migrations!("migrations/mysql");
 
 /// Creates (or brings up to date) the batchframework tables on this connection's database.
 ///
