@@ -219,7 +219,9 @@ impl BatchOperation {
     /// `unprocessed → running`, with the start time set to now.
     ///
     /// Fails with [`Error::IllegalTransition`] if the operation is not `unprocessed` (in memory,
-    /// or in the database because another connection started it first); nothing changes then.
+    /// or in the database because another connection started it first), [`Error::Conflict`]
+    /// inside a `REPEATABLE READ` transaction that lost such a race, or [`Error::NotFound`] if
+    /// the row is gone; nothing changes then, in the database or in `self`.
     pub fn mark_as_running<C: BatchConnection>(&mut self, conn: &mut C) -> Result<()> {
         let now = now();
         let change = StatusChange {
@@ -236,11 +238,17 @@ impl BatchOperation {
     }
 
     /// `running → finished` with result `successful` and no output data.
+    ///
+    /// Fails with [`Error::IllegalTransition`] unless the operation is `running` (a never-started
+    /// or already finished one is left exactly as it was), and with [`Error::Conflict`] or
+    /// [`Error::NotFound`] as [`mark_as_running`](Self::mark_as_running) does.
     pub fn finish<C: BatchConnection>(&mut self, conn: &mut C) -> Result<()> {
         self.finish_as(conn, OperationResult::Successful, None)
     }
 
     /// `running → finished` with result `successful`, storing `output` as the output data.
+    /// Fails as [`finish`](Self::finish) does, or with [`Error::SerializeData`] before anything
+    /// is written.
     pub fn finish_with_output<C, T>(&mut self, conn: &mut C, output: &T) -> Result<()>
     where
         C: BatchConnection,
@@ -251,6 +259,7 @@ impl BatchOperation {
     }
 
     /// `running → finished` with result `failed`, storing `error_data` as the output data.
+    /// Fails as [`finish_with_output`](Self::finish_with_output) does.
     pub fn finish_failed<C, T>(&mut self, conn: &mut C, error_data: &T) -> Result<()>
     where
         C: BatchConnection,
@@ -260,8 +269,7 @@ impl BatchOperation {
         self.finish_as(conn, OperationResult::Failed, Some(output))
     }
 
-    /// Fails with [`Error::IllegalTransition`] unless the operation is `running`; in particular a
-    /// never-started or already finished operation is left exactly as it was.
+    /// The finish steps' shared body: one guarded `UPDATE ... WHERE status = 'running'`.
     fn finish_as<C: BatchConnection>(
         &mut self,
         conn: &mut C,
