@@ -1,4 +1,4 @@
-//! The seed's asynchronous example: when a blog post is created, an email is queued to go out
+//! The blog post email of ievv_batchframework's documentation: when a blog post is created, an email is queued to go out
 //! after a delay (15 minutes); if the author cancels in time the pending email is removed,
 //! otherwise a worker sends it.
 //!
@@ -23,7 +23,7 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 /// Queue two new-post emails, cancel one in time, let a worker send the other.
 #[derive(Parser)]
 struct Args {
-    /// How long an email waits before it may be sent (the seed's 15 minutes by default).
+    /// How long an email waits before it may be sent (15 minutes by default).
     #[arg(long, default_value_t = 15 * 60)]
     delay_seconds: u64,
 }

@@ -1,4 +1,4 @@
-//! The batch operation lifecycle, end to end: a synchronous import, and the seed's blog post
+//! The batch operation lifecycle, end to end: a synchronous import, and a blog post
 //! email that is either cancelled while pending or sent by a worker.
 //!
 //! ```text
@@ -60,7 +60,7 @@ fn demo<C: BatchConnection>(conn: &mut C) -> Result<(), AnyError> {
         println!("refused   {error}");
     }
 
-    // The seed's asynchronous example: an email 15 minutes after a post is created...
+    // Asynchronous work: an email 15 minutes after a post is created...
     let post = ContextRef::new("blog_posts", 17);
     let email = OperationFilter::new()
         .operation_type("new-blogpost-email")

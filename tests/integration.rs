@@ -4,6 +4,7 @@
 // Tests fail by panicking; unwrap/expect are how they say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod actions;
 mod bulk;
 mod concurrency;
 mod connection_loss;
@@ -12,9 +13,11 @@ mod context;
 mod lifecycle;
 mod migrations;
 mod model;
+mod msrv;
 mod packets;
 mod pool;
 mod processes;
+mod prune;
 mod queries;
 mod registry;
 mod scale;
@@ -24,3 +27,4 @@ mod transactions;
 mod ui;
 mod wakeup;
 mod worker;
+mod worker_types;

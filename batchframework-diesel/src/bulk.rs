@@ -10,62 +10,8 @@
 //! none of the batch is left behind and the database's error is returned.
 //!
 //! Row types get their bulk-insert implementation from `#[batch_tracked]` (rows tagged with an
-//! operation) or `#[bulk_insertable]` (untracked rows). The seed's Game/Player/Card example:
-//!
-//! ```
-//! use batchframework_diesel::{
-//!     add_tracking_column, batch_tracked, bulk_insert, bulk_insert_tracked, bulk_insertable,
-//!     BatchOperation,
-//! };
-//! use diesel::connection::SimpleConnection;
-//! use diesel::prelude::*;
-//!
-//! diesel::table! {
-//!     players (id) { id -> BigInt, name -> Text, batchoperation_id -> Nullable<BigInt>, }
-//! }
-//! diesel::table! {
-//!     cards (id) { id -> BigInt, player_id -> BigInt, cardid -> Integer, }
-//! }
-//!
-//! #[batch_tracked]
-//! #[derive(Insertable)]
-//! #[diesel(table_name = players)]
-//! struct NewPlayer { name: String }
-//!
-//! #[batch_tracked]
-//! #[derive(Queryable, Selectable)]
-//! #[diesel(table_name = players)]
-//! struct Player { id: i64, name: String }
-//!
-//! #[bulk_insertable]
-//! #[derive(Insertable)]
-//! #[diesel(table_name = cards)]
-//! struct NewCard { player_id: i64, cardid: i32 }
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut conn = SqliteConnection::establish(":memory:")?;
-//! batchframework_diesel::run_migrations(&mut conn)?;
-//! conn.batch_execute(
-//!     "CREATE TABLE players (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-//!      CREATE TABLE cards (id INTEGER PRIMARY KEY, player_id BIGINT NOT NULL, cardid INT NOT NULL);",
-//! )?;
-//! add_tracking_column(&mut conn, "players")?;
-//!
-//! let mut op = BatchOperation::create_synchronous("deal-cards").insert(&mut conn)?; // 1
-//! let players = (0..1000).map(|i| NewPlayer { name: format!("player{i}"), batchoperation_id: None });
-//! bulk_insert_tracked(&mut conn, &op, players)?;                                      // 2
-//! let created: Vec<Player> = Player::in_batch(&op)                                    // 3
-//!     .select(Player::as_select())
-//!     .order(players::id)
-//!     .load(&mut conn)?;
-//! let cards = created.iter().map(|p| NewCard { player_id: p.id, cardid: 7 });
-//! assert_eq!(bulk_insert(&mut conn, cards)?, 1000);                                   // 4
-//! op.finish(&mut conn)?;                                                              // 5
-//!
-//! assert!(created.iter().all(|p| p.batchoperation_id == Some(op.id())));
-//! # Ok(())
-//! # }
-//! ```
+//! operation) or `#[bulk_insertable]` (untracked rows). The crate's front page shows the whole
+//! Game/Player/Card pattern.
 
 use crate::backend::BatchConnection;
 use crate::error::{Error, Result};
@@ -90,6 +36,8 @@ const PER_VALUE_OVERHEAD: usize = 10;
 /// on MySQL when they would not fit in 75% of `max_allowed_packet`), plus on MySQL one
 /// `SELECT @@max_allowed_packet`. All in one transaction, or a savepoint inside the caller's:
 /// a failing chunk leaves none of the batch behind and returns the database's error.
+///
+/// [`bulk_insert_tracked`]'s example uses both.
 pub fn bulk_insert<C, R, I>(conn: &mut C, rows: I) -> Result<usize>
 where
     C: BatchConnection,
@@ -105,6 +53,58 @@ where
 
 /// Inserts `rows` tagged with `operation`'s id (whatever their `batchoperation_id` was), so
 /// `Model::in_batch(operation)` selects them back; returns how many were inserted.
+///
+/// Players tagged with the operation, selected back, and one untracked card each with
+/// [`bulk_insert`]:
+///
+/// ```
+/// # use batchframework_diesel::{add_tracking_column, batch_tracked, bulk_insertable};
+/// use batchframework_diesel::{bulk_insert, bulk_insert_tracked, BatchOperation};
+/// # use diesel::connection::SimpleConnection;
+/// use diesel::prelude::*;
+/// #
+/// # diesel::table! {
+/// #     players (id) { id -> BigInt, name -> Text, batchoperation_id -> Nullable<BigInt>, }
+/// # }
+/// # diesel::table! {
+/// #     cards (id) { id -> BigInt, player_id -> BigInt, cardid -> Integer, }
+/// # }
+/// # #[batch_tracked]
+/// # #[derive(Insertable)]
+/// # #[diesel(table_name = players)]
+/// # struct NewPlayer { name: String }
+/// # #[batch_tracked]
+/// # #[derive(Queryable, Selectable)]
+/// # #[diesel(table_name = players)]
+/// # struct Player { id: i64, name: String }
+/// # #[bulk_insertable]
+/// # #[derive(Insertable)]
+/// # #[diesel(table_name = cards)]
+/// # struct NewCard { player_id: i64, cardid: i32 }
+/// #
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let mut conn = SqliteConnection::establish(":memory:")?;
+/// # batchframework_diesel::run_migrations(&mut conn)?;
+/// # conn.batch_execute(
+/// #     "CREATE TABLE players (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+/// #      CREATE TABLE cards (id INTEGER PRIMARY KEY, player_id BIGINT NOT NULL, cardid INT NOT NULL);",
+/// # )?;
+/// # add_tracking_column(&mut conn, "players")?;
+/// let op = BatchOperation::create_synchronous("deal-cards").insert(&mut conn)?;
+/// let new = (0..500).map(|i| NewPlayer { name: format!("p{i}"), batchoperation_id: None });
+/// assert_eq!(bulk_insert_tracked(&mut conn, &op, new)?, 500);
+///
+/// let created: Vec<Player> = Player::in_batch(&op)
+///     .select(Player::as_select())
+///     .order(players::id)
+///     .load(&mut conn)?;
+/// assert!(created.iter().all(|p| p.batchoperation_id == Some(op.id())));
+///
+/// let cards = created.iter().map(|p| NewCard { player_id: p.id, cardid: 7 });
+/// assert_eq!(bulk_insert(&mut conn, cards)?, 500);
+/// # Ok(())
+/// # }
+/// ```
 pub fn bulk_insert_tracked<C, R, I>(
     conn: &mut C,
     operation: &BatchOperation,

@@ -1,7 +1,7 @@
 //! Context objects: the application row an operation is about (a blog post, a game).
 //!
 //! The operation stores the object's *type key* and *primary key as text*, so any table can be a
-//! context without a foreign key per table, as in the seed's generic relation.
+//! context without a foreign key per table, as ievv_batchframework's generic relation does.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -158,6 +158,7 @@ impl From<&str> for ContextId {
 }
 
 #[cfg(feature = "uuid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
 impl From<uuid::Uuid> for ContextId {
     fn from(id: uuid::Uuid) -> Self {
         ContextId(id.hyphenated().to_string())
@@ -165,6 +166,7 @@ impl From<uuid::Uuid> for ContextId {
 }
 
 #[cfg(feature = "uuid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
 impl From<&uuid::Uuid> for ContextId {
     fn from(id: &uuid::Uuid) -> Self {
         ContextId(id.hyphenated().to_string())

@@ -1,35 +1,131 @@
-//! Track batch and background operations in Diesel applications.
+//! Track batch and background operations in Diesel applications, on PostgreSQL, SQLite and
+//! MySQL/MariaDB.
 //!
-//! A port of the Django module `ievv_batchframework`. Each batch or background operation is a row
-//! of `batchframework_batchoperation` ([`BatchOperation`]) recording its type, the object it is
-//! about (its [`ContextObject`]), who started it, JSON input and output, and its lifecycle
-//! `unprocessed → running → finished` with a result of `successful` or `failed`.
+//! A port of the Django module `ievv_batchframework`: each batch or background operation is a
+//! row of `batchframework_batchoperation` ([`BatchOperation`]) recording its type, the object it
+//! is about (its [`ContextObject`]), who started it, JSON input and output, and its lifecycle
+//! `unprocessed → running → finished` with a result of `successful` or `failed`. Every step of
+//! the lifecycle is one guarded `UPDATE`: an illegal one returns [`Error::IllegalTransition`] and
+//! changes nothing.
+//!
+//! # Bulk-create related rows in 5 statements
+//!
+//! Rows inserted by one operation carry its id in a `batchoperation_id` column
+//! ([`#[batch_tracked]`](batch_tracked)), so they are selected back with one query and their
+//! children built from them, whatever the number of rows: binary `COPY` on PostgreSQL,
+//! bind-limit-sized multi-row `INSERT`s elsewhere.
 //!
 //! ```
-//! use batchframework_diesel::{BatchOperation, ContextRef, OperationResult, Status};
-//! use diesel::{Connection, SqliteConnection};
+//! use batchframework_diesel::{
+//!     batch_tracked, bulk_insert, bulk_insert_tracked, bulk_insertable, BatchOperation,
+//!     ContextRef,
+//! };
+//! use diesel::connection::SimpleConnection;
+//! use diesel::prelude::*;
+//!
+//! diesel::table! {
+//!     players (id) { id -> BigInt, name -> Text, batchoperation_id -> Nullable<BigInt>, }
+//! }
+//! diesel::table! {
+//!     cards (id) { id -> BigInt, player_id -> BigInt, cardid -> Integer, }
+//! }
+//!
+//! #[batch_tracked] // above the derive: it adds the `batchoperation_id` field
+//! #[derive(Insertable)]
+//! #[diesel(table_name = players)]
+//! struct NewPlayer { name: String }
+//!
+//! #[batch_tracked]
+//! #[derive(Queryable, Selectable)]
+//! #[diesel(table_name = players)]
+//! struct Player { id: i64, name: String }
+//!
+//! #[bulk_insertable] // bulk insert without tracking
+//! #[derive(Insertable)]
+//! #[diesel(table_name = cards)]
+//! struct NewCard { player_id: i64, cardid: i32 }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut conn = SqliteConnection::establish(":memory:")?;
 //! batchframework_diesel::run_migrations(&mut conn)?;
+//! conn.batch_execute(
+//!     "CREATE TABLE players (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+//!      CREATE TABLE cards (id INTEGER PRIMARY KEY, player_id BIGINT NOT NULL, cardid INT NOT NULL);",
+//! )?;
+//! batchframework_diesel::add_tracking_column(&mut conn, "players")?;
 //!
-//! // Work done by a worker later: recorded as `unprocessed`.
 //! let game = ContextRef::new("games", 1);
-//! let mut op = BatchOperation::create_asynchronous("deal-cards")
+//! let mut op = BatchOperation::create_synchronous("deal-cards") // 1: INSERT
 //!     .context_object(&game)
-//!     .input(&serde_json::json!({"cards_per_player": 1}))
 //!     .insert(&mut conn)?;
+//! let new_players = (0..3).map(|i| NewPlayer { name: format!("p{i}"), batchoperation_id: None });
+//! bulk_insert_tracked(&mut conn, &op, new_players)?; // 2: COPY or multi-row INSERT
+//! let created: Vec<Player> = Player::in_batch(&op) // 3: SELECT ... WHERE batchoperation_id = op
+//!     .select(Player::as_select())
+//!     .load(&mut conn)?;
+//! let new_cards = created.iter().map(|p| NewCard { player_id: p.id, cardid: 7 });
+//! bulk_insert(&mut conn, new_cards)?; // 4: COPY or multi-row INSERT
+//! op.finish(&mut conn)?; // 5: UPDATE ... WHERE status = 'running'
 //!
-//! op.mark_as_running(&mut conn)?;
-//! op.finish(&mut conn)?;
-//! assert_eq!((op.status(), op.result()), (Status::Finished, OperationResult::Successful));
-//!
-//! // Illegal steps are refused and change nothing.
-//! assert!(op.mark_as_running(&mut conn).is_err());
-//! assert_eq!(op.status(), Status::Finished);
+//! assert_eq!(created.len(), 3);
+//! assert_eq!(cards::table.count().get_result::<i64>(&mut conn)?, 3);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Run work inline or on workers
+//!
+//! A [`registry::Registry`] maps operation types to groups of actions. [`Registry::run`] runs a
+//! synchronous group inline and records it; an asynchronous one is recorded `unprocessed` for a
+//! `worker::Worker` (feature `r2d2`), which claims it from the database (no broker), runs it
+//! and records the result, with leases, retries and graceful shutdown.
+//!
+//! [`Registry::run`]: registry::Registry::run
+//!
+//! ```
+//! use batchframework_diesel::registry::{Registry, RunArgs};
+//! use batchframework_diesel::OperationResult;
+//! use diesel::connection::SimpleConnection;
+//! use diesel::{Connection, SqliteConnection};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::<SqliteConnection>::builder()
+//!     .group_with("cleanup", |group| {
+//!         group.action_fn("vacuum", |ctx| {
+//!             ctx.conn().batch_execute("VACUUM")?; // errors convert with `?`
+//!             Ok(json!("done"))
+//!         })
+//!     })
+//!     .group_with("send-report", |group| {
+//!         group.asynchronous().action_fn("send", |_| Ok(json!("sent")))
+//!     })
+//!     .build()?;
+//!
+//! let mut conn = SqliteConnection::establish(":memory:")?;
+//! batchframework_diesel::run_migrations(&mut conn)?;
+//! let ran = registry.run(&mut conn, "cleanup", RunArgs::new())?;
+//! assert_eq!(ran.operation.result(), OperationResult::Successful);
+//! let queued = registry.run(&mut conn, "send-report", RunArgs::new())?;
+//! assert!(queued.result.is_none()); // recorded for a worker
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The `worker` module (feature `r2d2`) shows a worker serving a PostgreSQL pool until SIGTERM.
+//!
+//! # Modules and main items
+//!
+//! * [`BatchOperation`], [`Status`], [`OperationResult`]: the model; its lifecycle steps
+//!   ([`BatchOperation::create_synchronous`], [`BatchOperation::create_asynchronous`],
+//!   [`BatchOperation::mark_as_running`], [`BatchOperation::finish`], ...).
+//! * [`ContextObject`] (trait and derive), [`ContextRef`]: what an operation is about.
+//! * [`OperationFilter`]: find, count and remove pending operations.
+//! * [`batch_tracked`], [`bulk_insertable`], [`bulk_insert_tracked`], [`bulk_insert`],
+//!   [`tracking_column_sql`], [`add_tracking_column`]: the 5-statement bulk pattern.
+//! * [`registry`]: action groups, run inline or queued. `worker` (feature `r2d2`): the workers.
+//! * [`migrations`], [`run_migrations`]: the embedded migrations. [`schema`]: the `table!`.
+//! * [`Error`]: every error, each saying what to do.
 //!
 //! # Feature flags
 //!
@@ -38,11 +134,12 @@
 //! | `postgres` | `PgConnection` support (needs libpq) |
 //! | `sqlite` | `SqliteConnection` support, SQLite 3.35+ (a system libsqlite3, or the bundled build via `libsqlite3-sys/bundled`) |
 //! | `mysql` | `MysqlConnection` support for MySQL 8.0.16+ and MariaDB 10.6+ (needs libmysqlclient or libmariadb) |
-//! | `r2d2` | passing r2d2 `PooledConnection`s wherever a connection is taken, and the [`worker`] module |
+//! | `r2d2` | passing r2d2 `PooledConnection`s wherever a connection is taken, and the `worker` module |
 //! | `uuid` | `uuid::Uuid` primary keys for context objects |
 //!
 //! No backend is enabled by default; enable the ones your application uses.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
 
@@ -53,18 +150,192 @@ mod error;
 mod lifecycle;
 pub mod migrations;
 mod operation;
+mod prune;
 mod query;
 pub mod registry;
 pub mod schema;
+mod stored_json;
 mod tracking;
 #[cfg(feature = "r2d2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "r2d2")))]
 pub mod worker;
 
 pub use backend::{
     BatchConnection, Dialect, UtcDateTime, UtcTimestamp, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS,
 };
+/// Tracks the rows a batch operation inserts: [`bulk_insert_tracked`] tags each row with the
+/// operation, and the generated `Model::in_batch(&operation)` selects them back.
+///
+/// ```
+/// use batchframework_diesel::{add_tracking_column, batch_tracked, bulk_insert_tracked, BatchOperation};
+/// use diesel::connection::SimpleConnection;
+/// use diesel::prelude::*;
+///
+/// diesel::table! {
+///     players (id) { id -> BigInt, name -> Text, batchoperation_id -> Nullable<BigInt>, }
+/// }
+///
+/// #[batch_tracked] // above the derive
+/// #[derive(Insertable)]
+/// #[diesel(table_name = players)]
+/// struct NewPlayer { name: String } // gains `batchoperation_id: Option<i64>`
+///
+/// #[batch_tracked]
+/// #[derive(Queryable, Selectable)]
+/// #[diesel(table_name = players)]
+/// struct Player { id: i64, name: String }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let mut conn = SqliteConnection::establish(":memory:")?;
+///     batchframework_diesel::run_migrations(&mut conn)?;
+///     conn.batch_execute("CREATE TABLE players (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")?;
+///     add_tracking_column(&mut conn, "players")?;
+///
+///     let mut op = BatchOperation::create_synchronous("add-players").insert(&mut conn)?;
+///     let new = (0..100).map(|i| NewPlayer { name: format!("player{i}"), batchoperation_id: None });
+///     assert_eq!(bulk_insert_tracked(&mut conn, &op, new)?, 100);
+///
+///     // Rows of another operation, or of none, are not selected back.
+///     diesel::insert_into(players::table)
+///         .values(NewPlayer { name: "untracked".into(), batchoperation_id: None })
+///         .execute(&mut conn)?;
+///     let created: Vec<Player> = Player::in_batch(&op)
+///         .select(Player::as_select())
+///         .order(players::id)
+///         .load(&mut conn)?;
+///     assert_eq!(created.len(), 100);
+///     assert_eq!(created[0].batchoperation_id, Some(op.id()));
+///     op.finish(&mut conn)?;
+///     Ok(())
+/// }
+/// ```
+pub use batchframework_macros::batch_tracked;
+/// Bulk insert with [`bulk_insert`] for rows that are not tracked: here the cards dealt to the
+/// players an operation created.
+///
+/// ```
+/// use batchframework_diesel::{
+///     add_tracking_column, batch_tracked, bulk_insert, bulk_insert_tracked, bulk_insertable,
+///     BatchOperation,
+/// };
+/// use diesel::connection::SimpleConnection;
+/// use diesel::prelude::*;
+///
+/// diesel::table! {
+///     players (id) { id -> BigInt, name -> Text, batchoperation_id -> Nullable<BigInt>, }
+/// }
+/// diesel::table! {
+///     cards (id) { id -> BigInt, player_id -> BigInt, cardid -> Integer, }
+/// }
+///
+/// #[batch_tracked]
+/// #[derive(Insertable)]
+/// #[diesel(table_name = players)]
+/// struct NewPlayer { name: String }
+///
+/// #[batch_tracked]
+/// #[derive(Queryable, Selectable)]
+/// #[diesel(table_name = players)]
+/// struct Player { id: i64, name: String }
+///
+/// #[bulk_insertable] // above the derive
+/// #[derive(Insertable)]
+/// #[diesel(table_name = cards)]
+/// struct NewCard { player_id: i64, cardid: i32 }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let mut conn = SqliteConnection::establish(":memory:")?;
+///     batchframework_diesel::run_migrations(&mut conn)?;
+///     conn.batch_execute(
+///         "CREATE TABLE players (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+///          CREATE TABLE cards (id INTEGER PRIMARY KEY, player_id BIGINT NOT NULL, cardid INT NOT NULL);",
+///     )?;
+///     add_tracking_column(&mut conn, "players")?;
+///
+///     let mut op = BatchOperation::create_synchronous("deal-cards").insert(&mut conn)?;
+///     let new = (0..10).map(|i| NewPlayer { name: format!("player{i}"), batchoperation_id: None });
+///     bulk_insert_tracked(&mut conn, &op, new)?;
+///     let created: Vec<Player> = Player::in_batch(&op)
+///         .select(Player::as_select())
+///         .order(players::id)
+///         .load(&mut conn)?;
+///     let cards = created.iter().map(|p| NewCard { player_id: p.id, cardid: 7 });
+///     assert_eq!(bulk_insert(&mut conn, cards)?, 10);
+///     op.finish(&mut conn)?;
+///
+///     let dealt: i64 = cards::table.count().get_result(&mut conn)?;
+///     assert_eq!(dealt, 10);
+///     Ok(())
+/// }
+/// ```
+pub use batchframework_macros::bulk_insertable;
+/// Derives [`ContextObject`](trait@ContextObject) for a Diesel model, so that operations can be
+/// about its rows: here a game, whose players an operation about it creates.
+///
+/// ```
+/// use batchframework_diesel::{
+///     add_tracking_column, batch_tracked, bulk_insert_tracked, BatchOperation, ContextObject,
+/// };
+/// use diesel::connection::SimpleConnection;
+/// use diesel::prelude::*;
+///
+/// diesel::table! {
+///     games (id) { id -> Integer, name -> Text, }
+/// }
+/// diesel::table! {
+///     players (id) { id -> BigInt, game_id -> Integer, name -> Text, batchoperation_id -> Nullable<BigInt>, }
+/// }
+///
+/// #[derive(Queryable, Identifiable, ContextObject)]
+/// #[diesel(table_name = games)]
+/// struct Game { id: i32, name: String }
+///
+/// #[batch_tracked]
+/// #[derive(Insertable)]
+/// #[diesel(table_name = players)]
+/// struct NewPlayer { game_id: i32, name: String }
+///
+/// #[batch_tracked]
+/// #[derive(Queryable, Selectable)]
+/// #[diesel(table_name = players)]
+/// struct Player { id: i64, game_id: i32, name: String }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let mut conn = SqliteConnection::establish(":memory:")?;
+///     batchframework_diesel::run_migrations(&mut conn)?;
+///     conn.batch_execute(
+///         "CREATE TABLE games (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+///          CREATE TABLE players (id INTEGER PRIMARY KEY, game_id INTEGER NOT NULL, name TEXT NOT NULL);
+///          INSERT INTO games (id, name) VALUES (1, 'chess');",
+///     )?;
+///     add_tracking_column(&mut conn, "players")?;
+///
+///     let game: Game = games::table.find(1).first(&mut conn)?;
+///     assert_eq!(game.context_object_type(), "games");
+///     assert_eq!(game.context_object_id().as_str(), "1");
+///
+///     let op = BatchOperation::create_synchronous("add-players")
+///         .context_object(&game)
+///         .insert(&mut conn)?;
+///     assert_eq!(op.context_object_type(), Some("games"));
+///     assert_eq!(op.context_object_id(), Some("1"));
+///
+///     let new = ["ann", "bob"].map(|name| NewPlayer {
+///         game_id: game.id,
+///         name: name.to_owned(),
+///         batchoperation_id: None,
+///     });
+///     bulk_insert_tracked(&mut conn, &op, new)?;
+///     let created: Vec<Player> = Player::in_batch(&op)
+///         .select(Player::as_select())
+///         .order(players::id)
+///         .load(&mut conn)?;
+///     assert!(created.iter().all(|p| p.game_id == game.id));
+///     assert_eq!(created[1].name, "bob");
+///     Ok(())
+/// }
+/// ```
 pub use batchframework_macros::ContextObject;
-pub use batchframework_macros::{batch_tracked, bulk_insertable};
 pub use bulk::{
     bulk_insert, bulk_insert_tracked, bulk_insert_tracked_or_fail, BulkInsertable, EncodedLen,
 };
@@ -73,7 +344,8 @@ pub use error::{Error, Result};
 pub use lifecycle::{NewOperation, DEFAULT_QUEUE, MAX_KEY_LENGTH};
 pub use migrations::run_migrations;
 pub use operation::{BatchOperation, OperationResult, Status, UnknownValue};
-pub use query::OperationFilter;
+pub use prune::Prune;
+pub use query::{OperationFilter, OperationOrder};
 pub use tracking::{
     add_tracking_column, tracking_column_sql, BatchTracked, TrackingColumnSql, TRACKING_COLUMN,
 };

@@ -12,16 +12,19 @@ use crate::error::{Error, Result};
 
 /// PostgreSQL migrations (`migrations/postgres`).
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub const POSTGRES: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/postgres");
 
 /// SQLite migrations (`migrations/sqlite`).
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub const SQLITE: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/sqlite");
 
 /// MySQL/MariaDB migrations (`migrations/mysql`).
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub const MYSQL: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/mysql");
 

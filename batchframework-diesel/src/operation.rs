@@ -12,6 +12,7 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 use diesel::{Identifiable, Queryable, Selectable};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::schema::batchframework_batchoperation;
@@ -23,7 +24,41 @@ use crate::schema::batchframework_batchoperation;
 /// and changed only by the lifecycle methods ([`mark_as_running`](Self::mark_as_running),
 /// [`finish`](Self::finish), ...), so the in-memory value always matches a state the database
 /// accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
+///
+/// # Serde
+///
+/// It is `Serialize` and `Deserialize`, for handing operations to a web API, a cache or another
+/// process. Field names are the column names, except `operation_type` (column `operationtype`),
+/// and `input_data` / `output_data`, which carry the stored JSON as JSON values, not as strings
+/// (`null` when there is none). Timestamps are RFC 3339 in UTC, `status` and `result` their
+/// stored strings (`"finished"`, `"not-available"`). Serializing and deserializing gives back an
+/// equal value; object keys keep their stored order. Stored JSON `null` reads back as no data.
+///
+/// ```
+/// # use batchframework_diesel::BatchOperation;
+/// # use diesel::{Connection, SqliteConnection};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let mut conn = SqliteConnection::establish(":memory:")?;
+/// # batchframework_diesel::run_migrations(&mut conn)?;
+/// let op = BatchOperation::create_asynchronous("send-email")
+///     .input(&serde_json::json!({"to": "ann@example.com"}))
+///     .insert(&mut conn)?;
+/// let json = serde_json::to_value(&op)?;
+/// assert_eq!(json["operation_type"], "send-email");
+/// assert_eq!(json["status"], "unprocessed");
+/// assert_eq!(json["input_data"]["to"], "ann@example.com");
+/// assert_eq!(json["output_data"], serde_json::Value::Null);
+/// assert_eq!(serde_json::from_value::<BatchOperation>(json)?, op);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A deserialized value is a snapshot of whatever produced it, not read from the database: call
+/// [`reload`](Self::reload) for the current state. The lifecycle methods check the status in the
+/// database too, so a stale value cannot make an illegal step.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, Serialize, Deserialize,
+)]
 #[diesel(table_name = batchframework_batchoperation)]
 pub struct BatchOperation {
     pub(crate) id: i64,
@@ -33,10 +68,13 @@ pub struct BatchOperation {
     pub(crate) context_object_type: Option<String>,
     pub(crate) context_object_id: Option<String>,
     pub(crate) started_by: Option<String>,
+    #[serde(rename = "operation_type")]
     pub(crate) operationtype: String,
     pub(crate) status: Status,
     pub(crate) result: OperationResult,
+    #[serde(rename = "input_data", with = "crate::stored_json", default)]
     pub(crate) input_data_json: String,
+    #[serde(rename = "output_data", with = "crate::stored_json", default)]
     pub(crate) output_data_json: String,
     pub(crate) queue: String,
     pub(crate) priority: i32,
@@ -178,7 +216,7 @@ fn parse_json<T: DeserializeOwned>(id: i64, field: &'static str, text: &str) -> 
         .map_err(|source| Error::InvalidJson { id, field, source })
 }
 
-/// Like the seed's `__str__`: the type, the id, and where it is in its lifecycle, e.g.
+/// Like `ievv_batchframework`'s `__str__`: the type, the id, and where it is in its lifecycle, e.g.
 /// `new-blogpost-email #42 (finished, successful)`.
 impl fmt::Display for BatchOperation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -195,7 +233,8 @@ impl fmt::Display for BatchOperation {
     }
 }
 
-/// Maps a Rust enum to the seed's string values in a `VARCHAR` column, on every backend.
+/// Maps a Rust enum to `ievv_batchframework`'s string values in a `VARCHAR` column, on every
+/// backend, and to the same strings in serde.
 macro_rules! string_enum {
     (
         $(#[$meta:meta])*
@@ -230,6 +269,21 @@ macro_rules! string_enum {
                         expected: &[$($text),*],
                     }),
                 }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(|_| {
+                    serde::de::Error::unknown_variant(&text, &[$($text),*])
+                })
             }
         }
 
@@ -376,6 +430,75 @@ mod tests {
         assert_eq!(op.to_string(), "import-users #7 (finished, failed)");
         op.operationtype.clear();
         assert_eq!(op.to_string(), "batch operation #7 (finished, failed)");
+    }
+
+    #[test]
+    fn serde_writes_stored_strings_json_values_and_rfc_3339() {
+        let mut op = operation();
+        op.input_data_json = r#"{"zeta":1,"alpha":[true,null,1.5]}"#.into();
+        op.status = Status::Finished;
+        op.result = OperationResult::Failed;
+        let text = serde_json::to_string(&op).ok();
+        let text = text.as_deref().unwrap_or_default();
+        assert!(
+            text.contains(r#""operation_type":"import-users""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""status":"finished","result":"failed""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""input_data":{"zeta":1,"alpha":[true,null,1.5]}"#),
+            "stored key order is kept: {text}"
+        );
+        assert!(text.contains(r#""output_data":null"#), "{text}");
+        let created = op
+            .created_datetime
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        assert!(
+            text.contains(&format!(r#""created_datetime":"{created}""#)),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<BatchOperation>(text).ok(), Some(op));
+    }
+
+    #[test]
+    fn serde_reads_missing_or_null_data_as_none_and_refuses_unknown_strings() {
+        let op = operation();
+        let Ok(mut json) = serde_json::to_value(&op) else {
+            unreachable!("an operation serializes")
+        };
+        json.as_object_mut().map(|o| o.remove("input_data"));
+        assert_eq!(
+            serde_json::from_value::<BatchOperation>(json.clone()).ok(),
+            Some(op)
+        );
+        json["status"] = "done".into();
+        let error = serde_json::from_value::<BatchOperation>(json)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("unknown variant `done`"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn serializing_invalid_stored_json_is_an_error() {
+        let mut op = operation();
+        op.output_data_json = "{not json".into();
+        let error = serde_json::to_string(&op).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("not valid JSON"),
+            "{error:?}"
+        );
     }
 
     #[test]

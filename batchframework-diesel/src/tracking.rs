@@ -6,7 +6,7 @@
 use crate::backend::{BatchConnection, Dialect};
 use crate::error::{Error, Result};
 
-/// A model with the tracking column; implemented by `#[batch_tracked]`.
+/// A model with the tracking column; implemented by [`#[batch_tracked]`](crate::batch_tracked).
 ///
 /// The library sets the id on each row it bulk inserts for an operation, so callers never set it
 /// themselves.

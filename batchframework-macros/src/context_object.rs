@@ -131,7 +131,7 @@ impl Attributes {
         } else {
             // Other Diesel options (check_for_backend, belongs_to, sql_type = Nullable<Text>,
             // ...) are Diesel's business: skip their tokens up to the next option.
-            crate::batch_tracked::skip_option_value(&option)?;
+            crate::model::skip_option_value(&option)?;
         }
         Ok(())
     }

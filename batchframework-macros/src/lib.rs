@@ -5,13 +5,22 @@
 //! * `#[batch_tracked]`: gives a model the `batchoperation_id` tracking field, the
 //!   `Model::in_batch(&operation)` select-back query and, on `Insertable` structs, bulk insert.
 //! * `#[bulk_insertable]`: bulk insert for an `Insertable` struct that is not tracked.
+//!
+//! `#[batch_tracked]` and `#[bulk_insertable]` are written above `#[derive(...)]`: they change
+//! the struct, and the derive must see the change. Written below it, or on a struct without the
+//! derive they work with, they are a compile error that shows the correct order.
+//!
+//! The library's documentation of each macro has a complete, compiled example.
 
 mod batch_tracked;
+mod bulk_insertable;
 mod context_object;
+mod model;
 
 use proc_macro::TokenStream;
 
-/// Implements `batchframework_diesel::ContextObject` for a Diesel model.
+/// `#[derive(ContextObject)]` implements `batchframework_diesel::ContextObject` for a Diesel
+/// model.
 ///
 /// The type key is the model's table: the last segment of `#[diesel(table_name = ...)]`, or,
 /// without one, Diesel's own default (the struct name in snake case, plus `s`). The id is the
@@ -20,24 +29,21 @@ use proc_macro::TokenStream;
 ///
 /// `#[context_object(type_key = "...")]` sets another type key, e.g. to keep the key stable
 /// across a table rename.
-///
-/// ```ignore
-/// #[derive(Queryable, Identifiable, ContextObject)]
-/// #[diesel(table_name = games)]
-/// struct Game { id: i32, name: String }
-/// // context_object_type() == "games", context_object_id() == game.id
-/// ```
 #[proc_macro_derive(ContextObject, attributes(context_object, diesel))]
 pub fn derive_context_object(input: TokenStream) -> TokenStream {
     context_object::derive(input.into()).into()
 }
 
-/// Makes a Diesel model *batch tracked*: its rows carry the id of the batch operation that
-/// created them in a `batchoperation_id` column, so one operation's rows are selected back with
-/// one query.
+/// `#[batch_tracked]` makes a Diesel model *batch tracked*: its rows carry the id of the batch
+/// operation that created them in a `batchoperation_id` column, so one operation's rows are
+/// selected back with one query.
 ///
-/// Put it above `#[derive(...)]`; the struct needs `#[diesel(table_name = ...)]`, and the table a
-/// `batchoperation_id -> Nullable<BigInt>` column (see `batchframework_diesel::tracking_column_sql`).
+/// Write it above `#[derive(...)]`, which must derive a Diesel model trait (`Insertable`,
+/// `Queryable`, `Selectable`, `QueryableByName`, `Identifiable`, `AsChangeset`, `Associations` or
+/// `HasQuery`): a derive above it has already run on the struct without the field it adds, so it
+/// refuses a struct on which it sees none. The struct needs `#[diesel(table_name = ...)]`, and the
+/// table a `batchoperation_id -> Nullable<BigInt>` column (see
+/// `batchframework_diesel::tracking_column_sql`).
 ///
 /// * Adds `batchoperation_id: Option<i64>`, as visible as the struct, unless the struct has a
 ///   field for that column (by name or `#[diesel(column_name = batchoperation_id)]`); any type
@@ -55,14 +61,16 @@ pub fn batch_tracked(args: TokenStream, item: TokenStream) -> TokenStream {
     batch_tracked::expand(args.into(), item.into()).into()
 }
 
-/// Makes an `Insertable` struct bulk insertable without tracking it: for child rows such as the
-/// Cards of the 5-query pattern, inserted with `batchframework_diesel::bulk_insert`.
+/// `#[bulk_insertable]` makes an `Insertable` struct bulk insertable without tracking it: for
+/// child rows such as the cards of the 5-query pattern, inserted with
+/// `batchframework_diesel::bulk_insert`.
 ///
-/// Put it above `#[derive(Insertable)]`, next to `#[diesel(table_name = ...)]`. Like
-/// `#[batch_tracked]`, it sets `treat_none_as_default_value = false` (so `None` is stored as NULL
-/// by every insert of the struct, not as the column's `DEFAULT`) and implements binary `COPY`
-/// on PostgreSQL and chunked multi-row `INSERT` on SQLite and MySQL.
+/// Write it above `#[derive(Insertable)]`, next to `#[diesel(table_name = ...)]`; on a struct
+/// where it sees no `Insertable` derive (because it was written below it, or there is none) it is
+/// a compile error. Like `#[batch_tracked]`, it sets `treat_none_as_default_value = false` (so
+/// `None` is stored as NULL by every insert of the struct, not as the column's `DEFAULT`) and
+/// implements binary `COPY` on PostgreSQL and chunked multi-row `INSERT` on SQLite and MySQL.
 #[proc_macro_attribute]
 pub fn bulk_insertable(args: TokenStream, item: TokenStream) -> TokenStream {
-    batch_tracked::expand_bulk_insertable(args.into(), item.into()).into()
+    bulk_insertable::expand(args.into(), item.into()).into()
 }

@@ -1,4 +1,4 @@
-//! The seed's Game/Player/Card example, end to end: give every player of a game one card, in
+//! The Game/Player/Card example of ievv_batchframework's documentation, end to end: give every player of a game one card, in
 //! 5 statements whatever the number of players (on PostgreSQL; plus one per extra chunk on
 //! SQLite and MySQL, whose INSERTs are limited in size).
 //!

@@ -1,4 +1,4 @@
-//! The seed's tables and models. `#[batch_tracked]` gives the player structs their
+//! The Game/Player/Card tables and models. `#[batch_tracked]` gives the player structs their
 //! `batchoperation_id`; `#[bulk_insertable]` lets cards be bulk inserted untracked.
 
 use batchframework_diesel::{batch_tracked, bulk_insertable};

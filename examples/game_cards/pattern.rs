@@ -12,12 +12,12 @@ pub(crate) fn set_up(conn: &mut Conn) -> Result<i64, crate::AnyError> {
     batchframework_diesel::run_migrations(conn)?;
     conn.run_pending_migrations(MIGRATIONS)?;
     diesel::insert_into(games::table)
-        .values(NewGame { name: "seed game" })
+        .values(NewGame { name: "chess" })
         .execute(conn)?;
     Ok(games::table.select(diesel::dsl::max(games::id)).first::<Option<i64>>(conn)?.unwrap_or(0))
 }
 
-/// The seed's example: one operation, `players` players, one card each.
+/// The Game/Player/Card example: one operation, `players` players, one card each.
 pub(crate) fn deal(conn: &mut Conn, game_id: i64, players: usize, progress: &Progress) -> Result<Report, crate::AnyError> {
     // 1. INSERT the operation, about the game.
     let mut op = BatchOperation::create_synchronous("deal-cards")

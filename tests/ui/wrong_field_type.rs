@@ -1,6 +1,8 @@
 use batchframework_diesel::batch_tracked;
+use diesel::prelude::*;
 
 #[batch_tracked]
+#[derive(Queryable)]
 #[diesel(table_name = players)]
 struct Player {
     id: i64,

@@ -15,7 +15,7 @@ pub(crate) use timestamp::now;
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 
 use crate::operation::{BatchOperation, Status};
-use crate::query::OperationFilter;
+use crate::query::{Keyset, OperationFilter};
 use storage::{NewOperationRow, StatusChange};
 
 /// A Diesel connection this crate can store batch operations through.
@@ -78,7 +78,8 @@ pub trait Storage {
     ) -> diesel::QueryResult<usize>;
     /// Flags a running operation for cancellation; returns the rows changed (0 or 1).
     fn request_cancel(&mut self, id: i64) -> diesel::QueryResult<usize>;
-    /// Claims up to `limit` operations for `worker` on `queues`: running ones whose holder's
+    /// Claims up to `limit` operations for `worker` on `queues` whose type is one of
+    /// `operation_types` (the worker's registry): running ones whose holder's
     /// heartbeat is older than `stale_before` (a lost worker) first, then pending ones due by
     /// `now`, by priority then age. Each is set `running`, locked by `worker`, heartbeat `now`,
     /// `attempts + 1`, and returned by priority then id. Concurrent claimers never get the same
@@ -87,6 +88,7 @@ pub trait Storage {
         &mut self,
         worker: &str,
         queues: &[String],
+        operation_types: &[String],
         now: chrono::DateTime<chrono::Utc>,
         stale_before: chrono::DateTime<chrono::Utc>,
         limit: i64,
@@ -98,6 +100,7 @@ pub trait Storage {
     fn has_claimable(
         &mut self,
         queues: &[String],
+        operation_types: &[String],
         now: chrono::DateTime<chrono::Utc>,
         stale_before: chrono::DateTime<chrono::Utc>,
     ) -> diesel::QueryResult<bool>;
@@ -140,15 +143,32 @@ pub trait Storage {
     fn cancel_requested(&mut self, id: i64) -> diesel::QueryResult<Option<bool>>;
     /// The operation with this id, if it exists.
     fn find_operation(&mut self, id: i64) -> diesel::QueryResult<Option<BatchOperation>>;
-    /// The operations matching the filter, oldest first.
+    /// The operations matching the filter, in its order, after `keyset`, at most its limit.
     fn load_operations(
         &mut self,
         filter: &OperationFilter,
+        keyset: Option<Keyset>,
     ) -> diesel::QueryResult<Vec<BatchOperation>>;
-    /// How many operations match the filter.
+    /// The creation time of the operation with this id, if it exists (a keyset's key).
+    fn operation_created(
+        &mut self,
+        id: i64,
+    ) -> diesel::QueryResult<Option<chrono::DateTime<chrono::Utc>>>;
+    /// How many operations match the filter's conditions (its order, limit and keyset ignored).
     fn count_operations(&mut self, filter: &OperationFilter) -> diesel::QueryResult<i64>;
-    /// Deletes the *unprocessed* operations matching the filter; returns how many.
-    fn delete_pending(&mut self, filter: &OperationFilter) -> diesel::QueryResult<usize>;
+    /// Deletes the *unprocessed* operations matching the filter, after `keyset`, and with a
+    /// limit at most that many, the first in the filter's order; returns how many. One
+    /// statement, except on MySQL/MariaDB with a limit: a SELECT of the ids, then a DELETE per
+    /// `storage::MYSQL_DELETE_CHUNK` of them.
+    fn delete_pending(
+        &mut self,
+        filter: &OperationFilter,
+        keyset: Option<Keyset>,
+    ) -> diesel::QueryResult<usize>;
+    /// One prune batch: deletes the *finished* operations matching the filter, at most its
+    /// limit, the first in its order, as [`delete_pending`](Self::delete_pending) does; returns
+    /// how many.
+    fn delete_finished(&mut self, filter: &OperationFilter) -> diesel::QueryResult<usize>;
 }
 
 #[cfg(feature = "postgres")]
@@ -237,20 +257,22 @@ where
         &mut self,
         worker: &str,
         queues: &[String],
+        operation_types: &[String],
         now: chrono::DateTime<chrono::Utc>,
         stale_before: chrono::DateTime<chrono::Utc>,
         limit: i64,
     ) -> diesel::QueryResult<Vec<BatchOperation>> {
-        (**self).claim_operations(worker, queues, now, stale_before, limit)
+        (**self).claim_operations(worker, queues, operation_types, now, stale_before, limit)
     }
 
     fn has_claimable(
         &mut self,
         queues: &[String],
+        operation_types: &[String],
         now: chrono::DateTime<chrono::Utc>,
         stale_before: chrono::DateTime<chrono::Utc>,
     ) -> diesel::QueryResult<bool> {
-        (**self).has_claimable(queues, now, stale_before)
+        (**self).has_claimable(queues, operation_types, now, stale_before)
     }
 
     fn change_claimed(
@@ -296,15 +318,31 @@ where
     fn load_operations(
         &mut self,
         filter: &OperationFilter,
+        keyset: Option<Keyset>,
     ) -> diesel::QueryResult<Vec<BatchOperation>> {
-        (**self).load_operations(filter)
+        (**self).load_operations(filter, keyset)
+    }
+
+    fn operation_created(
+        &mut self,
+        id: i64,
+    ) -> diesel::QueryResult<Option<chrono::DateTime<chrono::Utc>>> {
+        (**self).operation_created(id)
     }
 
     fn count_operations(&mut self, filter: &OperationFilter) -> diesel::QueryResult<i64> {
         (**self).count_operations(filter)
     }
 
-    fn delete_pending(&mut self, filter: &OperationFilter) -> diesel::QueryResult<usize> {
-        (**self).delete_pending(filter)
+    fn delete_pending(
+        &mut self,
+        filter: &OperationFilter,
+        keyset: Option<Keyset>,
+    ) -> diesel::QueryResult<usize> {
+        (**self).delete_pending(filter, keyset)
+    }
+
+    fn delete_finished(&mut self, filter: &OperationFilter) -> diesel::QueryResult<usize> {
+        (**self).delete_finished(filter)
     }
 }

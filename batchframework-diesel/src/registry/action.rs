@@ -63,10 +63,38 @@ where
     }
 }
 
-/// Why an action failed: JSON data and a traceback, as the seed's `errordata`.
+/// Why an action failed: JSON data and a traceback, recorded as the action's `errordata`.
 ///
-/// Any error converts into one with `?`, its message as data and its chain of causes as
-/// traceback; [`ActionError::with_data`] records structured data instead.
+/// `?` converts into it from any error an action is likely to meet: every
+/// `E: std::error::Error + Send + Sync + 'static` (Diesel's, serde's, your own `thiserror`
+/// enums), a `Box<dyn Error + Send + Sync>`, an `anyhow::Error`, a `String` or a `&str`. The
+/// error's message becomes the data and its chain of causes the traceback.
+/// [`ActionError::msg`] makes one from a message, [`ActionError::with_data`] from structured
+/// data.
+///
+/// ```
+/// use batchframework_diesel::registry::ActionError;
+///
+/// fn parse(text: &str) -> Result<u32, ActionError> {
+///     if text.is_empty() {
+///         return Err(ActionError::msg("nothing to parse"));
+///     }
+///     Ok(text.parse::<u32>()?) // a ParseIntError
+/// }
+///
+/// fn boxed() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///     Err("the file is gone".into())
+/// }
+///
+/// fn action() -> Result<(), ActionError> {
+///     boxed()?; // a boxed error converts too
+///     Ok(())
+/// }
+///
+/// assert_eq!(parse("").unwrap_err().data(), &serde_json::json!("nothing to parse"));
+/// assert!(parse("x").is_err());
+/// assert_eq!(action().unwrap_err().data(), &serde_json::json!("the file is gone"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionError(pub(crate) ErrorData);
 
@@ -78,10 +106,46 @@ impl ActionError {
             traceback: traceback.into(),
         })
     }
+
+    /// An error with this message as its data and traceback.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        let message = message.to_string();
+        ActionError(ErrorData {
+            data: Value::String(message.clone()),
+            traceback: message,
+        })
+    }
+
+    /// The error's data, as it will be recorded.
+    pub fn data(&self) -> &Value {
+        &self.0.data
+    }
+
+    /// The error's traceback: its message and the chain of causes, one per line.
+    pub fn traceback(&self) -> &str {
+        &self.0.traceback
+    }
 }
 
-impl<E: std::error::Error> From<E> for ActionError {
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0.data {
+            Value::String(message) => f.write_str(message),
+            data => write!(f, "{data}"),
+        }
+    }
+}
+
+// One blanket conversion rather than `From<E: Error>` plus `From<Box<dyn Error>>`: the two would
+// overlap (std may one day make the box an `Error`), and everything `?` should take converts
+// into the box: errors, boxed errors, anyhow's, strings. `ActionError` itself is not an `Error`,
+// which keeps this apart from `From<T> for T`.
+impl<E> From<E> for ActionError
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     fn from(error: E) -> Self {
+        let error: Box<dyn std::error::Error + Send + Sync> = error.into();
         let mut traceback = error.to_string();
         let mut source = error.source();
         while let Some(cause) = source {
@@ -122,7 +186,10 @@ impl<'a, C: BatchConnection> ActionContext<'a, C> {
     }
 
     /// The operation being run.
-    pub fn operation(&self) -> &BatchOperation {
+    ///
+    /// The reference outlives this borrow of the context, so the operation and the connection
+    /// can be used together: `let op = ctx.operation(); bulk_insert_tracked(ctx.conn(), op, rows)?`.
+    pub fn operation(&self) -> &'a BatchOperation {
         self.operation
     }
 

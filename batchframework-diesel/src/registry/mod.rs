@@ -111,6 +111,21 @@ impl<C: 'static> ActionGroup<C> {
         self
     }
 
+    /// Appends an action made from a name and a closure, like [`action_fn`], but typed by this
+    /// group's connection: the closure's `ctx` needs no annotation even when it calls Diesel
+    /// methods on `ctx.conn()`, provided the group's connection type is known by then (as it is
+    /// inside [`RegistryBuilder::group_with`] on a `Registry::<PgConnection>::builder()`).
+    pub fn action_fn<F>(self, name: impl Into<String>, run: F) -> Self
+    where
+        F: Fn(&mut ActionContext<'_, C>) -> std::result::Result<serde_json::Value, ActionError>
+            + Send
+            + Sync
+            + 'static,
+        C: BatchConnection,
+    {
+        self.action(action_fn(name, run))
+    }
+
     /// Runs inline when asked (the default).
     pub fn synchronous(mut self) -> Self {
         self.mode = Mode::Synchronous;
@@ -203,6 +218,12 @@ impl<C: BatchConnection + 'static> Registry<C> {
     /// The group for an operation type.
     pub fn group(&self, name: &str) -> Option<&ActionGroup<C>> {
         self.groups.get(name)
+    }
+
+    /// The operation types it has a group for, in no particular order. A worker claims only
+    /// these.
+    pub fn operation_types(&self) -> impl Iterator<Item = &str> {
+        self.groups.keys().map(String::as_str)
     }
 
     /// The queues workers may serve.
@@ -335,6 +356,20 @@ impl<C: BatchConnection + 'static> RegistryBuilder<C> {
     pub fn group(mut self, group: ActionGroup<C>) -> Self {
         self.groups.push(group);
         self
+    }
+
+    /// Adds the action group `name`, set up by `configure` from [`ActionGroup::new`].
+    ///
+    /// Unlike [`group`](Self::group), the group is made here, where the connection type is
+    /// already known (write it on the builder: `Registry::<PgConnection>::builder()`), so
+    /// closures given to [`ActionGroup::action_fn`] are typed without annotations and can call
+    /// Diesel methods on `ctx.conn()`.
+    pub fn group_with(
+        self,
+        name: impl Into<String>,
+        configure: impl FnOnce(ActionGroup<C>) -> ActionGroup<C>,
+    ) -> Self {
+        self.group(configure(ActionGroup::new(name)))
     }
 
     /// Declares a queue besides `default` and `highpriority`.

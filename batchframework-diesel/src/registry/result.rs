@@ -1,5 +1,5 @@
-//! What running an action group produced, in the seed's JSON shape (`ActionGroupResult.to_dict`),
-//! stored as the operation's output data.
+//! What running an action group produced, stored as the operation's output data in the JSON
+//! shape of ievv_batchframework's `ActionGroupResult.to_dict`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -29,7 +29,7 @@ pub struct ActionResult {
     pub failed: bool,
     /// Why it failed; `null` when it succeeded.
     pub errordata: Option<ErrorData>,
-    /// What it returned; `null` when it failed. (The seed dropped this.)
+    /// What it returned; `null` when it failed.
     pub success_output_data: Option<Value>,
 }
 

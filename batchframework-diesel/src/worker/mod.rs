@@ -113,6 +113,10 @@ pub struct Worker<C: R2D2Connection + 'static> {
     pool: Pool<ConnectionManager<C>>,
     name: String,
     queues: Vec<String>,
+    /// The registry's operation types: the only ones claimed, so operations of a type this
+    /// worker cannot run stay queued for a worker that can (another service on the same queue,
+    /// or a newer release during a rolling deploy).
+    operation_types: Vec<String>,
     lease: Duration,
     batch_size: i64,
     poll_interval: Duration,
@@ -150,11 +154,13 @@ where
     /// is the host's name, the process id and a random suffix.
     pub fn new(registry: Arc<Registry<C>>, pool: Pool<ConnectionManager<C>>) -> Self {
         let queues = registry.queues().map(str::to_owned).collect();
+        let operation_types = registry.operation_types().map(str::to_owned).collect();
         Worker {
             registry,
             pool,
             name: default_name(),
             queues,
+            operation_types,
             lease: Duration::from_secs(30),
             batch_size: 10,
             poll_interval: Duration::from_secs(1),
@@ -389,7 +395,14 @@ where
         let (now, stale_before) = self.claim_times();
         Ok(retry_on_deadlock(|| {
             let _span = tracing::debug_span!("claim", worker = %self.name).entered();
-            conn.claim_operations(&self.name, &self.queues, now, stale_before, self.batch_size)
+            conn.claim_operations(
+                &self.name,
+                &self.queues,
+                &self.operation_types,
+                now,
+                stale_before,
+                self.batch_size,
+            )
         })?)
     }
 
@@ -398,7 +411,7 @@ where
     /// asks before it calls the queue drained.
     fn has_claimable(&self, conn: &mut C) -> Result<bool> {
         let (now, stale_before) = self.claim_times();
-        Ok(conn.has_claimable(&self.queues, now, stale_before)?)
+        Ok(conn.has_claimable(&self.queues, &self.operation_types, now, stale_before)?)
     }
 
     /// Now, and the heartbeat time before which a holder counts as lost.

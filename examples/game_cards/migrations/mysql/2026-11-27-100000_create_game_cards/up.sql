@@ -1,4 +1,4 @@
--- The seed's Game/Player/Card tables. The players' tracking column below is the output of
+-- The Game/Player/Card tables. The players' tracking column below is the output of
 -- `batchframework_diesel::tracking_column_sql(Dialect::Mysql, "players")`.
 CREATE TABLE games (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,

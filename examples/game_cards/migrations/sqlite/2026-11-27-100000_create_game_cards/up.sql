@@ -1,4 +1,4 @@
--- The seed's Game/Player/Card tables. The players' tracking column below is the output of
+-- The Game/Player/Card tables. The players' tracking column below is the output of
 -- `batchframework_diesel::tracking_column_sql(Dialect::Sqlite, "players")`.
 CREATE TABLE games (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
