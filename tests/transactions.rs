@@ -1,6 +1,8 @@
 //! A lifecycle step inside the caller's transaction, racing another connection. PostgreSQL's
 //! READ COMMITTED read-back sees the winner's status; MySQL/MariaDB's REPEATABLE READ snapshot
-//! does not, and the step reports a conflict to retry instead of a contradictory status.
+//! does not, and the step reports a conflict to retry instead of a contradictory status; nor
+//! does PostgreSQL's REPEATABLE READ, whose UPDATE fails with a serialization failure that the
+//! step reports as the same conflict.
 //! (SQLite serialises writers, so the race cannot happen inside a write transaction there.)
 
 use batchframework_diesel::{BatchOperation, Error, Status};
@@ -11,26 +13,37 @@ use diesel::Connection;
 /// it inside the transaction; returns that attempt's error.
 fn start_inside_a_stale_transaction<B: TestBackend>() -> Error {
     let (db, mut conn) = migrated::<B>();
+    start_inside_a_stale::<B>(&db, &mut conn, |conn, body| conn.transaction(body))
+}
+
+/// [`start_inside_a_stale_transaction`] in a transaction that `begin` opens around `body`.
+fn start_inside_a_stale<B: TestBackend>(
+    db: &batchframework_tests::TestDatabase,
+    conn: &mut B::Connection,
+    begin: impl FnOnce(
+        &mut B::Connection,
+        &mut dyn FnMut(&mut B::Connection) -> Result<Error, Error>,
+    ) -> Result<Error, Error>,
+) -> Error {
     let op = BatchOperation::create_asynchronous("job")
-        .insert(&mut conn)
+        .insert(conn)
         .unwrap();
-    let mut other = B::connect(&db);
-    let error = conn
-        .transaction::<_, Error, _>(|conn| {
-            let mut mine = BatchOperation::find(conn, op.id())?;
-            let mut theirs = op.clone();
-            theirs.mark_as_running(&mut other)?;
-            let error = mine.mark_as_running(conn).unwrap_err();
-            assert_eq!(
-                mine.status(),
-                Status::Unprocessed,
-                "the struct is unchanged"
-            );
-            Ok(error)
-        })
-        .unwrap();
+    let mut other = B::connect(db);
+    let error = begin(conn, &mut |conn| {
+        let mut mine = BatchOperation::find(conn, op.id())?;
+        let mut theirs = op.clone();
+        theirs.mark_as_running(&mut other)?;
+        let error = mine.mark_as_running(conn).unwrap_err();
+        assert_eq!(
+            mine.status(),
+            Status::Unprocessed,
+            "the struct is unchanged"
+        );
+        Ok(error)
+    })
+    .unwrap();
     assert_eq!(
-        BatchOperation::find(&mut conn, op.id()).unwrap().status(),
+        BatchOperation::find(conn, op.id()).unwrap().status(),
         Status::Running
     );
     error
@@ -48,6 +61,25 @@ mod postgres {
                 error,
                 Error::IllegalTransition {
                     actual: Status::Running,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_step_in_a_repeatable_read_transaction_reports_a_conflict() {
+        type B = batchframework_tests::Postgres;
+        let (db, mut conn) = migrated::<B>();
+        let error = start_inside_a_stale::<B>(&db, &mut conn, |conn, body| {
+            conn.build_transaction().repeatable_read().run(body)
+        });
+        assert!(
+            matches!(
+                error,
+                Error::Conflict {
+                    expected: Status::Unprocessed,
                     ..
                 }
             ),

@@ -32,12 +32,16 @@ pub enum Error {
         actual: Status,
     },
 
-    /// The guarded `UPDATE` found the operation changed by another connection, but this
-    /// connection's transaction still sees the old state (a `REPEATABLE READ` snapshot, the
-    /// MySQL/MariaDB default). Nothing was changed.
+    /// The step raced another connection changing the same operation and the database refused
+    /// it: the guarded `UPDATE` found the operation changed while this connection's transaction
+    /// still sees the old state (a `REPEATABLE READ` snapshot, the MySQL/MariaDB default), or
+    /// the database chose the step as a serialization failure or deadlock victim (PostgreSQL's
+    /// serializable snapshots; InnoDB, when two connections update one operation at once). A
+    /// deadlock victim's whole transaction is rolled back on MySQL/MariaDB. Nothing was changed:
+    /// roll back your transaction, if any, and retry the step.
     #[error(
-        "cannot {action} batch operation {id}: another connection changed it concurrently, and \
-         this transaction still sees it as `{expected}`; roll back and retry in a new transaction"
+        "cannot {action} batch operation {id} (expected `{expected}`): another connection changed \
+         it concurrently; roll back any transaction and retry the step"
     )]
     Conflict {
         /// The operation's id.

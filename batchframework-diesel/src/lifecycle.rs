@@ -324,18 +324,29 @@ impl BatchOperation {
         if self.status != from {
             return Err(illegal(self.status));
         }
-        if conn.change_status(self.id, from, change)? == 1 {
-            return Ok(());
+        let conflict = Error::Conflict {
+            id: self.id,
+            action,
+            expected: from,
+        };
+        match conn.change_status(self.id, from, change) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {}
+            // The database refused the UPDATE because of a concurrent change: on PostgreSQL in a
+            // REPEATABLE READ or SERIALIZABLE transaction; on MySQL/MariaDB also in autocommit,
+            // when InnoDB picks one of two UPDATEs of the same row, racing through the status
+            // indexes, as a deadlock victim. Either way nothing changed and a retry decides.
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::SerializationFailure,
+                _,
+            )) => return Err(conflict),
+            Err(error) => return Err(error.into()),
         }
         // Lost a race (or the row is gone): report what the database holds now. Inside a
         // REPEATABLE READ transaction the read may still show the expected status although the
         // UPDATE (which reads the latest version) found another: that is a conflict to retry.
         match conn.find_operation(self.id)? {
-            Some(current) if current.status == from => Err(Error::Conflict {
-                id: self.id,
-                action,
-                expected: from,
-            }),
+            Some(current) if current.status == from => Err(conflict),
             Some(current) => Err(illegal(current.status)),
             None => Err(Error::NotFound { id: self.id }),
         }
