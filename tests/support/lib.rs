@@ -9,6 +9,12 @@
 
 #![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
+/// The repository README's Rust blocks, compiled and run as doc tests so that what the README
+/// shows keeps working (`cargo test --doc -p batchframework-tests`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
