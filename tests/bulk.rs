@@ -1,4 +1,4 @@
-//! The seed's Game/Player/Card example: `#[batch_tracked]`, bulk insert and select-back by
+//! The Game/Player/Card example: `#[batch_tracked]`, bulk insert and select-back by
 //! operation, with the statement counts as a contract, atomic failure and isolation between
 //! concurrent operations.
 
@@ -104,7 +104,7 @@ fn extra_statements<B: TestBackend>(n: usize) -> usize {
 }
 
 per_backend! {
-    /// The seed's 5 steps; returns the operation.
+    /// The 5 steps; returns the operation.
     pub(crate) fn deal(conn: &mut Conn, n: usize) -> BatchOperation {
         let mut op = BatchOperation::create_synchronous("deal-cards")
             .context_object(&ContextRef::new("games", 1))

@@ -1,4 +1,4 @@
-//! What the seed's own model tests pin down, on every backend.
+//! What ievv_batchframework's own model tests pin down, on every backend.
 
 use batchframework_diesel::{BatchOperation, ContextRef, Error, OperationResult, Status};
 use batchframework_tests::{backend_tests, migrated, TestBackend};

@@ -70,7 +70,7 @@ fn a_synchronous_run_records_the_operation_and_the_group_result<B: TestBackend>(
     assert!(stored.started_running_datetime().is_some());
     assert_eq!(stored.context_object_id(), Some("4"));
     assert_eq!(stored.started_by(), Some("admin"));
-    // The seed's JSON shape, with each action's returned value.
+    // ievv_batchframework's JSON shape, with each action's returned value.
     let output: Value = stored.output_data().unwrap().unwrap();
     assert_eq!(
         output,
