@@ -160,9 +160,7 @@ mod tracking;
 #[cfg_attr(docsrs, doc(cfg(feature = "r2d2")))]
 pub mod worker;
 
-pub use backend::{
-    BatchConnection, Dialect, UtcDateTime, UtcTimestamp, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS,
-};
+pub use backend::{BatchConnection, Dialect, UtcDateTime, UtcTimestamp};
 /// Tracks the rows a batch operation inserts: [`bulk_insert_tracked`] tags each row with the
 /// operation, and the generated `Model::in_batch(&operation)` selects them back.
 ///
@@ -341,7 +339,7 @@ pub use bulk::{
 };
 pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};
-pub use lifecycle::{NewOperation, DEFAULT_QUEUE, MAX_KEY_LENGTH};
+pub use lifecycle::{NewOperation, DEFAULT_QUEUE, HIGH_PRIORITY_QUEUE, MAX_KEY_LENGTH};
 pub use migrations::run_migrations;
 pub use operation::{BatchOperation, OperationResult, Status, UnknownValue};
 pub use prune::Prune;
@@ -354,59 +352,74 @@ pub use tracking::{
 #[doc(hidden)]
 pub use diesel;
 
-/// What `#[batch_tracked]` expands to; not a stable API.
+/// What `#[batch_tracked]` expands to, and limits the workspace's tests and benchmark check
+/// against; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::bulk::{BulkInsertRows, BulkRow, EncodedLen, FallbackLen, KnownLen, Len};
+    pub use crate::bulk::{BulkInsertRows, BulkRow, FallbackLen, KnownLen, Len};
+
+    /// The most bind parameters one multi-row `INSERT` carries on SQLite, as bulk inserts use it.
+    pub const SQLITE_MAX_BINDS: usize = crate::backend::SQLITE_MAX_BINDS;
+    /// The most bind parameters one multi-row `INSERT` carries on MySQL/MariaDB, as bulk inserts
+    /// use it.
+    pub const MYSQL_MAX_BINDS: usize = crate::backend::MYSQL_MAX_BINDS;
 }
 
-/// Emits its input only when this crate has the `postgres` feature, so the code `#[batch_tracked]`
-/// generates in an application compiles whatever backends were enabled.
-#[cfg(feature = "postgres")]
+// The database backends, in one place: the code `#[batch_tracked]` and `#[bulk_insertable]`
+// generate for each backend (a `BulkInsertRows<Connection>` impl) comes from here, and the macro
+// crate names no backend. The generated code defines a local `macro_rules!` callback with one arm
+// per way of bulk inserting (`copy_from`: PostgreSQL's binary `COPY`; `insert_into`: a multi-row
+// `INSERT`) and calls `__batchframework_for_each_backend!(callback)`, which calls
+// `callback! { <how>, <connection type> }` once for each backend this crate was built with.
+//
+// Adding a backend: a line in `__batchframework_for_each_backend!` and its `#[cfg]` pair in
+// `__backend`. The pairs are needed because the features must be tested here, when this crate is
+// compiled (a `#[cfg]` in an expansion would test the application's features), and a
+// `macro_rules!` arm cannot carry a `#[cfg]`: `__backend::<name>!` is this crate's
+// `__batchframework_keep!` (which emits its input) or `__batchframework_skip!` (which drops it).
+
+/// Calls `$callback! { <how>, <connection type> }` for every backend this crate was built with;
+/// what `#[batch_tracked]` and `#[bulk_insertable]` expand to. Not a stable API.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __batchframework_if_postgres {
+macro_rules! __batchframework_for_each_backend {
+    ($callback:ident) => {
+        $crate::__backend::postgres! { $callback! { copy_from, $crate::diesel::PgConnection } }
+        $crate::__backend::sqlite! { $callback! { insert_into, $crate::diesel::SqliteConnection } }
+        $crate::__backend::mysql! { $callback! { insert_into, $crate::diesel::MysqlConnection } }
+    };
+}
+
+/// Each backend's `#[cfg]`, as a macro that keeps or drops its input; see
+/// `__batchframework_for_each_backend!`.
+#[doc(hidden)]
+pub mod __backend {
+    #[cfg(feature = "postgres")]
+    pub use crate::__batchframework_keep as postgres;
+    #[cfg(not(feature = "postgres"))]
+    pub use crate::__batchframework_skip as postgres;
+
+    #[cfg(feature = "sqlite")]
+    pub use crate::__batchframework_keep as sqlite;
+    #[cfg(not(feature = "sqlite"))]
+    pub use crate::__batchframework_skip as sqlite;
+
+    #[cfg(feature = "mysql")]
+    pub use crate::__batchframework_keep as mysql;
+    #[cfg(not(feature = "mysql"))]
+    pub use crate::__batchframework_skip as mysql;
+}
+
+/// Emits its input: an enabled backend, in `__backend`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __batchframework_keep {
     ($($item:tt)*) => { $($item)* };
 }
 
-/// See the `postgres`-enabled variant.
-#[cfg(not(feature = "postgres"))]
+/// Drops its input: a disabled backend, in `__backend`.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __batchframework_if_postgres {
-    ($($item:tt)*) => {};
-}
-
-/// Emits its input only when this crate has the `sqlite` feature, so the code `#[batch_tracked]`
-/// generates in an application compiles whatever backends were enabled.
-#[cfg(feature = "sqlite")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __batchframework_if_sqlite {
-    ($($item:tt)*) => { $($item)* };
-}
-
-/// See the `sqlite`-enabled variant.
-#[cfg(not(feature = "sqlite"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __batchframework_if_sqlite {
-    ($($item:tt)*) => {};
-}
-
-/// Emits its input only when this crate has the `mysql` feature, so the code `#[batch_tracked]`
-/// generates in an application compiles whatever backends were enabled.
-#[cfg(feature = "mysql")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __batchframework_if_mysql {
-    ($($item:tt)*) => { $($item)* };
-}
-
-/// See the `mysql`-enabled variant.
-#[cfg(not(feature = "mysql"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __batchframework_if_mysql {
+macro_rules! __batchframework_skip {
     ($($item:tt)*) => {};
 }

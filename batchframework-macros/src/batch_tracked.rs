@@ -23,47 +23,39 @@ const PLACEMENT: Placement = Placement {
     example: "`#[derive(Insertable)]` or `#[derive(Queryable, Selectable)]`",
 };
 
-/// Entry point: parse, expand, and turn any error into a `compile_error!` at its span.
-pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+/// Expands `#[batch_tracked]` on the parsed item. A struct written without a Diesel derive below
+/// the attribute is kept, next to the placement error, so that the error is the only one.
+pub(crate) fn expand(args: TokenStream, item: syn::Item) -> syn::Result<TokenStream> {
     if let Some(first) = args.into_iter().next() {
-        return syn::Error::new(
+        return Err(syn::Error::new(
             first.span(),
             format!("#[batch_tracked] takes no arguments\n{HELP}"),
-        )
-        .into_compile_error();
+        ));
     }
-    let item = match syn::parse2::<syn::Item>(item) {
-        Ok(syn::Item::Struct(item)) => item,
-        Ok(syn::Item::Enum(item)) => {
-            return not_a_struct("batch_tracked", item.enum_token.span);
-        }
-        Ok(syn::Item::Union(item)) => return not_a_struct("batch_tracked", item.union_token.span),
-        Ok(other) => return not_a_struct("batch_tracked", other.span()),
-        Err(error) => return error.into_compile_error(),
+    let item = match item {
+        syn::Item::Struct(item) => item,
+        syn::Item::Enum(item) => return Err(not_a_struct("batch_tracked", item.enum_token.span)),
+        syn::Item::Union(item) => return Err(not_a_struct("batch_tracked", item.union_token.span)),
+        other => return Err(not_a_struct("batch_tracked", other.span())),
     };
-    let model = match ModelAttributes::parse(&item.attrs) {
-        Ok(model) => model,
-        Err(error) => return error.into_compile_error(),
-    };
+    let model = ModelAttributes::parse(&item.attrs)?;
     if !matches!(item.fields, Fields::Named(_)) {
-        return not_a_struct("batch_tracked", item.fields.span());
+        return Err(not_a_struct("batch_tracked", item.fields.span()));
     }
     if let Err(error) = model.require_derive(&item, &PLACEMENT) {
-        // The struct stays, so the placement is the only error.
         let item = model.kept_item(&item);
         let error = error.into_compile_error();
-        return quote!(#item #error);
+        return Ok(quote!(#item #error));
     }
-    expand_struct(item, &model).unwrap_or_else(syn::Error::into_compile_error)
+    expand_struct(item, &model)
 }
 
 /// The error for an item that is not a struct.
-pub(crate) fn not_a_struct(attribute: &str, span: Span) -> TokenStream {
+pub(crate) fn not_a_struct(attribute: &str, span: Span) -> syn::Error {
     syn::Error::new(
         span,
         format!("#[{attribute}] can only be used on a struct with named fields (a Diesel model)"),
     )
-    .into_compile_error()
 }
 
 fn expand_struct(mut item: ItemStruct, model: &ModelAttributes) -> syn::Result<TokenStream> {
@@ -198,82 +190,86 @@ fn is_option_i64(ty: &Type) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::pretty;
 
     fn expand_str(args: TokenStream, item: TokenStream) -> String {
-        expand(args, item).to_string()
+        crate::batch_tracked_inner(args, item).to_string()
     }
 
-    #[test]
-    fn adds_the_field_and_null_for_none_to_an_insertable() {
-        let out = expand_str(
-            quote!(),
-            quote! {
-                #[derive(Insertable)]
-                #[diesel(table_name = crate::schema::players)]
-                struct NewPlayer { name: String }
-            },
-        );
-        assert!(
-            out.contains("batchoperation_id : :: core :: option :: Option < i64 >"),
-            "{out}"
-        );
-        assert!(
-            out.contains("# [diesel (treat_none_as_default_value = false)]"),
-            "{out}"
-        );
-        assert!(
-            out.contains("copy_from (crate :: schema :: players :: table)"),
-            "{out}"
-        );
-        assert!(out.contains("const COLUMNS : usize = 2usize"), "{out}");
-        assert!(
-            out.contains(
-                "crate :: schema :: players :: batchoperation_id . eq (operation . id ())"
-            ),
-            "{out}"
-        );
+    fn snapshot(item: TokenStream) -> syn::Result<String> {
+        pretty(crate::batch_tracked_inner(quote!(), item))
     }
 
+    /// The field and the option are added, `BatchTracked`, `in_batch` and the bulk impls
+    /// implemented.
     #[test]
-    fn keeps_an_existing_field_and_adds_no_bulk_impls_to_a_queryable() {
-        let out = expand_str(
-            quote!(),
-            quote! {
-                #[derive(Queryable, Selectable)]
-                #[diesel(table_name = players, check_for_backend(diesel::pg::Pg))]
-                pub struct Player { pub id: i64, pub batchoperation_id: Option<i64> }
-            },
-        );
-        assert_eq!(
-            out.matches("batchoperation_id : Option < i64 >").count(),
-            1,
-            "{out}"
-        );
-        assert!(!out.contains("BulkInsertRows"), "{out}");
-        assert!(!out.contains("treat_none_as_default_value"), "{out}");
-        assert!(out.contains("fn in_batch"), "{out}");
+    fn insertable() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! {
+            #[derive(Insertable)]
+            #[diesel(table_name = crate::schema::players)]
+            pub struct NewPlayer {
+                pub name: String,
+            }
+        })?);
+        Ok(())
     }
 
+    /// The field is added; no option and no bulk impls, as the struct is not `Insertable`.
     #[test]
-    fn a_renamed_tracking_field_and_lifetimes_are_supported() {
-        let out = expand_str(
-            quote!(),
-            quote! {
-                #[derive(Insertable)]
-                #[diesel(table_name = players)]
-                struct NewPlayer<'a> {
-                    name: &'a str,
-                    #[diesel(column_name = batchoperation_id)]
-                    operation: Option<i64>,
-                }
-            },
-        );
-        assert!(
-            !out.contains("batchoperation_id : :: core"),
-            "no second field: {out}"
-        );
-        assert!(out.contains("self . operation = id"), "{out}");
-        assert!(out.contains("BulkRow for NewPlayer < 'a >"), "{out}");
+    fn queryable_selectable() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! {
+            #[derive(Queryable, Selectable)]
+            #[diesel(table_name = players, check_for_backend(diesel::pg::Pg))]
+            pub struct Player {
+                pub id: i64,
+                pub name: String,
+            }
+        })?);
+        Ok(())
+    }
+
+    /// A `batchoperation_id` field is the tracking field: no second one.
+    #[test]
+    fn existing_tracking_field() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! {
+            #[derive(Queryable, Selectable)]
+            #[diesel(table_name = players)]
+            pub struct Player {
+                pub id: i64,
+                pub batchoperation_id: Option<i64>,
+            }
+        })?);
+        Ok(())
+    }
+
+    /// A field stored in the `batchoperation_id` column under another name is the tracking
+    /// field.
+    #[test]
+    fn renamed_tracking_field() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! {
+            #[derive(Insertable)]
+            #[diesel(table_name = players)]
+            struct NewPlayer {
+                name: String,
+                #[diesel(column_name = batchoperation_id)]
+                operation: ::std::option::Option<i64>,
+            }
+        })?);
+        Ok(())
+    }
+
+    /// The struct's generics go on every impl.
+    #[test]
+    fn lifetimes() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! {
+            #[derive(Insertable)]
+            #[diesel(table_name = players)]
+            struct NewPlayer<'a> {
+                name: &'a str,
+                nickname: Option<&'a str>,
+            }
+        })?);
+        Ok(())
     }
 
     #[test]

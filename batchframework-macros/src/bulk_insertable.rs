@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{Attribute, Fields, Ident, ItemStruct, Path};
+use syn::{Attribute, Fields, ItemStruct, Path};
 
 use crate::batch_tracked::not_a_struct;
 use crate::model::{skip_option_value, ModelAttributes, Placement};
@@ -19,28 +19,27 @@ const PLACEMENT: Placement = Placement {
     example: "`#[derive(Insertable)]`",
 };
 
-/// Entry point: parse, expand, and turn any error into a `compile_error!` at its span.
-pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+/// Expands `#[bulk_insertable]` on the parsed item. A struct written without an `Insertable`
+/// derive below the attribute is kept, next to the placement error, so that the error is the only
+/// one.
+pub(crate) fn expand(args: TokenStream, item: syn::Item) -> syn::Result<TokenStream> {
     if let Some(first) = args.into_iter().next() {
-        return syn::Error::new(first.span(), "#[bulk_insertable] takes no arguments")
-            .into_compile_error();
+        return Err(syn::Error::new(
+            first.span(),
+            "#[bulk_insertable] takes no arguments",
+        ));
     }
-    let item = match syn::parse2::<syn::Item>(item) {
-        Ok(syn::Item::Struct(item)) => item,
-        Ok(other) => return not_a_struct("bulk_insertable", other.span()),
-        Err(error) => return error.into_compile_error(),
+    let item = match item {
+        syn::Item::Struct(item) => item,
+        other => return Err(not_a_struct("bulk_insertable", other.span())),
     };
-    let model = match ModelAttributes::parse(&item.attrs) {
-        Ok(model) => model,
-        Err(error) => return error.into_compile_error(),
-    };
+    let model = ModelAttributes::parse(&item.attrs)?;
     if let Err(error) = model.require_derive(&item, &PLACEMENT) {
-        // The struct stays, so the placement is the only error.
         let item = model.kept_item(&item);
         let error = error.into_compile_error();
-        return quote!(#item #error);
+        return Ok(quote!(#item #error));
     }
-    expand_struct(item, &model).unwrap_or_else(syn::Error::into_compile_error)
+    expand_struct(item, &model)
 }
 
 fn expand_struct(mut item: ItemStruct, model: &ModelAttributes) -> syn::Result<TokenStream> {
@@ -58,8 +57,15 @@ fn expand_struct(mut item: ItemStruct, model: &ModelAttributes) -> syn::Result<T
     })
 }
 
-/// The per-backend bulk-insert impls: binary COPY on PostgreSQL, multi-row INSERT elsewhere.
-/// Each is emitted only when `batchframework_diesel` has that backend's feature.
+/// The bulk-insert impls: `BulkRow` (the row's width and size), and `BulkInsertRows` for each
+/// backend `batchframework_diesel` was built with.
+///
+/// This crate names no backend. The library holds the list: its
+/// `__batchframework_for_each_backend!(callback)` calls `callback! { <how>, <connection type> }`
+/// once per enabled backend, `<how>` being `copy_from` (PostgreSQL's binary `COPY`) or
+/// `insert_into` (a multi-row `INSERT`, which the library chunks). The callback is a
+/// `macro_rules!` generated here, with one arm per way of inserting, local to the caller's
+/// `const _: () = { ... };` block.
 pub(crate) fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenStream> {
     let name = &item.ident;
     let (impl_generics, type_generics, where_clause) = item.generics.split_for_impl();
@@ -85,34 +91,33 @@ pub(crate) fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenSt
         quote_spanned!(f.ty.span()=> (&&::batchframework_diesel::__private::Len(&self.#ident)).encoded_len())
     });
     let columns = fields.len();
-    let chunked = |backend: &str, connection: TokenStream| {
-        let macro_name = Ident::new(&format!("__batchframework_if_{backend}"), Span::call_site());
+    // `$connection` is the callback's parameter: `quote!` leaves `$` alone.
+    let insert_rows = |body: TokenStream| {
         quote! {
-            ::batchframework_diesel::#macro_name! {
-                impl #impl_generics ::batchframework_diesel::__private::BulkInsertRows<#connection>
-                    for #name #type_generics #where_clause
-                {
-                    fn insert_rows(
-                        conn: &mut #connection,
-                        rows: ::std::vec::Vec<Self>,
-                    ) -> ::batchframework_diesel::diesel::QueryResult<usize> {
-                        use ::batchframework_diesel::diesel::RunQueryDsl;
-                        ::batchframework_diesel::diesel::insert_into(#table::table)
-                            .values(rows)
-                            .execute(conn)
-                    }
+            impl #impl_generics ::batchframework_diesel::__private::BulkInsertRows<$connection>
+                for #name #type_generics #where_clause
+            {
+                fn insert_rows(
+                    conn: &mut $connection,
+                    rows: ::std::vec::Vec<Self>,
+                ) -> ::batchframework_diesel::diesel::QueryResult<usize> {
+                    #body
                 }
             }
         }
     };
-    let sqlite = chunked(
-        "sqlite",
-        quote!(::batchframework_diesel::diesel::SqliteConnection),
-    );
-    let mysql = chunked(
-        "mysql",
-        quote!(::batchframework_diesel::diesel::MysqlConnection),
-    );
+    let copy_from = insert_rows(quote! {
+        use ::batchframework_diesel::diesel::prelude::ExecuteCopyFromDsl;
+        ::batchframework_diesel::diesel::copy_from(#table::table)
+            .from_insertable(rows)
+            .execute(conn)
+    });
+    let insert_into = insert_rows(quote! {
+        use ::batchframework_diesel::diesel::RunQueryDsl;
+        ::batchframework_diesel::diesel::insert_into(#table::table)
+            .values(rows)
+            .execute(conn)
+    });
     Ok(quote! {
         impl #impl_generics ::batchframework_diesel::__private::BulkRow
             for #name #type_generics #where_clause
@@ -127,23 +132,12 @@ pub(crate) fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenSt
             }
         }
 
-        ::batchframework_diesel::__batchframework_if_postgres! {
-            impl #impl_generics ::batchframework_diesel::__private::BulkInsertRows<::batchframework_diesel::diesel::PgConnection>
-                for #name #type_generics #where_clause
-            {
-                fn insert_rows(
-                    conn: &mut ::batchframework_diesel::diesel::PgConnection,
-                    rows: ::std::vec::Vec<Self>,
-                ) -> ::batchframework_diesel::diesel::QueryResult<usize> {
-                    use ::batchframework_diesel::diesel::prelude::ExecuteCopyFromDsl;
-                    ::batchframework_diesel::diesel::copy_from(#table::table)
-                        .from_insertable(rows)
-                        .execute(conn)
-                }
-            }
+        #[allow(unused_macros)] // unused when the library was built without a backend
+        macro_rules! __batchframework_bulk_insert_rows {
+            (copy_from, $connection:ty) => { #copy_from };
+            (insert_into, $connection:ty) => { #insert_into };
         }
-        #sqlite
-        #mysql
+        ::batchframework_diesel::__batchframework_for_each_backend!(__batchframework_bulk_insert_rows);
     })
 }
 
@@ -209,25 +203,48 @@ pub(crate) fn require_null_for_none(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::pretty;
 
+    fn expand_str(args: TokenStream, item: TokenStream) -> String {
+        crate::bulk_insertable_inner(args, item).to_string()
+    }
+
+    /// The option is added and the bulk impls implemented.
     #[test]
-    fn an_insertable_struct_gets_the_bulk_impls() {
-        let out = expand(
+    fn insertable() -> syn::Result<()> {
+        insta::assert_snapshot!(pretty(crate::bulk_insertable_inner(
             quote!(),
             quote! {
                 #[derive(Insertable)]
                 #[diesel(table_name = cards)]
-                struct NewCard { player_id: i64, cardid: i32 }
+                pub struct NewCard {
+                    pub player_id: i64,
+                    pub cardid: i32,
+                }
             },
-        )
-        .to_string();
-        assert!(!out.contains("compile_error"), "{out}");
-        assert!(out.contains("const COLUMNS : usize = 2usize"), "{out}");
-        assert!(
-            out.contains("# [diesel (treat_none_as_default_value = false)]"),
-            "{out}"
-        );
-        assert!(out.contains("insert_into (cards :: table)"), "{out}");
+        ))?);
+        Ok(())
+    }
+
+    /// An explicit `treat_none_as_default_value = false` is not repeated, and a
+    /// `skip_insertion` field is not a column.
+    #[test]
+    fn options_already_set_and_a_skipped_field() -> syn::Result<()> {
+        insta::assert_snapshot!(pretty(crate::bulk_insertable_inner(
+            quote!(),
+            quote! {
+                #[derive(Insertable)]
+                #[diesel(table_name = crate::schema::cards, treat_none_as_default_value = false)]
+                struct NewCard {
+                    player_id: i64,
+                    #[diesel(skip_insertion)]
+                    cached: Option<String>,
+                    #[diesel(treat_none_as_default_value = false)]
+                    note: Option<String>,
+                }
+            },
+        ))?);
+        Ok(())
     }
 
     #[test]
@@ -235,20 +252,18 @@ mod tests {
         let message = "`#[bulk_insertable]` must be written above `#[derive(Insertable)]`";
         // Written below the derive: the derive is gone from the input, and so is what would
         // introduce `#[diesel(...)]`, which is removed with it.
-        let out = expand(
+        let out = expand_str(
             quote!(),
             quote! { #[diesel(table_name = cards)] struct NewCard { cardid: i32 } },
-        )
-        .to_string();
+        );
         assert!(out.contains(message), "{out}");
         assert!(out.contains("struct NewCard { cardid : i32 }"), "{out}");
         assert!(!out.contains("# [diesel"), "{out}");
         // Another Diesel derive below it still needs its options.
-        let out = expand(
+        let out = expand_str(
             quote!(),
             quote! { #[derive(Queryable)] #[diesel(table_name = cards)] struct Card { cardid: i32 } },
-        )
-        .to_string();
+        );
         assert!(out.contains(message), "{out}");
         assert!(out.contains("only `Queryable`"), "{out}");
         assert!(out.contains("# [diesel (table_name = cards)]"), "{out}");
@@ -278,7 +293,7 @@ mod tests {
                 "does not support `#[diesel(embed)]`",
             ),
         ] {
-            let out = expand(args, item).to_string();
+            let out = expand_str(args, item);
             assert!(out.contains("compile_error"), "{out}");
             assert!(out.contains(message), "{message}: {out}");
         }

@@ -9,14 +9,8 @@ use syn::{Data, DeriveInput, Fields, Ident, LitStr};
 const HELP: &str = "help: the correct format looks like \
                     `#[context_object(type_key = \"blog_posts\")]`";
 
-/// Entry point: parse, expand, and turn any error into a `compile_error!` at its span.
-pub(crate) fn derive(input: TokenStream) -> TokenStream {
-    syn::parse2::<DeriveInput>(input)
-        .and_then(|input| expand(&input))
-        .unwrap_or_else(syn::Error::into_compile_error)
-}
-
-fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+/// Expands `#[derive(ContextObject)]` on the parsed input.
+pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let fields =
         match &input.data {
             Data::Struct(data) => &data.fields,
@@ -156,37 +150,53 @@ fn snake_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::pretty;
 
     fn expand_str(input: TokenStream) -> String {
-        derive(input).to_string()
+        crate::derive_context_object_inner(input).to_string()
     }
 
+    fn snapshot(input: TokenStream) -> syn::Result<String> {
+        pretty(crate::derive_context_object_inner(input))
+    }
+
+    /// The type key is the last segment of `table_name`; other Diesel options are skipped.
     #[test]
-    fn type_key_is_the_last_segment_of_table_name() {
-        let out = expand_str(quote! {
+    fn table_name() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! {
             #[diesel(table_name = crate::schema::games, check_for_backend(diesel::pg::Pg))]
             #[diesel(sql_type = Nullable<Text>, belongs_to(User, foreign_key = owner))]
             struct Game { id: i32, name: String }
-        });
-        assert!(out.contains("Cow :: Borrowed (\"games\")"), "{out}");
-        assert!(out.contains("ContextId :: from (& self . id)"), "{out}");
+        })?);
+        Ok(())
     }
 
+    /// Without `table_name`, the type key is Diesel's default table name.
     #[test]
-    fn without_table_name_diesel_default_is_used() {
-        let out = expand_str(quote! { struct BlogPost { id: i64 } });
-        assert!(out.contains("\"blog_posts\""), "{out}");
+    fn default_key() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! { struct BlogPost { id: i64 } })?);
+        Ok(())
     }
 
+    /// `type_key` overrides the table name.
     #[test]
-    fn primary_key_and_type_key_can_be_named() {
-        let out = expand_str(quote! {
-            #[diesel(table_name = posts, primary_key(uuid))]
+    fn type_key() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! {
+            #[diesel(table_name = posts)]
             #[context_object(type_key = "blog-post")]
-            struct Post { uuid: String }
-        });
-        assert!(out.contains("\"blog-post\""), "{out}");
-        assert!(out.contains("& self . uuid"), "{out}");
+            struct Post { id: i64 }
+        })?);
+        Ok(())
+    }
+
+    /// The id is the field named by `primary_key`; generics go on the impl.
+    #[test]
+    fn custom_primary_key() -> syn::Result<()> {
+        insta::assert_snapshot!(snapshot(quote! {
+            #[diesel(table_name = posts, primary_key(uuid))]
+            struct Post<'a> { uuid: String, title: &'a str }
+        })?);
+        Ok(())
     }
 
     #[test]

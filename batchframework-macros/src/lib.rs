@@ -11,6 +11,10 @@
 //! derive they work with, they are a compile error that shows the correct order.
 //!
 //! The library's documentation of each macro has a complete, compiled example.
+//!
+//! Each macro is an entry point here and a module of the same name: `*_inner` takes and returns
+//! `proc_macro2` tokens (so the tests can call it), parses, expands, and turns an error into a
+//! `compile_error!` at its span. The tests snapshot the expansions under `src/snapshots/`.
 
 mod batch_tracked;
 mod bulk_insertable;
@@ -18,6 +22,7 @@ mod context_object;
 mod model;
 
 use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
 
 /// `#[derive(ContextObject)]` implements `batchframework_diesel::ContextObject` for a Diesel
 /// model.
@@ -31,7 +36,13 @@ use proc_macro::TokenStream;
 /// across a table rename.
 #[proc_macro_derive(ContextObject, attributes(context_object, diesel))]
 pub fn derive_context_object(input: TokenStream) -> TokenStream {
-    context_object::derive(input.into()).into()
+    derive_context_object_inner(input.into()).into()
+}
+
+fn derive_context_object_inner(input: TokenStream2) -> TokenStream2 {
+    syn::parse2(input)
+        .and_then(|input| context_object::expand(&input))
+        .unwrap_or_else(syn::Error::into_compile_error)
 }
 
 /// `#[batch_tracked]` makes a Diesel model *batch tracked*: its rows carry the id of the batch
@@ -58,7 +69,13 @@ pub fn derive_context_object(input: TokenStream) -> TokenStream {
 ///   the struct.
 #[proc_macro_attribute]
 pub fn batch_tracked(args: TokenStream, item: TokenStream) -> TokenStream {
-    batch_tracked::expand(args.into(), item.into()).into()
+    batch_tracked_inner(args.into(), item.into()).into()
+}
+
+fn batch_tracked_inner(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    syn::parse2(item)
+        .and_then(|item| batch_tracked::expand(args, item))
+        .unwrap_or_else(syn::Error::into_compile_error)
 }
 
 /// `#[bulk_insertable]` makes an `Insertable` struct bulk insertable without tracking it: for
@@ -72,5 +89,22 @@ pub fn batch_tracked(args: TokenStream, item: TokenStream) -> TokenStream {
 /// implements binary `COPY` on PostgreSQL and chunked multi-row `INSERT` on SQLite and MySQL.
 #[proc_macro_attribute]
 pub fn bulk_insertable(args: TokenStream, item: TokenStream) -> TokenStream {
-    bulk_insertable::expand(args.into(), item.into()).into()
+    bulk_insertable_inner(args.into(), item.into()).into()
+}
+
+fn bulk_insertable_inner(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    syn::parse2(item)
+        .and_then(|item| bulk_insertable::expand(args, item))
+        .unwrap_or_else(syn::Error::into_compile_error)
+}
+
+/// What the tests of every macro share.
+#[cfg(test)]
+mod test_support {
+    use proc_macro2::TokenStream;
+
+    /// An expansion as readable source, for a snapshot: it must parse as a file of items.
+    pub(crate) fn pretty(tokens: TokenStream) -> syn::Result<String> {
+        Ok(prettyplease::unparse(&syn::parse2::<syn::File>(tokens)?))
+    }
 }
