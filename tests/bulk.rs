@@ -5,8 +5,10 @@
 use batchframework_diesel::{
     add_tracking_column, batch_tracked, bulk_insert, bulk_insert_tracked,
     bulk_insert_tracked_or_fail, bulk_insertable, BatchOperation, ContextRef, Error,
-    OperationResult, Status, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS,
+    OperationResult, Status,
 };
+// The library's bind limits, on its hidden path: they are not public API.
+use batchframework_diesel::__private::{MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
 use batchframework_tests::{migrated, per_backend, StatementCounter, TestBackend};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;

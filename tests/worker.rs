@@ -472,7 +472,7 @@ fn a_pool_too_small_for_the_worker_is_refused<B: TestBackend>() {
     let worker = Worker::new(registry::<B>(), B::pool(&db, 2));
     let error = worker.run_until_idle(2).unwrap_err();
     assert!(
-        matches!(error, batchframework_diesel::Error::Pool(_)),
+        matches!(error, batchframework_diesel::Error::PoolTooSmall { .. }),
         "{error:?}"
     );
     assert!(error.to_string().contains("needs 3 connections"), "{error}");

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::tracking::BatchTracked;
 
-pub use private::{BulkInsertRows, BulkRow, EncodedLen, FallbackLen, KnownLen, Len};
+pub use private::{BulkInsertRows, BulkRow, FallbackLen, KnownLen, Len};
 
 /// A row type that can be bulk inserted over connection `C`: what `#[batch_tracked]` implements
 /// on an `Insertable` struct for each backend the library has enabled.
@@ -32,8 +32,9 @@ const PER_VALUE_OVERHEAD: usize = 10;
 /// Inserts `rows`, untracked, and returns how many were inserted.
 ///
 /// Statements: one `COPY` on PostgreSQL; on SQLite and MySQL one multi-row `INSERT` per chunk
-/// of `⌊limit / columns⌋` rows ([`SQLITE_MAX_BINDS`](crate::SQLITE_MAX_BINDS), [`MYSQL_MAX_BINDS`](crate::MYSQL_MAX_BINDS); fewer rows per chunk
-/// on MySQL when they would not fit in 75% of `max_allowed_packet`), plus on MySQL one
+/// of `⌊limit / columns⌋` rows (the bind-parameter limit: SQLite 32,766, MySQL 65,535; fewer rows
+/// per chunk on MySQL when they would not fit in 75% of `max_allowed_packet`, sized with
+/// [`EncodedLen`]), plus on MySQL one
 /// `SELECT @@max_allowed_packet`. All in one transaction, or a savepoint inside the caller's:
 /// a failing chunk leaves none of the batch behind and returns the database's error.
 ///
@@ -222,9 +223,98 @@ impl ChunkLimits {
     }
 }
 
+/// How many bytes a field value takes on the wire, so that bulk inserts on MySQL/MariaDB can
+/// keep each statement under the server's `max_allowed_packet`.
+///
+/// `#[batch_tracked]` and `#[bulk_insertable]` size every row by adding up its fields' sizes.
+/// This trait gives the exact size of strings, byte vectors, numbers, booleans, dates, JSON and
+/// `Option`s and references of them. A field of any other type is estimated from its in-memory
+/// size plus a margin, which misses the data it owns on the heap: implement this trait for your
+/// own field types that own large buffers (a newtype over `String` or `Vec<u8>`), or MySQL may
+/// receive a statement larger than it accepts and drop the connection. Other backends do not
+/// use the sizes.
+///
+/// A newtype over `String`, used as a field of a bulk-inserted row (with Diesel's `ToSql` for
+/// it, not shown):
+///
+/// ```
+/// use batchframework_diesel::EncodedLen;
+///
+/// struct Body(String);
+///
+/// impl EncodedLen for Body {
+///     fn encoded_len(&self) -> usize {
+///         self.0.encoded_len() // the text's bytes, as for a `String` field
+///     }
+/// }
+///
+/// assert_eq!(Body("hello".to_owned()).encoded_len(), 5);
+/// assert_eq!(Some(Body("hi".to_owned())).encoded_len(), 2); // `Option`s of it come free
+/// ```
+pub trait EncodedLen {
+    /// Bytes of the value on the wire (its data, without the protocol's framing).
+    fn encoded_len(&self) -> usize;
+}
+
+impl EncodedLen for str {
+    fn encoded_len(&self) -> usize {
+        self.len()
+    }
+}
+impl EncodedLen for String {
+    fn encoded_len(&self) -> usize {
+        self.len()
+    }
+}
+impl EncodedLen for [u8] {
+    fn encoded_len(&self) -> usize {
+        self.len()
+    }
+}
+impl EncodedLen for Vec<u8> {
+    fn encoded_len(&self) -> usize {
+        self.len()
+    }
+}
+impl<T: EncodedLen + ?Sized> EncodedLen for &T {
+    fn encoded_len(&self) -> usize {
+        (**self).encoded_len()
+    }
+}
+impl<T: EncodedLen> EncodedLen for Option<T> {
+    fn encoded_len(&self) -> usize {
+        self.as_ref().map_or(0, EncodedLen::encoded_len)
+    }
+}
+macro_rules! fixed_len {
+    ($($ty:ty),*) => {$(
+        impl EncodedLen for $ty {
+            fn encoded_len(&self) -> usize { std::mem::size_of_val(self) }
+        }
+    )*};
+}
+fixed_len!(bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+impl EncodedLen for chrono::NaiveDateTime {
+    fn encoded_len(&self) -> usize {
+        12
+    }
+}
+impl EncodedLen for chrono::NaiveDate {
+    fn encoded_len(&self) -> usize {
+        5
+    }
+}
+impl EncodedLen for serde_json::Value {
+    fn encoded_len(&self) -> usize {
+        self.to_string().len()
+    }
+}
+
 /// Items `#[batch_tracked]` generates code against; not a stable API.
 mod private {
     use std::mem::size_of_val;
+
+    use super::EncodedLen;
 
     /// The shape of a bulk-insertable row.
     pub trait BulkRow {
@@ -279,85 +369,9 @@ mod private {
         }
     }
 
-    /// How many bytes a field value takes on the wire, for sizing MySQL statements under
-    /// `max_allowed_packet`.
-    ///
-    /// Implemented for strings, byte vectors, numbers, booleans, dates, JSON and `Option`s of
-    /// them. A field of any other type is estimated from its in-memory size, which misses heap
-    /// data: implement this trait for your own field types that own large buffers (a newtype
-    /// over `String` or `Vec<u8>`), or MySQL may receive a statement larger than it accepts.
-    ///
-    /// ```
-    /// struct Body(String);
-    ///
-    /// impl batchframework_diesel::EncodedLen for Body {
-    ///     fn encoded_len(&self) -> usize {
-    ///         self.0.len()
-    ///     }
-    /// }
-    /// ```
-    pub trait EncodedLen {
-        /// Bytes of the value on the wire.
-        fn encoded_len(&self) -> usize;
-    }
-
     impl<T: EncodedLen + ?Sized> KnownLen for &Len<'_, T> {
         fn encoded_len(&self) -> usize {
             self.0.encoded_len()
-        }
-    }
-
-    impl EncodedLen for str {
-        fn encoded_len(&self) -> usize {
-            self.len()
-        }
-    }
-    impl EncodedLen for String {
-        fn encoded_len(&self) -> usize {
-            self.len()
-        }
-    }
-    impl EncodedLen for [u8] {
-        fn encoded_len(&self) -> usize {
-            self.len()
-        }
-    }
-    impl EncodedLen for Vec<u8> {
-        fn encoded_len(&self) -> usize {
-            self.len()
-        }
-    }
-    impl<T: EncodedLen + ?Sized> EncodedLen for &T {
-        fn encoded_len(&self) -> usize {
-            (**self).encoded_len()
-        }
-    }
-    impl<T: EncodedLen> EncodedLen for Option<T> {
-        fn encoded_len(&self) -> usize {
-            self.as_ref().map_or(0, EncodedLen::encoded_len)
-        }
-    }
-    macro_rules! fixed_len {
-        ($($ty:ty),*) => {$(
-            impl EncodedLen for $ty {
-                fn encoded_len(&self) -> usize { size_of_val(self) }
-            }
-        )*};
-    }
-    fixed_len!(bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
-    impl EncodedLen for chrono::NaiveDateTime {
-        fn encoded_len(&self) -> usize {
-            12
-        }
-    }
-    impl EncodedLen for chrono::NaiveDate {
-        fn encoded_len(&self) -> usize {
-            5
-        }
-    }
-    impl EncodedLen for serde_json::Value {
-        fn encoded_len(&self) -> usize {
-            self.to_string().len()
         }
     }
 

@@ -84,6 +84,24 @@ impl ContextRef {
             id: id.into(),
         }
     }
+
+    /// The type key and id of any context object, captured so a builder can carry them.
+    pub(crate) fn of(context: &(impl ContextObject + ?Sized)) -> Self {
+        ContextRef {
+            type_key: context.context_object_type(),
+            id: context.context_object_id(),
+        }
+    }
+
+    /// The type key and the id's text, as stored and queried.
+    pub(crate) fn parts(&self) -> (&str, &str) {
+        (&self.type_key, self.id.as_str())
+    }
+
+    /// The type key and the id's text, owned, for the operation that stores them.
+    pub(crate) fn into_parts(self) -> (String, String) {
+        (self.type_key.into_owned(), self.id.0)
+    }
 }
 
 /// `blog_posts #17`: the type key and the id.

@@ -133,9 +133,39 @@ pub enum Error {
         name: String,
     },
 
-    /// A worker could not get a connection from its pool.
-    #[error("the worker could not get a database connection from its pool: {0}")]
-    Pool(String),
+    /// A worker could not get a connection from its pool: the database did not accept a new
+    /// connection, or every connection stayed in use for the pool's `connection_timeout`. The
+    /// pool's own error (with the last connection error, if any) is the source.
+    #[cfg(feature = "r2d2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "r2d2")))]
+    #[error(
+        "the worker could not get a database connection from its pool ({0}); check that the \
+         database is reachable, and that other users of the pool leave it enough connections \
+         (raise its max_size or connection_timeout)"
+    )]
+    Pool(#[source] diesel::r2d2::PoolError),
+
+    /// A worker was started with more threads than its pool has connections for: it needs one
+    /// per thread and one for its keeper, or they would wait for each other's connections until
+    /// the pool's timeout. Nothing was started.
+    #[error(
+        "a worker with {threads} thread(s) needs {needed} connections (one per thread and one for \
+         its keeper), but the pool holds at most {max_size}; raise the pool's max_size or start \
+         fewer threads"
+    )]
+    PoolTooSmall {
+        /// The worker threads asked for.
+        threads: usize,
+        /// The connections they need: `threads + 1`.
+        needed: usize,
+        /// The pool's `max_size`.
+        max_size: usize,
+    },
+
+    /// An internal invariant of this crate did not hold: a bug in this crate, not something the
+    /// caller did. The message says which; please report it.
+    #[error("internal error in batchframework_diesel: {0}; this is a bug, please report it")]
+    Internal(&'static str),
 
     /// The worker could not install its SIGINT/SIGTERM handlers.
     #[error("could not install the worker's signal handlers: {0}")]

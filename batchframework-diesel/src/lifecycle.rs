@@ -5,7 +5,6 @@
 //! [`Error::IllegalTransition`] with the status it found. The in-memory [`BatchOperation`] is
 //! changed only after the database accepted the step.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -13,7 +12,7 @@ use serde::Serialize;
 
 use crate::backend::storage::{NewOperationRow, StatusChange};
 use crate::backend::{now, BatchConnection, UtcDateTime};
-use crate::context::ContextObject;
+use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
 use crate::operation::{BatchOperation, OperationResult, Status};
 
@@ -21,8 +20,14 @@ use crate::operation::{BatchOperation, OperationResult, Status};
 /// characters (the columns are `VARCHAR(255)`).
 pub const MAX_KEY_LENGTH: usize = 255;
 
-/// The queue an operation runs on unless told otherwise.
+/// The queue an operation runs on unless told otherwise, declared in every
+/// [`Registry`](crate::registry::Registry).
 pub const DEFAULT_QUEUE: &str = "default";
+
+/// The queue for urgent work, declared in every [`Registry`](crate::registry::Registry) like
+/// [`DEFAULT_QUEUE`], so that a worker can serve it apart from the rest
+/// (`ActionGroup::queue(HIGH_PRIORITY_QUEUE)`).
+pub const HIGH_PRIORITY_QUEUE: &str = "highpriority";
 
 /// Builder for a new operation, from [`BatchOperation::create_synchronous`] or
 /// [`BatchOperation::create_asynchronous`]; [`insert`](Self::insert) writes it.
@@ -31,13 +36,68 @@ pub const DEFAULT_QUEUE: &str = "default";
 pub struct NewOperation {
     starts_running: bool,
     operation_type: String,
-    context_object: Option<(Cow<'static, str>, String)>,
-    started_by: Option<String>,
-    input: std::result::Result<String, serde_json::Error>,
+    details: OperationDetails,
     queue: String,
+    max_attempts: i32,
+}
+
+/// What a caller says about an operation it asks for, whichever builder it uses:
+/// [`NewOperation`] and [`RunArgs`](crate::registry::RunArgs) both hold one and set it through
+/// these methods, so that the two builders store the same values the same way.
+#[derive(Debug)]
+pub(crate) struct OperationDetails {
+    context_object: Option<ContextRef>,
+    started_by: Option<String>,
+    /// The serialized input (empty when none was given), or the serialization error, reported
+    /// at insert.
+    input: std::result::Result<String, serde_json::Error>,
     priority: i32,
     run_after: Option<DateTime<Utc>>,
-    max_attempts: i32,
+}
+
+impl Default for OperationDetails {
+    /// No context object, no `started_by`, no input data, priority 0, due now.
+    fn default() -> Self {
+        OperationDetails {
+            context_object: None,
+            started_by: None,
+            input: Ok(String::new()),
+            priority: 0,
+            run_after: None,
+        }
+    }
+}
+
+impl OperationDetails {
+    pub(crate) fn set_context_object(&mut self, context: &impl ContextObject) {
+        self.context_object = Some(ContextRef::of(context));
+    }
+
+    pub(crate) fn set_started_by(&mut self, user_key: impl fmt::Display) {
+        self.started_by = Some(user_key.to_string());
+    }
+
+    pub(crate) fn set_input<T: Serialize + ?Sized>(&mut self, data: &T) {
+        self.input = serde_json::to_string(data);
+    }
+
+    pub(crate) fn set_priority(&mut self, priority: i32) {
+        self.priority = priority;
+    }
+
+    pub(crate) fn set_run_after(&mut self, instant: DateTime<Utc>) {
+        self.run_after = Some(instant);
+    }
+
+    /// Whether a start time was asked for.
+    pub(crate) fn has_run_after(&self) -> bool {
+        self.run_after.is_some()
+    }
+
+    /// Forgets the start time asked for (an operation that runs inline runs now).
+    pub(crate) fn clear_run_after(&mut self) {
+        self.run_after = None;
+    }
 }
 
 impl BatchOperation {
@@ -73,26 +133,23 @@ impl BatchOperation {
 
 impl NewOperation {
     fn new(operation_type: String, starts_running: bool) -> Self {
-        NewOperation {
-            starts_running,
-            operation_type,
-            context_object: None,
-            started_by: None,
-            input: Ok(String::new()),
-            queue: DEFAULT_QUEUE.to_owned(),
-            priority: 0,
-            run_after: None,
-            max_attempts: 1,
-        }
+        Self::with_details(operation_type, starts_running, OperationDetails::default())
     }
 
-    /// Input data already serialized (or the serialization error to report at insert).
-    pub(crate) fn input_json(
-        mut self,
-        json: std::result::Result<String, serde_json::Error>,
+    /// A new operation with the details a caller gave (to `RunArgs`), on the `default` queue,
+    /// tried once.
+    pub(crate) fn with_details(
+        operation_type: impl Into<String>,
+        starts_running: bool,
+        details: OperationDetails,
     ) -> Self {
-        self.input = json;
-        self
+        NewOperation {
+            starts_running,
+            operation_type: operation_type.into(),
+            details,
+            queue: DEFAULT_QUEUE.to_owned(),
+            max_attempts: 1,
+        }
     }
 
     /// The worker queue to run on (default `default`).
@@ -103,13 +160,13 @@ impl NewOperation {
 
     /// Priority within the queue; higher runs first (default 0).
     pub fn priority(mut self, priority: i32) -> Self {
-        self.priority = priority;
+        self.details.set_priority(priority);
         self
     }
 
     /// No worker starts it before this instant.
     pub fn run_after(mut self, instant: DateTime<Utc>) -> Self {
-        self.run_after = Some(instant);
+        self.details.set_run_after(instant);
         self
     }
 
@@ -121,21 +178,20 @@ impl NewOperation {
 
     /// The object the operation is about (a game, a blog post).
     pub fn context_object(mut self, context: &impl ContextObject) -> Self {
-        let id = context.context_object_id().as_str().to_owned();
-        self.context_object = Some((context.context_object_type(), id));
+        self.details.set_context_object(context);
         self
     }
 
     /// The application's key for the user who started it (a user id, a username).
     pub fn started_by(mut self, user_key: impl fmt::Display) -> Self {
-        self.started_by = Some(user_key.to_string());
+        self.details.set_started_by(user_key);
         self
     }
 
     /// The input data, stored as JSON. Any serializable value is kept as given, including an
     /// empty object `{}`; without this call the operation has no input data.
     pub fn input<T: Serialize + ?Sized>(mut self, data: &T) -> Self {
-        self.input = serde_json::to_string(data);
+        self.details.set_input(data);
         self
     }
 
@@ -144,22 +200,27 @@ impl NewOperation {
     /// One `INSERT` (on MySQL/MariaDB followed by `SELECT LAST_INSERT_ID()`). Nothing is written
     /// when a value is too long or the input does not serialize.
     pub fn insert<C: BatchConnection>(self, conn: &mut C) -> Result<BatchOperation> {
-        let input_data_json = self.input.map_err(|source| Error::SerializeData {
+        let OperationDetails {
+            context_object,
+            started_by,
+            input,
+            priority,
+            run_after,
+        } = self.details;
+        let input_data_json = input.map_err(|source| Error::SerializeData {
             field: "input data",
             source,
         })?;
         check_length("operation type", &self.operation_type)?;
-        if let Some((type_key, id)) = &self.context_object {
+        if let Some((type_key, id)) = context_object.as_ref().map(ContextRef::parts) {
             check_length("context object type", type_key)?;
             check_length("context object id", id)?;
         }
-        if let Some(started_by) = &self.started_by {
+        if let Some(started_by) = &started_by {
             check_length("started_by", started_by)?;
         }
         check_length("queue", &self.queue)?;
-        let run_after = self
-            .run_after
-            .map(|t| UtcDateTime(t).clamped().0.trunc_subsecs(6));
+        let run_after = run_after.map(|t| UtcDateTime(t).clamped().0.trunc_subsecs(6));
 
         let now = now();
         let (status, started_running_datetime) = if self.starts_running {
@@ -167,8 +228,11 @@ impl NewOperation {
         } else {
             (Status::Unprocessed, None)
         };
-        let (context_object_type, context_object_id) = match self.context_object {
-            Some((type_key, id)) => (Some(type_key.into_owned()), Some(id)),
+        let (context_object_type, context_object_id) = match context_object {
+            Some(context) => {
+                let (type_key, id) = context.into_parts();
+                (Some(type_key), Some(id))
+            }
             None => (None, None),
         };
         let row = NewOperationRow {
@@ -176,14 +240,14 @@ impl NewOperation {
             started_running_datetime: started_running_datetime.map(UtcDateTime),
             context_object_type: context_object_type.as_deref(),
             context_object_id: context_object_id.as_deref(),
-            started_by: self.started_by.as_deref(),
+            started_by: started_by.as_deref(),
             operationtype: &self.operation_type,
             status,
             result: OperationResult::NotAvailable,
             input_data_json: &input_data_json,
             output_data_json: "",
             queue: &self.queue,
-            priority: self.priority,
+            priority,
             run_after: run_after.map(UtcDateTime),
             max_attempts: self.max_attempts,
         };
@@ -195,14 +259,14 @@ impl NewOperation {
             finished_datetime: None,
             context_object_type,
             context_object_id,
-            started_by: self.started_by,
+            started_by,
             operationtype: self.operation_type,
             status,
             result: OperationResult::NotAvailable,
             input_data_json,
             output_data_json: String::new(),
             queue: self.queue,
-            priority: self.priority,
+            priority,
             run_after,
             attempts: 0,
             max_attempts: self.max_attempts,
@@ -353,8 +417,8 @@ impl BatchOperation {
     }
 }
 
-/// The current time at the precision every backend stores (microseconds), so an operation held
-/// in memory equals the same operation read back.
+/// Refuses a value longer than its `VARCHAR(255)` column ([`MAX_KEY_LENGTH`] characters), which
+/// one backend would truncate and another reject.
 fn check_length(field: &'static str, value: &str) -> Result<()> {
     let length = value.chars().count();
     if length > MAX_KEY_LENGTH {

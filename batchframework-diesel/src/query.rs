@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::backend::{BatchConnection, UtcDateTime};
-use crate::context::ContextObject;
+use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
 use crate::operation::{BatchOperation, OperationResult, Status};
 
@@ -71,7 +71,7 @@ use crate::operation::{BatchOperation, OperationResult, Status};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperationFilter {
     pub(crate) operation_type: Option<String>,
-    pub(crate) context_object: Option<(String, String)>,
+    pub(crate) context_object: Option<ContextRef>,
     pub(crate) status: Option<Status>,
     pub(crate) result: Option<OperationResult>,
     pub(crate) queue: Option<String>,
@@ -156,10 +156,7 @@ impl OperationFilter {
 
     /// Only operations about this context object (same type key and primary key).
     pub fn context_object(mut self, context: &impl ContextObject) -> Self {
-        self.context_object = Some((
-            context.context_object_type().into_owned(),
-            context.context_object_id().as_str().to_owned(),
-        ));
+        self.context_object = Some(ContextRef::of(context));
         self
     }
 

@@ -109,7 +109,9 @@ mod postgres {
 mod sqlite {
     pub(crate) type Conn = diesel::SqliteConnection;
     pub(crate) type Loading = diesel::connection::DefaultLoadingMode;
-    pub(crate) const MAX_BINDS: usize = batchframework_diesel::SQLITE_MAX_BINDS;
+    /// SQLite's default limit on bind parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`);
+    /// it mirrors the limit the library's bulk inserts use, which it does not export.
+    pub(crate) const MAX_BINDS: usize = 32_766;
     game_cards_schema!("sqlite");
     insert_returning_ids_with_returning!();
     include!("variants.rs");
@@ -118,7 +120,9 @@ mod sqlite {
 mod mysql {
     pub(crate) type Conn = diesel::MysqlConnection;
     pub(crate) type Loading = diesel::connection::DefaultLoadingMode;
-    pub(crate) const MAX_BINDS: usize = batchframework_diesel::MYSQL_MAX_BINDS;
+    /// MySQL's and MariaDB's limit on placeholders per prepared statement; it mirrors the limit
+    /// the library's bulk inserts use, which it does not export.
+    pub(crate) const MAX_BINDS: usize = 65_535;
     game_cards_schema!("mysql");
 
     /// MySQL has no RETURNING: INSERT, then the ids from LAST_INSERT_ID() on (consecutive for

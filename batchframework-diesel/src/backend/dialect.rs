@@ -3,9 +3,9 @@
 
 /// SQLite's default compiled limit on bind parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`
 /// since 3.32, and in the bundled build).
-pub const SQLITE_MAX_BINDS: usize = 32_766;
+pub(crate) const SQLITE_MAX_BINDS: usize = 32_766;
 /// MySQL's and MariaDB's limit on placeholders per prepared statement.
-pub const MYSQL_MAX_BINDS: usize = 65_535;
+pub(crate) const MYSQL_MAX_BINDS: usize = 65_535;
 
 /// How much of a statement-size limit (MySQL's `max_allowed_packet`) this crate lets one
 /// statement's values fill: three quarters, the rest is headroom for the SQL text and the

@@ -9,8 +9,8 @@ mod dialect;
 pub(crate) mod storage;
 mod timestamp;
 
-pub(crate) use dialect::statement_budget;
-pub use dialect::{Dialect, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
+pub use dialect::Dialect;
+pub(crate) use dialect::{statement_budget, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
 pub(crate) use timestamp::now;
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 

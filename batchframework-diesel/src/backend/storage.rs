@@ -434,7 +434,7 @@ macro_rules! impl_storage {
         if let Some(operation_type) = &$filter.operation_type {
             query = query.filter(dsl::operationtype.eq(operation_type));
         }
-        if let Some((type_key, id)) = &$filter.context_object {
+        if let Some((type_key, id)) = $filter.context_object.as_ref().map(|c| c.parts()) {
             query = query
                 .filter(dsl::context_object_type.eq(type_key))
                 .filter(dsl::context_object_id.eq(id));

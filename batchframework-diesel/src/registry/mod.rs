@@ -30,13 +30,11 @@
 //! ```
 
 mod action;
+pub(crate) mod engine;
 mod result;
 
-use std::any::Any;
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,14 +44,16 @@ use serde::Serialize;
 pub use action::{action_fn, Action, ActionContext, ActionError, FnAction};
 pub use result::{ActionGroupResult, ActionResult, ErrorData};
 
+/// Also at the crate root, with [`DEFAULT_QUEUE`](crate::DEFAULT_QUEUE); kept here for code
+/// that imports it from the registry.
+pub use crate::lifecycle::HIGH_PRIORITY_QUEUE;
+
 use crate::backend::BatchConnection;
 use crate::context::ContextObject;
 use crate::error::{Error, Result};
-use crate::lifecycle::DEFAULT_QUEUE;
+use crate::lifecycle::{NewOperation, OperationDetails, DEFAULT_QUEUE};
 use crate::operation::BatchOperation;
-
-/// The queue for urgent work, declared in every registry like `default`.
-pub const HIGH_PRIORITY_QUEUE: &str = "highpriority";
+use engine::run_actions;
 
 /// The environment variable that, set to `1` (or `true`, `yes`), makes every group run inline.
 pub const ALWAYS_SYNCHRONOUS_ENV: &str = "BATCHFRAMEWORK_ALWAYS_SYNCHRONOUS";
@@ -257,33 +257,21 @@ impl<C: BatchConnection + 'static> Registry<C> {
                 known: self.groups.keys().cloned().collect(),
             })?;
         let inline = self.always_synchronous || group.mode == Mode::Synchronous;
-        if inline && args.run_after.is_some() && !self.always_synchronous {
-            return Err(Error::DelayedSynchronousRun {
-                name: name.to_owned(),
-            });
+        let mut details = args.details;
+        if inline && details.has_run_after() {
+            if !self.always_synchronous {
+                return Err(Error::DelayedSynchronousRun {
+                    name: name.to_owned(),
+                });
+            }
+            // Forced inline (for tests and debugging): it runs now, whatever the delay.
+            details.clear_run_after();
         }
-        let mut new = if inline {
-            BatchOperation::create_synchronous(name)
-        } else {
-            BatchOperation::create_asynchronous(name)
-        };
-        new = new
+        // Inline, it is stored `running`, as `BatchOperation::create_synchronous` stores it.
+        let mut operation = NewOperation::with_details(name, inline, details)
             .queue(group.queue.clone())
             .max_attempts(group.max_attempts)
-            .priority(args.priority);
-        if let Some((type_key, id)) = args.context_object {
-            new = new.context_object(&crate::context::ContextRef::new(type_key, id));
-        }
-        if let Some(started_by) = args.started_by {
-            new = new.started_by(started_by);
-        }
-        if let Some(input) = args.input {
-            new = new.input_json(input);
-        }
-        if let (false, Some(at)) = (inline, args.run_after) {
-            new = new.run_after(at);
-        }
-        let mut operation = new.insert(conn)?;
+            .insert(conn)?;
         if !inline {
             return Ok(ExecutionInfo {
                 operation,
@@ -301,54 +289,6 @@ impl<C: BatchConnection + 'static> Registry<C> {
             result: Some(result),
         })
     }
-}
-
-/// Runs every action of `group` in order, each guarded against errors and panics.
-pub(crate) fn run_actions<C: BatchConnection + 'static>(
-    conn: &mut C,
-    group: &ActionGroup<C>,
-    operation: &BatchOperation,
-) -> ActionGroupResult {
-    let results = group
-        .actions
-        .iter()
-        .map(|action| {
-            let mut ctx = ActionContext::new(conn, operation);
-            let outcome = catch_unwind(AssertUnwindSafe(|| action.execute(&mut ctx)))
-                .unwrap_or_else(|panic| Err(panicked(panic.as_ref())));
-            match outcome {
-                Ok(output) => ActionResult {
-                    action_name: action.name().to_owned(),
-                    failed: false,
-                    errordata: None,
-                    success_output_data: Some(output),
-                },
-                Err(ActionError(errordata)) => ActionResult {
-                    action_name: action.name().to_owned(),
-                    failed: true,
-                    errordata: Some(errordata),
-                    success_output_data: None,
-                },
-            }
-        })
-        .collect();
-    ActionGroupResult {
-        actiongroup_name: group.name.clone(),
-        results,
-    }
-}
-
-/// A panic as an action error: its message as data.
-fn panicked(panic: &(dyn Any + Send)) -> ActionError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
-    ActionError::with_data(
-        serde_json::Value::String(message.clone()),
-        format!("the action panicked: {message}"),
-    )
 }
 
 impl<C: BatchConnection + 'static> RegistryBuilder<C> {
@@ -436,14 +376,11 @@ fn env_flag(value: Option<&str>) -> bool {
     })
 }
 
-/// What to run a group with.
+/// What to run a group with: the operation's details that [`NewOperation`]'s builder also
+/// takes (and stores the same way), while the group decides its type, mode, queue and attempts.
 #[derive(Debug, Default)]
 pub struct RunArgs {
-    context_object: Option<(Cow<'static, str>, String)>,
-    started_by: Option<String>,
-    input: Option<std::result::Result<String, serde_json::Error>>,
-    run_after: Option<DateTime<Utc>>,
-    priority: i32,
+    details: OperationDetails,
 }
 
 impl RunArgs {
@@ -452,24 +389,22 @@ impl RunArgs {
         Self::default()
     }
 
-    /// The object the operation is about.
+    /// The object the operation is about, as [`NewOperation::context_object`].
     pub fn context_object(mut self, context: &impl ContextObject) -> Self {
-        self.context_object = Some((
-            context.context_object_type(),
-            context.context_object_id().as_str().to_owned(),
-        ));
+        self.details.set_context_object(context);
         self
     }
 
-    /// The application's key for the user who started it.
+    /// The application's key for the user who started it, as [`NewOperation::started_by`].
     pub fn started_by(mut self, user_key: impl fmt::Display) -> Self {
-        self.started_by = Some(user_key.to_string());
+        self.details.set_started_by(user_key);
         self
     }
 
-    /// The input data, as JSON.
+    /// The input data, as JSON, as [`NewOperation::input`]; a value that does not serialize is
+    /// reported by [`Registry::run`] before anything is written.
     pub fn input<T: Serialize + ?Sized>(mut self, data: &T) -> Self {
-        self.input = Some(serde_json::to_string(data));
+        self.details.set_input(data);
         self
     }
 
@@ -482,15 +417,15 @@ impl RunArgs {
         self.run_at(at)
     }
 
-    /// Not before this instant (asynchronous groups).
+    /// Not before this instant (asynchronous groups), as [`NewOperation::run_after`].
     pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
-        self.run_after = Some(at);
+        self.details.set_run_after(at);
         self
     }
 
-    /// Priority within the queue; higher runs first.
+    /// Priority within the queue; higher runs first (default 0), as [`NewOperation::priority`].
     pub fn priority(mut self, priority: i32) -> Self {
-        self.priority = priority;
+        self.details.set_priority(priority);
         self
     }
 }

@@ -1,5 +1,7 @@
 //! [`WorkerHandle`]: what a caller holds of a worker started with
-//! [`Worker::start`](super::Worker::start).
+//! [`Worker::start`](super::Worker::start): its statistics, the stop on signals, and the
+//! shutdown, which stops claiming, joins the threads by a deadline and waits for the keeper to
+//! write the results handed over.
 
 use std::fmt;
 use std::sync::atomic::Ordering;

@@ -71,26 +71,30 @@
 //! # fn main() {}
 //! ```
 
+// The parts, in the order an operation meets them: `serve` (a worker thread's loop: claim,
+// run, end each attempt), `attempt` (the pure decision of how an attempt ends), `release` (the
+// one write path for a claim given back: retries and unstarted work), `keeper` (the keeper
+// thread: group-committed results, heartbeats, wake-ups), `shared` (the state the threads
+// share) and `handle` (a started worker's controls). This file holds the public builder.
+mod attempt;
 mod handle;
 mod keeper;
+mod release;
+mod serve;
 mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection, R2D2Connection};
-use serde_json::{json, Value};
+use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 
-use crate::backend::storage::ClaimedChange;
-use crate::backend::{now, BatchConnection, UtcDateTime};
+use crate::backend::BatchConnection;
 use crate::error::{Error, Result};
-use crate::operation::{BatchOperation, OperationResult, Status};
-use crate::registry::{run_actions, ActionGroupResult, Registry};
+use crate::registry::Registry;
 
 pub use handle::{WorkerHandle, RESULT_GRACE};
-use keeper::KeeperConnection;
-use shared::{Finished, Outcome, ServingGuard, Shared};
+use keeper::Keeper;
+use shared::Shared;
 
 /// What a run of the workers did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -121,28 +125,6 @@ pub struct Worker<C: R2D2Connection + 'static> {
     batch_size: i64,
     poll_interval: Duration,
     listen: bool,
-}
-
-/// How often `run_until_idle` looks again when a claim came back empty while work is due.
-const IDLE_RECHECKS: u32 = 100;
-
-/// The pause between those looks: 100 × 10 ms lets a concurrent claim commit, and bounds the
-/// wait on work an application keeps locked.
-const IDLE_RECHECK_PAUSE: Duration = Duration::from_millis(10);
-
-/// How the worker ends one attempt at an operation.
-enum Decision {
-    /// Final: written by the keeper, with the others waiting.
-    Finish {
-        result: OperationResult,
-        output: Value,
-        outcome: Outcome,
-    },
-    /// Back to the queue for another attempt, after `run_after`.
-    Retry {
-        output: Value,
-        run_after: UtcDateTime,
-    },
 }
 
 impl<C> Worker<C>
@@ -220,22 +202,16 @@ where
     pub fn start(self, threads: usize) -> Result<WorkerHandle> {
         let threads = threads.max(1);
         self.check_pool(threads)?;
-        let keeper_conn = KeeperConnection::open(&self, self.listen)?;
+        let keeper = Keeper::open(&self, self.listen)?;
         let worker = Arc::new(self);
         let shared = Arc::new(Shared::new(threads, worker.max_unwritten(threads)));
-        let spawn_thread = |worker: Arc<Self>, shared: Arc<Shared>| {
-            std::thread::spawn(move || {
-                let _serving = ServingGuard(&shared);
-                worker.serve(&shared, false)
-            })
-        };
         let threads = (0..threads)
-            .map(|_| spawn_thread(Arc::clone(&worker), Arc::clone(&shared)))
+            .map(|_| Self::spawn_serving(&worker, &shared))
             .collect();
         let keeper = {
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || {
-                worker.keep(&shared, keeper_conn);
+                keeper.run(&shared);
                 Ok(())
             })
         };
@@ -251,31 +227,9 @@ where
     pub fn run_until_idle(&self, threads: usize) -> Result<WorkerStats> {
         let threads = threads.max(1);
         self.check_pool(threads)?;
-        let keeper_conn = KeeperConnection::open(self, false)?;
+        let keeper = Keeper::open(self, false)?;
         let shared = Shared::new(threads, self.max_unwritten(threads));
-        std::thread::scope(|scope| {
-            let keeper = scope.spawn(|| self.keep(&shared, keeper_conn));
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let _serving = ServingGuard(&shared);
-                        self.serve(&shared, true)
-                    })
-                })
-                .collect();
-            let mut first_error = None;
-            for worker in workers {
-                let result = worker.join().unwrap_or(Err(Error::WorkerPanicked));
-                if let (Err(error), None) = (result, &first_error) {
-                    first_error = Some(error);
-                }
-            }
-            if keeper.join().is_err() {
-                first_error.get_or_insert(Error::WorkerPanicked);
-            }
-            let keeper_error = shared::lock(&shared.keeper_error).take();
-            first_error.or(keeper_error).map_or(Ok(()), Err)
-        })?;
+        self.serve_until_idle(threads, keeper, &shared)?;
         Ok(shared.stats())
     }
 
@@ -285,11 +239,11 @@ where
         let needed = threads + 1;
         let max_size = usize::try_from(self.pool.max_size()).unwrap_or(usize::MAX);
         if max_size < needed {
-            return Err(Error::Pool(format!(
-                "a worker with {threads} thread(s) needs {needed} connections (one per thread \
-                 and one for its keeper), but the pool holds at most {max_size}; raise the \
-                 pool's max_size or start fewer threads"
-            )));
+            return Err(Error::PoolTooSmall {
+                threads,
+                needed,
+                max_size,
+            });
         }
         Ok(())
     }
@@ -299,291 +253,6 @@ where
     fn max_unwritten(&self, threads: usize) -> usize {
         usize::try_from(self.batch_size).unwrap_or(1) * threads * 2
     }
-
-    /// One worker thread: claim and run until stopped, or, with `until_idle`, until a claim
-    /// comes back empty; otherwise wait up to `poll_interval` (or a wake-up) while idle. On
-    /// stop, operations claimed but not started are released, their attempt not counted.
-    ///
-    /// A database error ends the thread and stops the whole worker: the error is returned by
-    /// `run_until_idle` or the handle's `shutdown`, and `is_stopping` turns true.
-    fn serve(&self, shared: &Shared, until_idle: bool) -> Result<()> {
-        let served = self.serve_until_stopped(shared, until_idle);
-        if served.is_err() {
-            shared.request_stop();
-        }
-        served
-    }
-
-    fn serve_until_stopped(&self, shared: &Shared, until_idle: bool) -> Result<()> {
-        let mut conn = self.pool.get().map_err(|e| Error::Pool(e.to_string()))?;
-        let mut rechecks = 0;
-        while !shared.is_stopping() {
-            let generation = shared.generation();
-            let claimed = self.claim(&mut conn)?;
-            if claimed.is_empty() {
-                if until_idle {
-                    // Due work that could not be claimed is held by a concurrent claim (or an
-                    // application's lock): look again shortly, for a while.
-                    if rechecks < IDLE_RECHECKS && self.has_claimable(&mut conn)? {
-                        rechecks += 1;
-                        std::thread::sleep(IDLE_RECHECK_PAUSE);
-                        continue;
-                    }
-                    return Ok(());
-                }
-                shared.wait_for_work(generation, self.poll_interval);
-                continue;
-            }
-            rechecks = 0;
-            shared.hold(claimed.iter().map(BatchOperation::id));
-            self.run_claimed(&mut conn, shared, claimed)?;
-        }
-        Ok(())
-    }
-
-    /// Runs a claimed batch in order, stopping early when the worker stops or an error ends
-    /// the thread; what was not started then is given back.
-    fn run_claimed(
-        &self,
-        conn: &mut PooledConnection<ConnectionManager<C>>,
-        shared: &Shared,
-        claimed: Vec<BatchOperation>,
-    ) -> Result<()> {
-        let mut started = 0;
-        let mut ran = Ok(());
-        for operation in &claimed {
-            started += 1;
-            ran = self
-                .process(conn, shared, operation)
-                .and_then(|()| self.close_leaked_transactions(conn));
-            if ran.is_err() || shared.is_stopping() {
-                break;
-            }
-        }
-        for operation in &claimed[started..] {
-            // After an error this is best effort: what cannot be given back is taken over by
-            // other workers once the lease expires.
-            let released = self.release_unstarted(conn, operation);
-            shared.release(operation.id());
-            if ran.is_ok() {
-                ran = released;
-            }
-        }
-        ran
-    }
-
-    /// An action that panicked inside `conn.transaction(...)` leaves that transaction open:
-    /// Diesel rolls back on an `Err`, not on a panic. The thread's next claim would then run
-    /// nested inside it, never committed, holding its row locks. Roll such transactions back;
-    /// should that fail (the action broke or lost the connection), the thread cannot go on,
-    /// and the error stops the worker.
-    fn close_leaked_transactions(&self, conn: &mut C) -> Result<()> {
-        use diesel::connection::TransactionManager;
-        // `is_broken` is true while a transaction is open or the transaction manager failed.
-        let mut levels = 0;
-        while R2D2Connection::is_broken(conn) && levels < 64 {
-            levels += 1;
-            <C as diesel::Connection>::TransactionManager::rollback_transaction(conn)?;
-        }
-        if levels > 0 {
-            tracing::warn!(levels, "an action left a transaction open; rolled it back");
-        }
-        Ok(())
-    }
-
-    fn claim(&self, conn: &mut C) -> Result<Vec<BatchOperation>> {
-        let (now, stale_before) = self.claim_times();
-        Ok(retry_on_deadlock(|| {
-            let _span = tracing::debug_span!("claim", worker = %self.name).entered();
-            conn.claim_operations(
-                &self.name,
-                &self.queues,
-                &self.operation_types,
-                now,
-                stale_before,
-                self.batch_size,
-            )
-        })?)
-    }
-
-    /// Whether work is due although a claim came back empty (see
-    /// [`Storage::has_claimable`](crate::backend::Storage::has_claimable)); `run_until_idle`
-    /// asks before it calls the queue drained.
-    fn has_claimable(&self, conn: &mut C) -> Result<bool> {
-        let (now, stale_before) = self.claim_times();
-        Ok(conn.has_claimable(&self.queues, &self.operation_types, now, stale_before)?)
-    }
-
-    /// Now, and the heartbeat time before which a holder counts as lost.
-    fn claim_times(&self) -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
-        let now = now();
-        let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
-        (now, stale_before)
-    }
-
-    /// Gives back an operation claimed but never started, as if it had not been claimed.
-    fn release_unstarted(&self, conn: &mut C, operation: &BatchOperation) -> Result<()> {
-        // The attempt is not counted: back to what it was before the claim.
-        let change = ClaimedChange {
-            status: Status::Unprocessed,
-            result: OperationResult::NotAvailable,
-            finished_datetime: None,
-            output_data_json: operation.output_data_json(),
-            run_after: operation.run_after().map(UtcDateTime),
-            locked_by: None,
-            heartbeat_datetime: None,
-            attempts: operation.attempts() - 1,
-        };
-        self.fenced(conn, operation, &change, Outcome::Retried)?;
-        Ok(())
-    }
-
-    /// Runs one claimed operation, then hands a final result to the keeper or releases the
-    /// operation for a retry.
-    fn process(&self, conn: &mut C, shared: &Shared, operation: &BatchOperation) -> Result<()> {
-        let span = tracing::info_span!(
-            "run",
-            operation.id = operation.id(),
-            operation.r#type = operation.operation_type(),
-            attempt = operation.attempts(),
-            worker = %self.name,
-        );
-        let _entered = span.enter();
-        match self.decide(conn, operation) {
-            Decision::Finish {
-                result,
-                output,
-                outcome,
-            } => {
-                tracing::info!(?outcome, "ran");
-                shared.push_result(Finished {
-                    id: operation.id(),
-                    attempt: operation.attempts(),
-                    result,
-                    output: output.to_string(),
-                    finished_at: UtcDateTime(now()),
-                    outcome,
-                });
-                Ok(())
-            }
-            Decision::Retry { output, run_after } => {
-                let text = output.to_string();
-                let change = ClaimedChange {
-                    status: Status::Unprocessed,
-                    result: OperationResult::NotAvailable,
-                    finished_datetime: None,
-                    output_data_json: &text,
-                    run_after: Some(run_after),
-                    locked_by: None,
-                    heartbeat_datetime: None,
-                    attempts: operation.attempts(),
-                };
-                let written = self.fenced(conn, operation, &change, Outcome::Retried);
-                shared.release(operation.id());
-                let outcome = written?;
-                tracing::info!(?outcome, "ran");
-                shared.count(outcome);
-                Ok(())
-            }
-        }
-    }
-
-    /// Runs the operation's actions, unless it has no group or its worker was lost too often,
-    /// and decides how the attempt ends.
-    fn decide(&self, conn: &mut C, operation: &BatchOperation) -> Decision {
-        if operation.attempts() > operation.max_attempts() {
-            return Decision::Finish {
-                result: OperationResult::Failed,
-                output: json!({ "error": "worker lost", "attempts": operation.attempts() - 1 }),
-                outcome: Outcome::Lost,
-            };
-        }
-        let Some(group) = self.registry.group(operation.operation_type()) else {
-            let error = format!(
-                "no action group is registered as `{}`",
-                operation.operation_type()
-            );
-            return Decision::Finish {
-                result: OperationResult::Failed,
-                output: json!({ "error": error }),
-                outcome: Outcome::Failed,
-            };
-        };
-        let result = run_actions(conn, group, operation);
-        let output = with_previous_attempts(operation, &result);
-        if !result.failed() {
-            return Decision::Finish {
-                result: OperationResult::Successful,
-                output,
-                outcome: Outcome::Succeeded,
-            };
-        }
-        if operation.attempts() >= operation.max_attempts() {
-            return Decision::Finish {
-                result: OperationResult::Failed,
-                output,
-                outcome: Outcome::Failed,
-            };
-        }
-        // Back off exponentially: backoff, 2·backoff, 4·backoff, ...
-        let exponent = u32::try_from(operation.attempts().saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        let delay = group
-            .backoff()
-            .saturating_mul(2u32.saturating_pow(exponent));
-        let run_after = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        Decision::Retry {
-            output,
-            run_after: UtcDateTime(run_after).clamped(),
-        }
-    }
-
-    /// Writes `change` only if this worker still holds the operation at the attempt it claimed.
-    fn fenced(
-        &self,
-        conn: &mut C,
-        operation: &BatchOperation,
-        change: &ClaimedChange<'_>,
-        outcome: Outcome,
-    ) -> diesel::QueryResult<Outcome> {
-        let (id, attempt) = (operation.id(), operation.attempts());
-        Ok(
-            if retry_on_deadlock(|| conn.change_claimed(id, attempt, &self.name, change))? == 1 {
-                outcome
-            } else {
-                Outcome::Fenced
-            },
-        )
-    }
-}
-
-/// The output of an attempt, with the results of earlier attempts kept under
-/// `previous_attempts`.
-fn with_previous_attempts(operation: &BatchOperation, result: &ActionGroupResult) -> Value {
-    let mut output = serde_json::to_value(result).unwrap_or(Value::Null);
-    if operation.attempts() > 1 {
-        let earlier: Option<Value> = operation.output_data().ok().flatten();
-        let mut previous = match earlier {
-            Some(Value::Object(mut earlier)) => {
-                let older = earlier.remove("previous_attempts");
-                let mut list = match older {
-                    Some(Value::Array(list)) => list,
-                    _ => Vec::new(),
-                };
-                list.push(Value::Object(earlier));
-                list
-            }
-            _ => Vec::new(),
-        };
-        if let Value::Object(map) = &mut output {
-            map.insert(
-                "previous_attempts".into(),
-                Value::Array(std::mem::take(&mut previous)),
-            );
-        }
-    }
-    output
 }
 
 /// Runs `step` again when the database chose it as a deadlock victim (InnoDB does so when

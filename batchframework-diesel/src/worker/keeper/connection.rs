@@ -1,0 +1,81 @@
+//! The keeper's own connection, taken from the worker's pool, and what the keeper knows about
+//! it: whether it listens for new-work notifications, and how large one statement may be.
+//!
+//! A connection that fails is dropped and a fresh one taken at the next use, listening again,
+//! so one lost connection costs the keeper a retry, not the worker.
+
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection, R2D2Connection};
+
+use crate::backend::{statement_budget, BatchConnection, Storage};
+use crate::error::{Error, Result};
+
+/// The keeper's connection, opened on demand.
+pub(super) struct KeeperConnection<C: BatchConnection + R2D2Connection + 'static> {
+    pool: Pool<ConnectionManager<C>>,
+    conn: Option<PooledConnection<ConnectionManager<C>>>,
+    /// Asked for, and supported by the backend; the connection (re)subscribes when opened.
+    pub(super) listen: bool,
+    /// The most bytes one statement may have, where the backend limits it (MySQL/MariaDB).
+    statement_budget: Option<usize>,
+}
+
+impl<C> KeeperConnection<C>
+where
+    C: BatchConnection + R2D2Connection + 'static,
+{
+    /// Takes the keeper's connection from `pool` and, with `listen`, subscribes it to new-work
+    /// notifications before any worker thread starts, so none is missed.
+    pub(super) fn open(pool: Pool<ConnectionManager<C>>, listen: bool) -> Result<Self> {
+        let mut keeper = KeeperConnection {
+            pool,
+            conn: None,
+            listen,
+            statement_budget: None,
+        };
+        keeper.connect()?;
+        Ok(keeper)
+    }
+
+    /// The connection, opened (and subscribed) if need be, with the statement size budget.
+    pub(super) fn connect(&mut self) -> Result<(&mut C, Option<usize>)> {
+        if self.conn.is_none() {
+            let mut conn = self.pool.get().map_err(Error::Pool)?;
+            if self.listen {
+                // A backend without notifications says so once; the worker then only polls.
+                self.listen = conn.listen_for_work()?;
+            }
+            self.statement_budget = conn.max_packet_bytes()?.map(statement_budget);
+            self.conn = Some(conn);
+        }
+        match self.conn.as_mut() {
+            Some(conn) => Ok((&mut **conn, self.statement_budget)),
+            None => Err(Error::Internal(
+                "the keeper's connection was missing right after it was opened",
+            )),
+        }
+    }
+
+    /// Drops a connection that failed; the next use takes a fresh one.
+    pub(super) fn discard(&mut self) {
+        self.stop_listening();
+        self.conn = None;
+    }
+
+    /// Unsubscribes the connection before it goes back to the pool, so that whoever takes it
+    /// next does not collect notifications. Should this fail, the connection is broken, and the
+    /// pool's next health check replaces it.
+    fn stop_listening(&mut self) {
+        if let (true, Some(conn)) = (self.listen, self.conn.as_mut()) {
+            let _ = Storage::stop_listening(&mut **conn);
+        }
+    }
+}
+
+impl<C> Drop for KeeperConnection<C>
+where
+    C: BatchConnection + R2D2Connection + 'static,
+{
+    fn drop(&mut self) {
+        self.stop_listening();
+    }
+}

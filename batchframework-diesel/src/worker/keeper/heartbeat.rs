@@ -1,0 +1,33 @@
+//! Heartbeats: the keeper refreshes `heartbeat_datetime` of every operation its worker holds,
+//! every third of the lease, so other workers do not take them over while they run (or while
+//! their results wait to be written).
+
+use diesel::r2d2::R2D2Connection;
+
+use crate::backend::{now, BatchConnection};
+
+use super::super::shared::Shared;
+use super::Keeper;
+
+impl<C> Keeper<C>
+where
+    C: BatchConnection + R2D2Connection + Send + 'static,
+{
+    /// Refreshes the heartbeat of every held operation. A failed beat is tried again at the
+    /// next one; the lease covers a few misses.
+    pub(super) fn beat(&mut self, shared: &Shared) {
+        let ids = shared.held_ids();
+        if ids.is_empty() {
+            return;
+        }
+        let name = &self.name;
+        let beaten = self
+            .conn
+            .connect()
+            .and_then(|(conn, _)| Ok(conn.heartbeat(name, &ids, now())?));
+        if let Err(error) = beaten {
+            tracing::warn!(%error, "heartbeat failed; retrying at the next one");
+            self.conn.discard();
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The keeper: one thread per worker, with one connection of its own, that does the worker's
+//! bookkeeping so its worker threads only claim and run.
+//!
+//! * **Results, group-committed** (`results`). Worker threads hand over each finished
+//!   operation and go on to the next; the keeper writes every result waiting in one
+//!   transaction, one `UPDATE` per chunk. Each write is still fenced.
+//! * **Heartbeats** (`heartbeat`) for every operation held, every third of the lease, until
+//!   its result is written.
+//! * **Wake-ups** (`wakeup`, PostgreSQL): the connection LISTENs for the new-work
+//!   notifications the migrations' triggers send, and the keeper wakes idle worker threads when
+//!   one names a queue of theirs. Diesel reads notifications without blocking, so the keeper
+//!   looks every [`NOTIFICATION_CHECK`]: a read of what already arrived on the socket, not a
+//!   query.
+//!
+//! The keeper runs until every worker thread has returned and every result is written, even
+//! past a shutdown's timeout, so an action that outlives it still gets its result recorded.
+
+mod connection;
+mod heartbeat;
+mod results;
+mod wakeup;
+
+use std::time::{Duration, Instant};
+
+use diesel::r2d2::R2D2Connection;
+
+use crate::backend::BatchConnection;
+use crate::error::{Error, Result};
+
+use super::shared::Shared;
+use super::Worker;
+use connection::KeeperConnection;
+
+/// How often a listening keeper reads the notifications that have arrived.
+const NOTIFICATION_CHECK: Duration = Duration::from_millis(5);
+
+/// How long a keeper that does not listen waits for results before it looks at the heartbeats.
+const IDLE_CHECK: Duration = Duration::from_millis(50);
+
+/// A worker's keeper: what it needs of the worker, and its connection. It owns copies, not a
+/// borrow of the worker, so it runs on a thread of its own whether the worker was started or
+/// runs until idle.
+pub(super) struct Keeper<C: BatchConnection + R2D2Connection + 'static> {
+    /// The worker's name, which fences every write.
+    name: String,
+    /// The worker's queues, whose notifications wake its threads.
+    queues: Vec<String>,
+    /// How often held operations get a heartbeat: a third of the lease.
+    beat_every: Duration,
+    conn: KeeperConnection<C>,
+}
+
+impl<C> Keeper<C>
+where
+    C: BatchConnection + R2D2Connection + Send + 'static,
+{
+    /// The keeper of `worker`, with its connection taken from the worker's pool and, with
+    /// `listen`, subscribed to new-work notifications before any worker thread starts, so none
+    /// is missed.
+    pub(super) fn open(worker: &Worker<C>, listen: bool) -> Result<Self> {
+        Ok(Keeper {
+            name: worker.name.clone(),
+            queues: worker.queues.clone(),
+            beat_every: worker.lease / 3,
+            conn: KeeperConnection::open(worker.pool.clone(), listen)?,
+        })
+    }
+
+    /// The keeper thread's loop; see the module documentation.
+    pub(super) fn run(mut self, shared: &Shared) {
+        let _guard = KeeperGuard(shared);
+        let mut last_beat = Instant::now();
+        let mut listen_again_at = None;
+        loop {
+            let wait = if self.conn.listen {
+                NOTIFICATION_CHECK
+            } else {
+                IDLE_CHECK.min(self.beat_every.saturating_sub(last_beat.elapsed()))
+            };
+            let Some(results) = shared.take_results(wait) else {
+                return;
+            };
+            if !results.is_empty() {
+                self.write_results(shared, results);
+            }
+            shared.written();
+            if last_beat.elapsed() >= self.beat_every {
+                last_beat = Instant::now();
+                self.beat(shared);
+            }
+            let due = listen_again_at.is_none_or(|at| Instant::now() >= at);
+            if self.conn.listen && due {
+                listen_again_at = self.read_notifications(shared);
+            }
+        }
+    }
+}
+
+/// Tells the worker threads when the keeper is gone, also by a panic (a bug), so none waits
+/// for it forever.
+struct KeeperGuard<'a>(&'a Shared);
+
+impl Drop for KeeperGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.keeper_failed(Error::WorkerPanicked);
+            self.0.request_stop();
+        }
+        self.0.keeper_ended();
+    }
+}

@@ -1,0 +1,165 @@
+//! Results, group-committed: the keeper writes every final result waiting in one transaction,
+//! one fenced `UPDATE` per chunk, and counts what was written.
+//!
+//! A commit costs a disk flush, and one flush per group instead of one per operation is what
+//! lets a worker finish thousands of short operations a second. On MySQL/MariaDB chunks also
+//! stay under `max_allowed_packet`; a result too large for any statement is recorded as a
+//! failure saying so, instead of stopping the worker.
+
+use diesel::r2d2::R2D2Connection;
+use serde_json::json;
+
+use crate::backend::storage::{FinishedRow, FINISH_ROW_OVERHEAD};
+use crate::backend::BatchConnection;
+use crate::error::Result;
+use crate::operation::OperationResult;
+
+use super::super::retry_on_deadlock;
+use super::super::shared::{Finished, Outcome, Shared};
+use super::Keeper;
+
+impl<C> Keeper<C>
+where
+    C: BatchConnection + R2D2Connection + Send + 'static,
+{
+    /// Writes `results` and counts them. The group is one transaction; should it fail twice
+    /// (the second time on a fresh connection), each result is tried alone, and those that
+    /// still fail stop the worker with the error: their operations stay `running` and are
+    /// taken over by other workers once the lease expires.
+    pub(super) fn write_results(&mut self, shared: &Shared, mut results: Vec<Finished>) {
+        // Rows in id order: concurrent writers lock them in the same order.
+        results.sort_by_key(|finished| finished.id);
+        if let Ok((_, Some(budget))) = self.conn.connect() {
+            for finished in &mut results {
+                refuse_if_too_large(finished, budget);
+            }
+        }
+        let rows: Vec<FinishedRow<'_>> = results
+            .iter()
+            .map(|finished| FinishedRow {
+                id: finished.id,
+                attempt: finished.attempt,
+                result: finished.result,
+                finished_at: finished.finished_at,
+                output_data_json: &finished.output,
+            })
+            .collect();
+        let _span =
+            tracing::debug_span!("finish", worker = %self.name, operations = rows.len()).entered();
+        let group = self.try_write(&rows).or_else(|_| {
+            self.conn.discard();
+            self.try_write(&rows)
+        });
+        let written: Vec<Option<bool>> = match group {
+            Ok(written) => written.into_iter().map(Some).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "could not write a group of results; writing each alone");
+                rows.iter()
+                    .map(|row| match self.try_write(std::slice::from_ref(row)) {
+                        Ok(written) => written.first().copied(),
+                        Err(error) => {
+                            tracing::error!(operation.id = row.id, %error, "could not record the result; stopping");
+                            self.conn.discard();
+                            shared.keeper_failed(error);
+                            None
+                        }
+                    })
+                    .collect()
+            }
+        };
+        for (finished, written) in results.iter().zip(&written) {
+            match written {
+                Some(true) => shared.count(finished.outcome),
+                Some(false) => {
+                    tracing::warn!(
+                        operation.id = finished.id,
+                        "lost the operation to another worker; result not written"
+                    );
+                    shared.count(Outcome::Fenced);
+                }
+                None => {}
+            }
+            shared.release(finished.id);
+        }
+        if written.iter().any(Option::is_none) {
+            shared.request_stop();
+        }
+    }
+
+    /// One attempt at writing `rows` in one transaction, fenced per row; which were written.
+    fn try_write(&mut self, rows: &[FinishedRow<'_>]) -> Result<Vec<bool>> {
+        let name = &self.name;
+        let (conn, budget) = self.conn.connect()?;
+        Ok(retry_on_deadlock(|| {
+            conn.finish_claimed(name, rows, budget)
+        })?)
+    }
+}
+
+/// A result whose output cannot fit in any statement the server accepts
+/// (`max_allowed_packet`) is recorded as a failure that says so: the operation ends, visibly,
+/// instead of failing to be written again and again.
+fn refuse_if_too_large(finished: &mut Finished, budget: usize) {
+    let size = finished.output.len();
+    if size + FINISH_ROW_OVERHEAD <= budget {
+        return;
+    }
+    finished.result = OperationResult::Failed;
+    finished.outcome = Outcome::Failed;
+    finished.output = json!({
+        "error": format!(
+            "the output data ({size} bytes) is too large for one statement on this server \
+             (max_allowed_packet); it was not stored. Raise max_allowed_packet, or have the \
+             action return less"
+        )
+    })
+    .to_string();
+}
+
+#[cfg(test)]
+mod tests {
+    //! The size check on results, without a database.
+
+    use chrono::Utc;
+    use serde_json::Value;
+
+    use super::{refuse_if_too_large, Finished, Outcome, FINISH_ROW_OVERHEAD};
+    use crate::backend::UtcDateTime;
+    use crate::operation::OperationResult;
+
+    fn finished(output: &str) -> Finished {
+        Finished {
+            id: 1,
+            attempt: 1,
+            result: OperationResult::Successful,
+            output: output.to_owned(),
+            finished_at: UtcDateTime(Utc::now()),
+            outcome: Outcome::Succeeded,
+        }
+    }
+
+    #[test]
+    fn a_result_that_fits_is_kept() {
+        let output = "x".repeat(100);
+        let mut result = finished(&output);
+        refuse_if_too_large(&mut result, 100 + FINISH_ROW_OVERHEAD);
+        assert_eq!(result.result, OperationResult::Successful);
+        assert_eq!(result.outcome, Outcome::Succeeded);
+        assert_eq!(result.output, output);
+    }
+
+    #[test]
+    fn a_result_too_large_for_any_statement_is_a_failure_saying_so() {
+        let mut result = finished(&"x".repeat(101));
+        refuse_if_too_large(&mut result, 100 + FINISH_ROW_OVERHEAD);
+        assert_eq!(result.result, OperationResult::Failed);
+        assert_eq!(result.outcome, Outcome::Failed);
+        let output: Value = serde_json::from_str(&result.output).unwrap_or_default();
+        let error = output["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("the output data (101 bytes) is too large"),
+            "{error}"
+        );
+        assert!(error.contains("max_allowed_packet"), "{error}");
+    }
+}

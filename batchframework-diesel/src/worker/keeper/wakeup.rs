@@ -1,0 +1,49 @@
+//! Wake-ups (PostgreSQL): the keeper's connection LISTENs for the new-work notifications the
+//! migrations' triggers send, and the keeper wakes the idle worker threads when one names a
+//! queue of theirs, so new work starts within milliseconds instead of at the next poll.
+
+use std::time::{Duration, Instant};
+
+use diesel::r2d2::R2D2Connection;
+
+use crate::backend::BatchConnection;
+
+use super::super::shared::Shared;
+use super::Keeper;
+
+/// How long a keeper that lost its listening connection waits before it tries again.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
+impl<C> Keeper<C>
+where
+    C: BatchConnection + R2D2Connection + Send + 'static,
+{
+    /// Wakes the idle worker threads if new work was announced on one of their queues. A lost
+    /// connection is replaced (listening again) and everyone is woken, in case a notification
+    /// was lost with it; if no connection can be had, returns when to try again (polling goes
+    /// on meanwhile).
+    pub(super) fn read_notifications(&mut self, shared: &Shared) -> Option<Instant> {
+        let read = self
+            .conn
+            .connect()
+            .and_then(|(conn, _)| Ok(conn.work_notifications()?));
+        match read {
+            Ok(queues) => {
+                if queues.iter().any(|queue| self.queues.contains(queue)) {
+                    shared.wake_all();
+                }
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "lost the notification connection; reconnecting");
+                self.conn.discard();
+                if self.conn.connect().is_ok() {
+                    shared.wake_all();
+                    None
+                } else {
+                    Some(Instant::now() + RELISTEN_AFTER)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The serve loop of one worker thread: claim a batch of due operations, run each, and end
+//! every attempt, until the worker stops (or, for `run_until_idle`, until nothing is due).
+//!
+//! How an attempt ends is decided in the `attempt` module; a final result is handed to the
+//! keeper, which group-commits it, and a retry or an unstarted operation is released here, on
+//! the thread (the `release` module says why). The threads' supervision lives here too: each
+//! holds one pooled connection, and a database error in one stops the whole worker.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::r2d2::{ConnectionManager, PooledConnection, R2D2Connection};
+
+use crate::backend::{now, BatchConnection, UtcDateTime};
+use crate::error::{Error, Result};
+use crate::operation::BatchOperation;
+use crate::registry::engine::run_actions;
+
+use super::attempt::{self, Attempt, Decision};
+use super::keeper::Keeper;
+use super::release::Release;
+use super::shared::{self, Finished, ServingGuard, Shared};
+use super::{retry_on_deadlock, Worker};
+
+/// How often `run_until_idle` looks again when a claim came back empty while work is due.
+const IDLE_RECHECKS: u32 = 100;
+
+/// The pause between those looks: 100 × 10 ms lets a concurrent claim commit, and bounds the
+/// wait on work an application keeps locked.
+const IDLE_RECHECK_PAUSE: Duration = Duration::from_millis(10);
+
+impl<C> Worker<C>
+where
+    C: BatchConnection + R2D2Connection + Send + 'static,
+{
+    /// Starts one thread of a started worker, serving until the worker stops.
+    pub(super) fn spawn_serving(
+        worker: &Arc<Self>,
+        shared: &Arc<Shared>,
+    ) -> JoinHandle<Result<()>> {
+        let (worker, shared) = (Arc::clone(worker), Arc::clone(shared));
+        std::thread::spawn(move || {
+            let _serving = ServingGuard(&shared);
+            worker.serve(&shared, false)
+        })
+    }
+
+    /// Runs `keeper` and `threads` threads serving until nothing is due, and waits for all of
+    /// them; the first error of a thread (a panic counts as [`Error::WorkerPanicked`]), else
+    /// the keeper's.
+    pub(super) fn serve_until_idle(
+        &self,
+        threads: usize,
+        keeper: Keeper<C>,
+        shared: &Shared,
+    ) -> Result<()> {
+        std::thread::scope(|scope| {
+            let keeper = scope.spawn(|| keeper.run(shared));
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let _serving = ServingGuard(shared);
+                        self.serve(shared, true)
+                    })
+                })
+                .collect();
+            let mut first_error = None;
+            for worker in workers {
+                let result = worker.join().unwrap_or(Err(Error::WorkerPanicked));
+                if let (Err(error), None) = (result, &first_error) {
+                    first_error = Some(error);
+                }
+            }
+            if keeper.join().is_err() {
+                first_error.get_or_insert(Error::WorkerPanicked);
+            }
+            let keeper_error = shared::lock(&shared.keeper_error).take();
+            first_error.or(keeper_error).map_or(Ok(()), Err)
+        })
+    }
+
+    /// One worker thread: claim and run until stopped, or, with `until_idle`, until a claim
+    /// comes back empty; otherwise wait up to `poll_interval` (or a wake-up) while idle. On
+    /// stop, operations claimed but not started are released, their attempt not counted.
+    ///
+    /// A database error ends the thread and stops the whole worker: the error is returned by
+    /// `run_until_idle` or the handle's `shutdown`, and `is_stopping` turns true.
+    pub(super) fn serve(&self, shared: &Shared, until_idle: bool) -> Result<()> {
+        let served = self.serve_until_stopped(shared, until_idle);
+        if served.is_err() {
+            shared.request_stop();
+        }
+        served
+    }
+
+    fn serve_until_stopped(&self, shared: &Shared, until_idle: bool) -> Result<()> {
+        let mut conn = self.pool.get().map_err(Error::Pool)?;
+        let mut rechecks = 0;
+        while !shared.is_stopping() {
+            let generation = shared.generation();
+            let claimed = self.claim(&mut conn)?;
+            if claimed.is_empty() {
+                if until_idle {
+                    // Due work that could not be claimed is held by a concurrent claim (or an
+                    // application's lock): look again shortly, for a while.
+                    if rechecks < IDLE_RECHECKS && self.has_claimable(&mut conn)? {
+                        rechecks += 1;
+                        std::thread::sleep(IDLE_RECHECK_PAUSE);
+                        continue;
+                    }
+                    return Ok(());
+                }
+                shared.wait_for_work(generation, self.poll_interval);
+                continue;
+            }
+            rechecks = 0;
+            shared.hold(claimed.iter().map(BatchOperation::id));
+            self.run_claimed(&mut conn, shared, claimed)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a claimed batch in order, stopping early when the worker stops or an error ends
+    /// the thread; what was not started then is given back.
+    fn run_claimed(
+        &self,
+        conn: &mut PooledConnection<ConnectionManager<C>>,
+        shared: &Shared,
+        claimed: Vec<BatchOperation>,
+    ) -> Result<()> {
+        let mut started = 0;
+        let mut ran = Ok(());
+        for operation in &claimed {
+            started += 1;
+            ran = self
+                .process(conn, shared, operation)
+                .and_then(|()| self.close_leaked_transactions(conn));
+            if ran.is_err() || shared.is_stopping() {
+                break;
+            }
+        }
+        for operation in &claimed[started..] {
+            // After an error this is best effort: what cannot be given back is taken over by
+            // other workers once the lease expires.
+            let released = self.release(conn, shared, operation, &Release::unstarted(operation));
+            if ran.is_ok() {
+                ran = released.map(drop).map_err(Error::from);
+            }
+        }
+        ran
+    }
+
+    /// An action that panicked inside `conn.transaction(...)` leaves that transaction open:
+    /// Diesel rolls back on an `Err`, not on a panic. The thread's next claim would then run
+    /// nested inside it, never committed, holding its row locks. Roll such transactions back;
+    /// should that fail (the action broke or lost the connection), the thread cannot go on,
+    /// and the error stops the worker.
+    fn close_leaked_transactions(&self, conn: &mut C) -> Result<()> {
+        use diesel::connection::TransactionManager;
+        // `is_broken` is true while a transaction is open or the transaction manager failed.
+        let mut levels = 0;
+        while R2D2Connection::is_broken(conn) && levels < 64 {
+            levels += 1;
+            <C as diesel::Connection>::TransactionManager::rollback_transaction(conn)?;
+        }
+        if levels > 0 {
+            tracing::warn!(levels, "an action left a transaction open; rolled it back");
+        }
+        Ok(())
+    }
+
+    fn claim(&self, conn: &mut C) -> Result<Vec<BatchOperation>> {
+        let (now, stale_before) = self.claim_times();
+        Ok(retry_on_deadlock(|| {
+            let _span = tracing::debug_span!("claim", worker = %self.name).entered();
+            conn.claim_operations(
+                &self.name,
+                &self.queues,
+                &self.operation_types,
+                now,
+                stale_before,
+                self.batch_size,
+            )
+        })?)
+    }
+
+    /// Whether work is due although a claim came back empty (see
+    /// [`Storage::has_claimable`](crate::backend::Storage::has_claimable)); `run_until_idle`
+    /// asks before it calls the queue drained.
+    fn has_claimable(&self, conn: &mut C) -> Result<bool> {
+        let (now, stale_before) = self.claim_times();
+        Ok(conn.has_claimable(&self.queues, &self.operation_types, now, stale_before)?)
+    }
+
+    /// Now, and the heartbeat time before which a holder counts as lost.
+    fn claim_times(&self) -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
+        let now = now();
+        let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
+        (now, stale_before)
+    }
+
+    /// Runs one claimed operation, then hands a final result to the keeper or releases the
+    /// operation for a retry.
+    fn process(&self, conn: &mut C, shared: &Shared, operation: &BatchOperation) -> Result<()> {
+        let span = tracing::info_span!(
+            "run",
+            operation.id = operation.id(),
+            operation.r#type = operation.operation_type(),
+            attempt = operation.attempts(),
+            worker = %self.name,
+        );
+        let _entered = span.enter();
+        match self.decide(conn, operation) {
+            Decision::Finish {
+                result,
+                output,
+                outcome,
+            } => {
+                tracing::info!(?outcome, "ran");
+                shared.push_result(Finished {
+                    id: operation.id(),
+                    attempt: operation.attempts(),
+                    result,
+                    output: output.to_string(),
+                    finished_at: UtcDateTime(now()),
+                    outcome,
+                });
+                Ok(())
+            }
+            Decision::Retry { output, run_after } => {
+                // Written here, not group-committed by the keeper: see the `release` module.
+                let output = output.to_string();
+                let retry = Release::retry(operation.attempts(), &output, run_after);
+                let outcome = self.release(conn, shared, operation, &retry)?;
+                tracing::info!(?outcome, "ran");
+                shared.count(outcome);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the operation's actions, unless its worker was lost too often or it has no group,
+    /// and decides how the attempt ends (see the `attempt` module).
+    fn decide(&self, conn: &mut C, operation: &BatchOperation) -> Decision {
+        let attempt = Attempt::of(operation);
+        if let Some(lost) = attempt.worker_lost() {
+            return lost;
+        }
+        let Some(group) = self.registry.group(operation.operation_type()) else {
+            return attempt::no_group(operation.operation_type());
+        };
+        let result = run_actions(conn, group, operation);
+        attempt.after_run(group.backoff(), &result, Utc::now())
+    }
+}
