@@ -10,6 +10,7 @@ mod concurrency;
 mod connection_loss;
 mod constraints;
 mod context;
+mod layers;
 mod lifecycle;
 mod migrations;
 mod model;
