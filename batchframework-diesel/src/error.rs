@@ -232,12 +232,5 @@ pub enum Error {
     Database(diesel::result::Error),
 }
 
-impl From<diesel::result::Error> for Error {
-    fn from(error: diesel::result::Error) -> Self {
-        if crate::backend::is_missing_schema(&error) {
-            Error::NotMigrated { source: error }
-        } else {
-            Error::Database(error)
-        }
-    }
-}
+// `From<diesel::result::Error>` is implemented in `backend`, which knows how each database words
+// a missing table (`Error::NotMigrated`): this module stays below the backend layer.

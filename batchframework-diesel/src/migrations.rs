@@ -10,23 +10,13 @@
 use crate::backend::BatchConnection;
 use crate::error::{Error, Result};
 
-/// PostgreSQL migrations (`migrations/postgres`).
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub const POSTGRES: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/postgres");
-
-/// SQLite migrations (`migrations/sqlite`).
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub const SQLITE: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/sqlite");
-
-/// MySQL/MariaDB migrations (`migrations/mysql`).
+// The sets are embedded in the backend layer, which applies them; they are public from here.
 #[cfg(feature = "mysql")]
-#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
-pub const MYSQL: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/mysql");
+pub use crate::backend::MYSQL;
+#[cfg(feature = "postgres")]
+pub use crate::backend::POSTGRES;
+#[cfg(feature = "sqlite")]
+pub use crate::backend::SQLITE;
 
 /// Creates (or brings up to date) the batchframework tables on this connection's database.
 ///

@@ -18,6 +18,24 @@ use crate::operation::{BatchOperation, Status};
 use crate::query::{Keyset, OperationFilter};
 use storage::{NewOperationRow, StatusChange};
 
+/// PostgreSQL migrations (`migrations/postgres` in this crate).
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub const POSTGRES: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/postgres");
+
+/// SQLite migrations (`migrations/sqlite` in this crate).
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub const SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/sqlite");
+
+/// MySQL/MariaDB migrations (`migrations/mysql` in this crate).
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub const MYSQL: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/mysql");
+
 /// A Diesel connection this crate can store batch operations through.
 ///
 /// You never implement this: it is provided for `PgConnection` (feature `postgres`),
@@ -26,9 +44,21 @@ use storage::{NewOperationRow, StatusChange};
 /// passed as it is (`&mut pooled`).
 pub trait BatchConnection: diesel::Connection + Storage {}
 
+/// Diesel's errors, with a missing table or column of ours told apart
+/// ([`Error::NotMigrated`](crate::Error::NotMigrated), which says to run the migrations).
+impl From<diesel::result::Error> for crate::error::Error {
+    fn from(error: diesel::result::Error) -> Self {
+        if is_missing_schema(&error) {
+            crate::error::Error::NotMigrated { source: error }
+        } else {
+            crate::error::Error::Database(error)
+        }
+    }
+}
+
 /// Recognises a missing table or column of ours as each backend words it, so that the error
 /// can tell the caller to run the migrations.
-pub(crate) fn is_missing_schema(error: &diesel::result::Error) -> bool {
+fn is_missing_schema(error: &diesel::result::Error) -> bool {
     let diesel::result::Error::DatabaseError(_, info) = error else {
         return false;
     };
@@ -178,7 +208,7 @@ storage::impl_storage!(
     returning,
     skip_locked,
     notify,
-    crate::migrations::POSTGRES
+    POSTGRES
 );
 
 #[cfg(feature = "sqlite")]
@@ -188,7 +218,7 @@ storage::impl_storage!(
     returning,
     immediate,
     none,
-    crate::migrations::SQLITE
+    SQLITE
 );
 
 #[cfg(feature = "mysql")]
@@ -198,7 +228,7 @@ storage::impl_storage!(
     last_insert_id,
     skip_locked,
     none,
-    crate::migrations::MYSQL
+    MYSQL
 );
 
 /// A pooled connection stores through the connection it wraps.
