@@ -17,12 +17,16 @@ const LAYERS: &[&str] = &[
     // Plain values with no dependency on the rest of the crate.
     "context",
     "stored_json",
-    // The error type; the model's states it reports.
-    "operation",
-    "error",
-    // What differs per database, and the table as Diesel sees it.
-    "backend",
+    // Per-database constants and the SQL type of the timestamps, which the table needs.
+    "backend::dialect",
+    "backend::timestamp",
+    // The states an operation is in, the table, the errors that report them, the model.
+    "status",
     "schema",
+    "error",
+    "operation",
+    // The storage layer: every statement, per database; the migrations it applies.
+    "backend",
     "migrations",
     // The lifecycle and queries built on the storage layer.
     "lifecycle",
@@ -35,16 +39,15 @@ const LAYERS: &[&str] = &[
     "worker",
 ];
 
+/// Modules of `backend/` that are layers of their own, below the rest of `backend` (the storage
+/// layer): named `backend::<file>`, here and in `crate::backend::<file>::` paths.
+const SPLIT: &[&str] = &["backend::dialect", "backend::timestamp"];
+
 /// References that point up today, as `(from, to)`. Each is to go, not to grow.
 const KNOWN_UPWARD: &[(&str, &str)] = &[
-    // The storage macro in backend/storage.rs builds queries from the filter and the model's
-    // schema: it is to become per-backend files fed plain values.
+    // The storage macro in backend/storage.rs takes the query filter itself: it is to become
+    // per-backend files fed the filter's conditions as plain values.
     ("backend", "query"),
-    ("backend", "schema"),
-    // `Status` lives in operation.rs, whose model derives from the schema and whose JSON
-    // helpers return `error::Result`.
-    ("operation", "error"),
-    ("operation", "schema"),
 ];
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -61,14 +64,22 @@ fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
 /// The top-level module a source file belongs to (`backend/storage.rs` -> `backend`).
 fn module_of(src: &Path, file: &Path) -> String {
     let relative = file.strip_prefix(src).expect("a file under src/");
-    let first = relative
+    let parts: Vec<String> = relative
         .components()
-        .next()
-        .expect("a non-empty path")
-        .as_os_str()
-        .to_string_lossy()
-        .into_owned();
-    first.trim_end_matches(".rs").to_owned()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_owned()
+        })
+        .collect();
+    if parts.len() >= 2 {
+        let split = format!("{}::{}", parts[0], parts[1]);
+        if SPLIT.contains(&split.as_str()) {
+            return split;
+        }
+    }
+    parts[0].clone()
 }
 
 /// The code of a file without its comments (docs name modules in prose and examples).
@@ -100,7 +111,14 @@ fn crate_paths(code: &str) -> BTreeSet<String> {
             }
         } else {
             let name = ident(rest);
-            if !name.is_empty() {
+            let second = rest[name.len()..]
+                .strip_prefix("::")
+                .map(ident)
+                .unwrap_or_default();
+            let split = format!("{name}::{second}");
+            if SPLIT.contains(&split.as_str()) {
+                names.insert(split);
+            } else if !name.is_empty() {
                 names.insert(name);
             }
         }
@@ -123,6 +141,7 @@ fn root_reexports(lib: &str) -> BTreeMap<String, String> {
         if !LAYERS.contains(&module) {
             continue;
         }
+        // `pub use a::b::{..}` of a split module is not at the root's top level: not mapped.
         let items = items.trim().trim_start_matches('{').trim_end_matches('}');
         for item in items.split(',') {
             let name = item.trim().rsplit("::").next().unwrap_or("").trim();

@@ -4,7 +4,7 @@
 //! (the operation id, the status actually found, the offending length), and every message says
 //! what to do about it.
 
-use crate::operation::Status;
+use crate::status::Status;
 
 /// Shorthand for `Result<T, batchframework_diesel::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

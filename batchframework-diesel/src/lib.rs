@@ -154,6 +154,7 @@ mod prune;
 mod query;
 pub mod registry;
 pub mod schema;
+mod status;
 mod stored_json;
 mod tracking;
 #[cfg(feature = "r2d2")]
@@ -341,9 +342,10 @@ pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};
 pub use lifecycle::{NewOperation, DEFAULT_QUEUE, HIGH_PRIORITY_QUEUE, MAX_KEY_LENGTH};
 pub use migrations::run_migrations;
-pub use operation::{BatchOperation, OperationResult, Status, UnknownValue};
+pub use operation::BatchOperation;
 pub use prune::Prune;
 pub use query::{OperationFilter, OperationOrder};
+pub use status::{OperationResult, Status, UnknownValue};
 pub use tracking::{
     add_tracking_column, tracking_column_sql, BatchTracked, TrackingColumnSql, TRACKING_COLUMN,
 };

@@ -14,7 +14,8 @@ use crate::backend::storage::{NewOperationRow, StatusChange};
 use crate::backend::{now, BatchConnection, UtcDateTime};
 use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
-use crate::operation::{BatchOperation, OperationResult, Status};
+use crate::operation::BatchOperation;
+use crate::status::{OperationResult, Status};
 
 /// The longest operation type, context type key, context id and `started_by` accepted, in
 /// characters (the columns are `VARCHAR(255)`).

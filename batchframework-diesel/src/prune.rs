@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 
 use crate::backend::{BatchConnection, UtcDateTime};
 use crate::error::Result;
-use crate::operation::OperationResult;
 use crate::query::{OperationFilter, OperationOrder};
+use crate::status::OperationResult;
 
 /// Deletes finished operations that finished before an instant, a batch at a time, so the
 /// operation table stays small without one long-locking `DELETE`.

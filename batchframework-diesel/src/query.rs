@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::backend::{BatchConnection, UtcDateTime};
 use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
-use crate::operation::{BatchOperation, OperationResult, Status};
+use crate::operation::BatchOperation;
+use crate::status::{OperationResult, Status};
 
 /// A set of conditions on operations (every condition given must hold), and for
 /// [`load`](Self::load) the order, size and start of the page to read.

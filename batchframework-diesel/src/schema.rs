@@ -5,7 +5,7 @@
 
 diesel::table! {
     use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Varchar};
-    use crate::backend::UtcTimestamp;
+    use crate::backend::timestamp::UtcTimestamp;
 
     /// One row per batch or background operation.
     batchframework_batchoperation (id) {

@@ -7,15 +7,17 @@
 
 mod dialect;
 pub(crate) mod storage;
-mod timestamp;
+pub(crate) mod timestamp;
 
 pub use dialect::Dialect;
 pub(crate) use dialect::{statement_budget, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
 pub(crate) use timestamp::now;
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 
-use crate::operation::{BatchOperation, Status};
+use crate::operation::BatchOperation;
+
 use crate::query::{Keyset, OperationFilter};
+use crate::status::Status;
 use storage::{NewOperationRow, StatusChange};
 
 /// PostgreSQL migrations (`migrations/postgres` in this crate).

@@ -16,8 +16,8 @@
 use super::{Dialect, UtcDateTime};
 use diesel::{AsChangeset, Insertable};
 
-use crate::operation::{OperationResult, Status};
 use crate::schema::batchframework_batchoperation;
+use crate::status::{OperationResult, Status};
 
 /// The row written by `create_synchronous` / `create_asynchronous`.
 #[doc(hidden)]
@@ -921,7 +921,7 @@ mod tests {
         due_sql, finish_chunks, finish_sql, Dialect, FinishedRow, FINISH_CHUNK, FINISH_ROW_OVERHEAD,
     };
     use crate::backend::UtcDateTime;
-    use crate::operation::OperationResult;
+    use crate::status::OperationResult;
 
     fn row(id: i64, output: &str) -> FinishedRow<'_> {
         FinishedRow {

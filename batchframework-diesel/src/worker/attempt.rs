@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::backend::UtcDateTime;
-use crate::operation::{BatchOperation, OperationResult};
+use crate::operation::BatchOperation;
 use crate::registry::ActionGroupResult;
+use crate::status::OperationResult;
 
 use super::shared::Outcome;
 

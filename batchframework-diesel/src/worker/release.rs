@@ -17,7 +17,8 @@ use diesel::r2d2::R2D2Connection;
 
 use crate::backend::storage::ClaimedChange;
 use crate::backend::{BatchConnection, UtcDateTime};
-use crate::operation::{BatchOperation, OperationResult, Status};
+use crate::operation::BatchOperation;
+use crate::status::{OperationResult, Status};
 
 use super::shared::{Outcome, Shared};
 use super::{retry_on_deadlock, Worker};
@@ -103,7 +104,8 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::{Release, UtcDateTime};
-    use crate::operation::{BatchOperation, OperationResult, Status};
+    use crate::operation::BatchOperation;
+    use crate::status::{OperationResult, Status};
 
     /// An operation as a claim leaves it: `running`, locked, its third attempt counted.
     fn claimed(run_after: Option<DateTime<Utc>>) -> BatchOperation {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::UtcDateTime;
 use crate::error::Error;
-use crate::operation::OperationResult;
+use crate::status::OperationResult;
 
 use super::WorkerStats;
 

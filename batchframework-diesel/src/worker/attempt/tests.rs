@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::{no_group, retry_delay, with_previous_attempts, Attempt, Decision};
 use crate::backend::UtcDateTime;
-use crate::operation::OperationResult;
 use crate::registry::{ActionGroupResult, ActionResult, ErrorData};
+use crate::status::OperationResult;
 use crate::worker::shared::Outcome;
 
 fn result(failed: bool) -> ActionGroupResult {

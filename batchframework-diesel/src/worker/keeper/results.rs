@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::backend::storage::{FinishedRow, FINISH_ROW_OVERHEAD};
 use crate::backend::BatchConnection;
 use crate::error::Result;
-use crate::operation::OperationResult;
+use crate::status::OperationResult;
 
 use super::super::retry_on_deadlock;
 use super::super::shared::{Finished, Outcome, Shared};
@@ -125,7 +125,7 @@ mod tests {
 
     use super::{refuse_if_too_large, Finished, Outcome, FINISH_ROW_OVERHEAD};
     use crate::backend::UtcDateTime;
-    use crate::operation::OperationResult;
+    use crate::status::OperationResult;
 
     fn finished(output: &str) -> Finished {
         Finished {
