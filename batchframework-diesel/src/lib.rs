@@ -147,6 +147,7 @@ mod backend;
 mod bulk;
 mod context;
 mod error;
+mod filter;
 mod lifecycle;
 pub mod migrations;
 mod operation;
@@ -340,11 +341,11 @@ pub use bulk::{
 };
 pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};
+pub use filter::{OperationFilter, OperationOrder};
 pub use lifecycle::{NewOperation, DEFAULT_QUEUE, HIGH_PRIORITY_QUEUE, MAX_KEY_LENGTH};
 pub use migrations::run_migrations;
 pub use operation::BatchOperation;
 pub use prune::Prune;
-pub use query::{OperationFilter, OperationOrder};
 pub use status::{OperationResult, Status, UnknownValue};
 pub use tracking::{
     add_tracking_column, tracking_column_sql, BatchTracked, TrackingColumnSql, TRACKING_COLUMN,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::backend::{BatchConnection, UtcDateTime};
 use crate::error::Result;
-use crate::query::{OperationFilter, OperationOrder};
+use crate::filter::{OperationFilter, OperationOrder};
 use crate::status::OperationResult;
 
 /// Deletes finished operations that finished before an instant, a batch at a time, so the

@@ -16,7 +16,7 @@ pub use timestamp::{UtcDateTime, UtcTimestamp};
 
 use crate::operation::BatchOperation;
 
-use crate::query::{Keyset, OperationFilter};
+use crate::filter::{Keyset, OperationFilter};
 use crate::status::Status;
 use storage::{NewOperationRow, StatusChange};
 

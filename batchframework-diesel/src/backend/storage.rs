@@ -839,7 +839,7 @@ macro_rules! impl_storage {
             fn load_operations(
                 &mut self,
                 filter: &$crate::OperationFilter,
-                keyset: Option<$crate::query::Keyset>,
+                keyset: Option<$crate::filter::Keyset>,
             ) -> ::diesel::QueryResult<Vec<$crate::BatchOperation>> {
                 use ::diesel::prelude::*;
                 use $crate::schema::batchframework_batchoperation::dsl;
@@ -882,7 +882,7 @@ macro_rules! impl_storage {
             fn delete_pending(
                 &mut self,
                 filter: &$crate::OperationFilter,
-                keyset: Option<$crate::query::Keyset>,
+                keyset: Option<$crate::filter::Keyset>,
             ) -> ::diesel::QueryResult<usize> {
                 use ::diesel::prelude::*;
                 let conn = self;
@@ -899,7 +899,7 @@ macro_rules! impl_storage {
             ) -> ::diesel::QueryResult<usize> {
                 use ::diesel::prelude::*;
                 let conn = self;
-                let keyset: Option<$crate::query::Keyset> = None;
+                let keyset: Option<$crate::filter::Keyset> = None;
                 // Only finished operations are prunable: pending and running ones are work
                 // still to do, whatever else the filter says.
                 $crate::backend::storage::impl_storage!(
