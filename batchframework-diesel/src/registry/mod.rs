@@ -32,27 +32,24 @@
 mod action;
 pub(crate) mod engine;
 mod result;
+mod run;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-
 pub use action::{action_fn, Action, ActionContext, ActionError, FnAction};
 pub use result::{ActionGroupResult, ActionResult, ErrorData};
+pub use run::{ExecutionInfo, RunArgs};
 
 /// Also at the crate root, with [`DEFAULT_QUEUE`](crate::DEFAULT_QUEUE); kept here for code
 /// that imports it from the registry.
 pub use crate::lifecycle::HIGH_PRIORITY_QUEUE;
 
 use crate::backend::BatchConnection;
-use crate::context::ContextObject;
 use crate::error::{Error, Result};
-use crate::lifecycle::{NewOperation, OperationDetails, DEFAULT_QUEUE};
-use crate::operation::BatchOperation;
+use crate::lifecycle::{NewOperation, DEFAULT_QUEUE};
 use engine::run_actions;
 
 /// The environment variable that, set to `1` (or `true`, `yes`), makes every group run inline.
@@ -374,69 +371,6 @@ fn env_flag(value: Option<&str>) -> bool {
             .iter()
             .any(|on| v.eq_ignore_ascii_case(on))
     })
-}
-
-/// What to run a group with: the operation's details that [`NewOperation`]'s builder also
-/// takes (and stores the same way), while the group decides its type, mode, queue and attempts.
-#[derive(Debug, Default)]
-pub struct RunArgs {
-    details: OperationDetails,
-}
-
-impl RunArgs {
-    /// No context object, no input, now.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The object the operation is about, as [`NewOperation::context_object`].
-    pub fn context_object(mut self, context: &impl ContextObject) -> Self {
-        self.details.set_context_object(context);
-        self
-    }
-
-    /// The application's key for the user who started it, as [`NewOperation::started_by`].
-    pub fn started_by(mut self, user_key: impl fmt::Display) -> Self {
-        self.details.set_started_by(user_key);
-        self
-    }
-
-    /// The input data, as JSON, as [`NewOperation::input`]; a value that does not serialize is
-    /// reported by [`Registry::run`] before anything is written.
-    pub fn input<T: Serialize + ?Sized>(mut self, data: &T) -> Self {
-        self.details.set_input(data);
-        self
-    }
-
-    /// Not before this long from now (asynchronous groups).
-    pub fn delay(self, delay: Duration) -> Self {
-        let at = chrono::Duration::from_std(delay)
-            .ok()
-            .and_then(|d| Utc::now().checked_add_signed(d))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        self.run_at(at)
-    }
-
-    /// Not before this instant (asynchronous groups), as [`NewOperation::run_after`].
-    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
-        self.details.set_run_after(at);
-        self
-    }
-
-    /// Priority within the queue; higher runs first (default 0), as [`NewOperation::priority`].
-    pub fn priority(mut self, priority: i32) -> Self {
-        self.details.set_priority(priority);
-        self
-    }
-}
-
-/// What `Registry::run` did.
-#[derive(Debug, Clone)]
-pub struct ExecutionInfo {
-    /// The operation as stored: `finished` when run inline, `unprocessed` when queued.
-    pub operation: BatchOperation,
-    /// The group result when it ran inline; `None` when it was queued.
-    pub result: Option<ActionGroupResult>,
 }
 
 #[cfg(test)]

@@ -5,6 +5,10 @@
 //! [`Error::IllegalTransition`] with the status it found. The in-memory [`BatchOperation`] is
 //! changed only after the database accepted the step.
 
+mod details;
+
+pub(crate) use details::OperationDetails;
+
 use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -40,65 +44,6 @@ pub struct NewOperation {
     details: OperationDetails,
     queue: String,
     max_attempts: i32,
-}
-
-/// What a caller says about an operation it asks for, whichever builder it uses:
-/// [`NewOperation`] and [`RunArgs`](crate::registry::RunArgs) both hold one and set it through
-/// these methods, so that the two builders store the same values the same way.
-#[derive(Debug)]
-pub(crate) struct OperationDetails {
-    context_object: Option<ContextRef>,
-    started_by: Option<String>,
-    /// The serialized input (empty when none was given), or the serialization error, reported
-    /// at insert.
-    input: std::result::Result<String, serde_json::Error>,
-    priority: i32,
-    run_after: Option<DateTime<Utc>>,
-}
-
-impl Default for OperationDetails {
-    /// No context object, no `started_by`, no input data, priority 0, due now.
-    fn default() -> Self {
-        OperationDetails {
-            context_object: None,
-            started_by: None,
-            input: Ok(String::new()),
-            priority: 0,
-            run_after: None,
-        }
-    }
-}
-
-impl OperationDetails {
-    pub(crate) fn set_context_object(&mut self, context: &impl ContextObject) {
-        self.context_object = Some(ContextRef::of(context));
-    }
-
-    pub(crate) fn set_started_by(&mut self, user_key: impl fmt::Display) {
-        self.started_by = Some(user_key.to_string());
-    }
-
-    pub(crate) fn set_input<T: Serialize + ?Sized>(&mut self, data: &T) {
-        self.input = serde_json::to_string(data);
-    }
-
-    pub(crate) fn set_priority(&mut self, priority: i32) {
-        self.priority = priority;
-    }
-
-    pub(crate) fn set_run_after(&mut self, instant: DateTime<Utc>) {
-        self.run_after = Some(instant);
-    }
-
-    /// Whether a start time was asked for.
-    pub(crate) fn has_run_after(&self) -> bool {
-        self.run_after.is_some()
-    }
-
-    /// Forgets the start time asked for (an operation that runs inline runs now).
-    pub(crate) fn clear_run_after(&mut self) {
-        self.run_after = None;
-    }
 }
 
 impl BatchOperation {
