@@ -229,10 +229,9 @@ impl fmt::Display for BatchOperation {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn operation() -> BatchOperation {
+impl BatchOperation {
+    /// A new, pending operation held only in memory, for unit tests of code that reads one.
+    pub(crate) fn sample() -> BatchOperation {
         BatchOperation {
             id: 7,
             created_datetime: Utc::now(),
@@ -257,6 +256,15 @@ mod tests {
             progress_total: None,
             cancel_requested: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operation() -> BatchOperation {
+        BatchOperation::sample()
     }
 
     #[test]

@@ -110,28 +110,14 @@ mod tests {
     /// An operation as a claim leaves it: `running`, locked, its third attempt counted.
     fn claimed(run_after: Option<DateTime<Utc>>) -> BatchOperation {
         BatchOperation {
-            id: 7,
-            created_datetime: Utc::now(),
-            started_running_datetime: None,
-            finished_datetime: None,
-            context_object_type: None,
-            context_object_id: None,
-            started_by: None,
-            operationtype: "import-users".into(),
             status: Status::Running,
-            result: OperationResult::NotAvailable,
-            input_data_json: String::new(),
             output_data_json: r#"{"results":["second"]}"#.into(),
-            queue: "default".into(),
-            priority: 0,
             run_after,
             attempts: 3,
             max_attempts: 5,
             locked_by: Some("me".into()),
             heartbeat_datetime: Some(Utc::now()),
-            progress_done: None,
-            progress_total: None,
-            cancel_requested: false,
+            ..BatchOperation::sample()
         }
     }
 
