@@ -139,7 +139,7 @@ pub enum Error {
     #[cfg(feature = "r2d2")]
     #[cfg_attr(docsrs, doc(cfg(feature = "r2d2")))]
     #[error(
-        "the worker could not get a database connection from its pool ({0}); check that the \
+        "the worker could not get a database connection from its pool; check that the \
          database is reachable, and that other users of the pool leave it enough connections \
          (raise its max_size or connection_timeout)"
     )]

@@ -27,7 +27,10 @@ use crate::status::{OperationResult, Status};
 /// and `input_data` / `output_data`, which carry the stored JSON as JSON values, not as strings
 /// (`null` when there is none). Timestamps are RFC 3339 in UTC, `status` and `result` their
 /// stored strings (`"finished"`, `"not-available"`). Serializing and deserializing gives back an
-/// equal value; object keys keep their stored order. Stored JSON `null` reads back as no data.
+/// equal value (object keys keep their stored order), except that stored JSON `null` reads back
+/// as no data. The JSON values need a self-describing format (JSON, MessagePack, YAML; not
+/// bincode), and serde_json's `arbitrary_precision` feature, if your build enables it, is not
+/// supported.
 ///
 /// ```
 /// # use batchframework_diesel::BatchOperation;

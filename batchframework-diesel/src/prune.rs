@@ -18,8 +18,9 @@ use crate::status::OperationResult;
 /// `ON DELETE SET NULL`).
 ///
 /// [`run`](Self::run) deletes at most [`batch_size`](Self::batch_size) operations per
-/// statement (10,000 unless set), lowest ids first, each batch its own transaction, until a
-/// batch deletes fewer: it locks only the rows it deletes, and only while their batch runs.
+/// statement (10,000 unless set), lowest ids first, each statement committed on its own, until a
+/// batch deletes fewer: it locks only the rows it deletes, and only while their statement runs.
+/// (On MySQL/MariaDB a batch larger than 10,000 is deleted in statements of 10,000.)
 /// Call it outside a transaction; inside one, every batch's locks are held until your commit.
 ///
 /// It is a builder rather than a method of [`OperationFilter`] because it deletes: it always
@@ -55,8 +56,9 @@ use crate::status::OperationResult;
 /// # }
 /// ```
 ///
-/// Each batch finds its rows through the primary key, so a batch costs the same however large
-/// the table. On PostgreSQL it is one statement, `DELETE FROM batchframework_batchoperation
+/// Each batch finds its rows by walking the primary key from the lowest id, so its cost grows
+/// with the finished operations it must step over that do not match (of other types or
+/// results, or not old enough) and not with the table's size. On PostgreSQL it is one statement, `DELETE FROM batchframework_batchoperation
 /// WHERE <conditions> AND id = ANY(ARRAY(SELECT id FROM batchframework_batchoperation WHERE
 /// <conditions> ORDER BY id LIMIT n))`; on SQLite the same with `id IN (SELECT ...)`. On
 /// MySQL/MariaDB, which cannot `LIMIT` such a subquery (and which plan

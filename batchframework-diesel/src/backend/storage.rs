@@ -586,9 +586,9 @@ macro_rules! impl_storage {
                 let conn = self;
                 $crate::backend::storage::impl_storage!(@before_claim $insert, conn);
                 $crate::backend::storage::impl_storage!(@claim_transaction $locking, conn, |conn| {
-                    // Two index reads (see the claim-index migrations): a lost worker's
-                    // operations first, they have waited longest; then due work by priority
-                    // then age.
+                    // A lost worker's operations first (the running index), they have waited
+                    // longest; then due work by priority then age, one index range per
+                    // operation type (`due_sql`).
                     let lost = $crate::backend::storage::impl_storage!(@lost queues, operation_types, stale_before)
                         .limit(limit);
                     let mut ids: Vec<i64> =

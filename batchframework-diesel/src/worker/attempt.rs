@@ -109,9 +109,9 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// An operation whose type no action group of the registry has (the claim only takes the
-/// registry's types, so this is a registry changed under a running worker): failed at once,
-/// without retries.
+/// An operation whose type no action group of the registry has: failed at once, without
+/// retries. A defensive fallback: claims take only the registry's types, and a worker's registry
+/// does not change, so a claimed operation always has its group.
 pub(super) fn no_group(operation_type: &str) -> Decision {
     let error = format!("no action group is registered as `{operation_type}`");
     Decision::Finish {

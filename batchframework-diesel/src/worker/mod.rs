@@ -4,7 +4,9 @@
 //!
 //! * **Claim**: `SELECT ... FOR UPDATE SKIP LOCKED` in small batches on PostgreSQL and
 //!   MySQL/MariaDB (an immediate transaction on SQLite), by priority then age, honouring
-//!   `run_after`; each claimed operation becomes `running`, locked by the worker, `attempts + 1`.
+//!   `run_after`, of the operation types the worker's registry has only (others wait for a
+//!   worker that knows them); each claimed operation becomes `running`, locked by the worker,
+//!   `attempts + 1`.
 //! * **Lease**: the keeper thread refreshes the held operations' heartbeats; one whose holder stopped
 //!   beating for longer than the lease (killed, disconnected) is claimed again, or, once its
 //!   `max_attempts` are spent, finished `failed` as "worker lost". None stays `running` forever.
