@@ -210,33 +210,17 @@ pub use backend::{BatchConnection, Dialect, UtcDateTime, UtcTimestamp};
 /// }
 /// ```
 pub use batchframework_macros::batch_tracked;
-/// Bulk insert with [`bulk_insert`] for rows that are not tracked: here the cards dealt to the
-/// players an operation created.
+/// Bulk insert with [`bulk_insert`] for rows that are not tracked, such as the cards dealt to
+/// the players an operation created (the crate's front page shows the whole pattern).
 ///
 /// ```
-/// use batchframework_diesel::{
-///     add_tracking_column, batch_tracked, bulk_insert, bulk_insert_tracked, bulk_insertable,
-///     BatchOperation,
-/// };
+/// use batchframework_diesel::{bulk_insert, bulk_insertable};
 /// use diesel::connection::SimpleConnection;
 /// use diesel::prelude::*;
 ///
 /// diesel::table! {
-///     players (id) { id -> BigInt, name -> Text, batchoperation_id -> Nullable<BigInt>, }
-/// }
-/// diesel::table! {
 ///     cards (id) { id -> BigInt, player_id -> BigInt, cardid -> Integer, }
 /// }
-///
-/// #[batch_tracked]
-/// #[derive(Insertable)]
-/// #[diesel(table_name = players)]
-/// struct NewPlayer { name: String }
-///
-/// #[batch_tracked]
-/// #[derive(Queryable, Selectable)]
-/// #[diesel(table_name = players)]
-/// struct Player { id: i64, name: String }
 ///
 /// #[bulk_insertable] // above the derive
 /// #[derive(Insertable)]
@@ -245,93 +229,43 @@ pub use batchframework_macros::batch_tracked;
 ///
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///     let mut conn = SqliteConnection::establish(":memory:")?;
-///     batchframework_diesel::run_migrations(&mut conn)?;
 ///     conn.batch_execute(
-///         "CREATE TABLE players (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-///          CREATE TABLE cards (id INTEGER PRIMARY KEY, player_id BIGINT NOT NULL, cardid INT NOT NULL);",
+///         "CREATE TABLE cards (id INTEGER PRIMARY KEY, player_id BIGINT NOT NULL, cardid INT NOT NULL)",
 ///     )?;
-///     add_tracking_column(&mut conn, "players")?;
-///
-///     let mut op = BatchOperation::create_synchronous("deal-cards").insert(&mut conn)?;
-///     let new = (0..10).map(|i| NewPlayer { name: format!("player{i}"), batchoperation_id: None });
-///     bulk_insert_tracked(&mut conn, &op, new)?;
-///     let created: Vec<Player> = Player::in_batch(&op)
-///         .select(Player::as_select())
-///         .order(players::id)
-///         .load(&mut conn)?;
-///     let cards = created.iter().map(|p| NewCard { player_id: p.id, cardid: 7 });
+///     let cards = (1..=10).map(|player_id| NewCard { player_id, cardid: 7 });
 ///     assert_eq!(bulk_insert(&mut conn, cards)?, 10);
-///     op.finish(&mut conn)?;
-///
-///     let dealt: i64 = cards::table.count().get_result(&mut conn)?;
-///     assert_eq!(dealt, 10);
+///     assert_eq!(cards::table.count().get_result::<i64>(&mut conn)?, 10);
 ///     Ok(())
 /// }
 /// ```
 pub use batchframework_macros::bulk_insertable;
 /// Derives [`ContextObject`](trait@ContextObject) for a Diesel model, so that operations can be
-/// about its rows: here a game, whose players an operation about it creates.
+/// about its rows: its type key is the table's name, its id the primary key.
 ///
 /// ```
-/// use batchframework_diesel::{
-///     add_tracking_column, batch_tracked, bulk_insert_tracked, BatchOperation, ContextObject,
-/// };
-/// use diesel::connection::SimpleConnection;
+/// use batchframework_diesel::{BatchOperation, ContextObject};
 /// use diesel::prelude::*;
 ///
 /// diesel::table! {
 ///     games (id) { id -> Integer, name -> Text, }
-/// }
-/// diesel::table! {
-///     players (id) { id -> BigInt, game_id -> Integer, name -> Text, batchoperation_id -> Nullable<BigInt>, }
 /// }
 ///
 /// #[derive(Queryable, Identifiable, ContextObject)]
 /// #[diesel(table_name = games)]
 /// struct Game { id: i32, name: String }
 ///
-/// #[batch_tracked]
-/// #[derive(Insertable)]
-/// #[diesel(table_name = players)]
-/// struct NewPlayer { game_id: i32, name: String }
-///
-/// #[batch_tracked]
-/// #[derive(Queryable, Selectable)]
-/// #[diesel(table_name = players)]
-/// struct Player { id: i64, game_id: i32, name: String }
-///
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
-///     let mut conn = SqliteConnection::establish(":memory:")?;
-///     batchframework_diesel::run_migrations(&mut conn)?;
-///     conn.batch_execute(
-///         "CREATE TABLE games (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-///          CREATE TABLE players (id INTEGER PRIMARY KEY, game_id INTEGER NOT NULL, name TEXT NOT NULL);
-///          INSERT INTO games (id, name) VALUES (1, 'chess');",
-///     )?;
-///     add_tracking_column(&mut conn, "players")?;
-///
-///     let game: Game = games::table.find(1).first(&mut conn)?;
+///     let game = Game { id: 1, name: "chess".into() };
 ///     assert_eq!(game.context_object_type(), "games");
 ///     assert_eq!(game.context_object_id().as_str(), "1");
 ///
+///     let mut conn = SqliteConnection::establish(":memory:")?;
+///     batchframework_diesel::run_migrations(&mut conn)?;
 ///     let op = BatchOperation::create_synchronous("add-players")
 ///         .context_object(&game)
 ///         .insert(&mut conn)?;
 ///     assert_eq!(op.context_object_type(), Some("games"));
 ///     assert_eq!(op.context_object_id(), Some("1"));
-///
-///     let new = ["ann", "bob"].map(|name| NewPlayer {
-///         game_id: game.id,
-///         name: name.to_owned(),
-///         batchoperation_id: None,
-///     });
-///     bulk_insert_tracked(&mut conn, &op, new)?;
-///     let created: Vec<Player> = Player::in_batch(&op)
-///         .select(Player::as_select())
-///         .order(players::id)
-///         .load(&mut conn)?;
-///     assert!(created.iter().all(|p| p.game_id == game.id));
-///     assert_eq!(created[1].name, "bob");
 ///     Ok(())
 /// }
 /// ```

@@ -11,7 +11,7 @@ pub(crate) mod timestamp;
 
 pub use dialect::Dialect;
 pub(crate) use dialect::{statement_budget, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
-pub(crate) use timestamp::now;
+pub(crate) use timestamp::{later_by, now};
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 
 use crate::operation::BatchOperation;

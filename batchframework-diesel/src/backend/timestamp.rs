@@ -24,6 +24,15 @@ pub(crate) fn now() -> DateTime<Utc> {
     chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
 }
 
+/// `delay` after `start`; a delay beyond what a timestamp can hold gives the latest instant
+/// (which `UtcDateTime::clamped` brings into the storable years) rather than an overflow.
+pub(crate) fn later_by(start: DateTime<Utc>, delay: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|delay| start.checked_add_signed(delay))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// The SQL type of the table's timestamp columns. Rows read them as `chrono::DateTime<Utc>`;
 /// values written or compared go through [`UtcDateTime`].
 #[derive(Debug, Clone, Copy, Default, QueryId, SqlType)]

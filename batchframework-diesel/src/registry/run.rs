@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::ActionGroupResult;
+use crate::backend::later_by;
 use crate::context::ContextObject;
 use crate::lifecycle::OperationDetails;
 use crate::operation::BatchOperation;
@@ -47,11 +48,7 @@ impl RunArgs {
 
     /// Not before this long from now (asynchronous groups).
     pub fn delay(self, delay: Duration) -> Self {
-        let at = chrono::Duration::from_std(delay)
-            .ok()
-            .and_then(|d| Utc::now().checked_add_signed(d))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        self.run_at(at)
+        self.run_at(later_by(Utc::now(), delay))
     }
 
     /// Not before this instant (asynchronous groups), as [`crate::NewOperation::run_after`].

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::backend::UtcDateTime;
+use crate::backend::{later_by, UtcDateTime};
 use crate::operation::BatchOperation;
 use crate::registry::ActionGroupResult;
 use crate::status::OperationResult;
@@ -98,13 +98,9 @@ impl<'a> Attempt<'a> {
         let delay = retry_delay(backoff, self.attempts);
         // A backoff beyond what a timestamp can hold waits "forever" (the latest storable
         // instant, after clamping), rather than overflowing or retrying at once.
-        let run_after = chrono::Duration::from_std(delay)
-            .ok()
-            .and_then(|delay| now.checked_add_signed(delay))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         Decision::Retry {
             output,
-            run_after: UtcDateTime(run_after).clamped(),
+            run_after: UtcDateTime(later_by(now, delay)).clamped(),
         }
     }
 }
