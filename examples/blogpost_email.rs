@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batchframework_diesel::registry::{action_fn, ActionGroup, Registry, RunArgs};
-use batchframework_diesel::worker::Worker;
-use batchframework_diesel::{BatchConnection, BatchOperation, ContextRef, OperationFilter};
+use batchframework_diesel::worker::{Worker, WorkerConnection};
+use batchframework_diesel::{BatchOperation, ContextRef, OperationFilter};
 use clap::Parser;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, R2D2Connection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use serde_json::json;
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -63,7 +63,7 @@ fn main() -> Result<(), AnyError> {
 
 fn demo<C>(url: &str, customizer: Option<BusyTimeout>, args: &Args) -> Result<(), AnyError>
 where
-    C: BatchConnection + R2D2Connection + SimpleConnection + Send + 'static,
+    C: WorkerConnection + SimpleConnection,
 {
     let mut builder = Pool::builder().max_size(3);
     if let Some(customizer) = customizer {

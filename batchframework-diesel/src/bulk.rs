@@ -14,6 +14,7 @@
 //! Game/Player/Card pattern.
 
 use crate::backend::BatchConnection;
+use crate::backend::Storage;
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::tracking::BatchTracked;
@@ -172,11 +173,11 @@ where
     R: BulkInsertable<C>,
 {
     // Without a bind limit the backend takes every row in one COPY.
-    let Some(max_binds) = C::DIALECT.max_binds() else {
+    let Some(max_binds) = <C::Storage as Storage>::DIALECT.max_binds() else {
         return Ok(R::insert_rows(conn, rows.collect())?);
     };
     // A query only where the server limits packets (MySQL); `None` elsewhere.
-    let limits = ChunkLimits::new(max_binds, R::COLUMNS, conn.max_packet_bytes()?);
+    let limits = ChunkLimits::new(max_binds, R::COLUMNS, conn.storage().max_packet_bytes()?);
     let sized = limits.bytes != usize::MAX;
     let mut inserted = 0;
     let mut chunk: Vec<R> = Vec::with_capacity(limits.rows.min(4096));

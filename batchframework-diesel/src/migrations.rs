@@ -8,6 +8,7 @@
 //! the very same version could clash.
 
 use crate::backend::BatchConnection;
+use crate::backend::Storage;
 use crate::error::{Error, Result};
 
 // The sets are embedded in the backend layer, which applies them; they are public from here.
@@ -34,5 +35,7 @@ pub use crate::backend::SQLITE;
 /// # }
 /// ```
 pub fn run_migrations<C: BatchConnection>(conn: &mut C) -> Result<Vec<String>> {
-    conn.run_embedded_migrations().map_err(Error::Migration)
+    conn.storage()
+        .run_embedded_migrations()
+        .map_err(Error::Migration)
 }

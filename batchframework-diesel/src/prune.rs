@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::backend::Storage;
 use crate::backend::{BatchConnection, UtcDateTime};
 use crate::error::Result;
 use crate::filter::{OperationFilter, OperationOrder};
@@ -129,7 +130,7 @@ impl Prune {
         };
         let mut deleted = 0u64;
         loop {
-            let n = conn.delete_finished(&batch)?;
+            let n = conn.storage().delete_finished(&batch)?;
             deleted += n as u64;
             if n < self.batch_size as usize {
                 return Ok(deleted);

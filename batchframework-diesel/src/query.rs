@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::backend::Storage;
 use crate::backend::{BatchConnection, UtcDateTime};
 use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
@@ -112,13 +113,13 @@ impl OperationFilter {
     /// exists; [`Error::Database`] or [`Error::NotMigrated`] from the database.
     pub fn load<C: BatchConnection>(&self, conn: &mut C) -> Result<Vec<BatchOperation>> {
         let keyset = self.keyset(conn)?;
-        Ok(conn.load_operations(self, keyset)?)
+        Ok(conn.storage().load_operations(self, keyset)?)
     }
 
     /// How many operations match the conditions, for a total next to a page: the order,
     /// [`limit`](Self::limit) and [`after_id`](Self::after_id) are ignored.
     pub fn count<C: BatchConnection>(&self, conn: &mut C) -> Result<i64> {
-        Ok(conn.count_operations(self)?)
+        Ok(conn.storage().count_operations(self)?)
     }
 
     /// Deletes the matching operations that are still `unprocessed` and returns how many were
@@ -137,7 +138,7 @@ impl OperationFilter {
     /// As for [`load`](Self::load).
     pub fn remove_pending<C: BatchConnection>(&self, conn: &mut C) -> Result<usize> {
         let keyset = self.keyset(conn)?;
-        Ok(conn.delete_pending(self, keyset)?)
+        Ok(conn.storage().delete_pending(self, keyset)?)
     }
 
     /// Resolves [`after_id`](Self::after_id) into the key of the current order.
@@ -146,7 +147,11 @@ impl OperationFilter {
             return Ok(None);
         };
         let created = if self.order.by_creation_time() {
-            Some(conn.operation_created(id)?.ok_or(Error::NotFound { id })?)
+            Some(
+                conn.storage()
+                    .operation_created(id)?
+                    .ok_or(Error::NotFound { id })?,
+            )
         } else {
             None
         };
@@ -157,7 +162,9 @@ impl OperationFilter {
 impl BatchOperation {
     /// The operation with this id, or [`Error::NotFound`].
     pub fn find<C: BatchConnection>(conn: &mut C, id: i64) -> Result<BatchOperation> {
-        conn.find_operation(id)?.ok_or(Error::NotFound { id })
+        conn.storage()
+            .find_operation(id)?
+            .ok_or(Error::NotFound { id })
     }
 
     /// Reloads this operation from the database, e.g. after another connection changed it.

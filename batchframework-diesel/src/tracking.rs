@@ -3,6 +3,7 @@
 //! `ON DELETE SET NULL` (pruning operations never deletes user rows) and indexed (the select-back
 //! is an index scan).
 
+use crate::backend::Storage;
 use crate::backend::{BatchConnection, Dialect};
 use crate::error::{Error, Result};
 
@@ -67,7 +68,7 @@ pub fn tracking_column_sql(dialect: Dialect, table: &str) -> Result<TrackingColu
 /// Adds the tracking column to `table` on this connection's database now, for applications and
 /// tests that set up tables in code rather than in migration files.
 pub fn add_tracking_column<C: BatchConnection>(conn: &mut C, table: &str) -> Result<()> {
-    let sql = tracking_column_sql(C::DIALECT, table)?;
+    let sql = tracking_column_sql(<C::Storage as Storage>::DIALECT, table)?;
     conn.batch_execute(&sql.up)?;
     Ok(())
 }

@@ -18,9 +18,9 @@ pub struct ReadmeDoctests;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use batchframework_diesel::BatchConnection;
+use batchframework_diesel::worker::WorkerConnection;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
+use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::Connection;
 
 /// A backend the suite runs against.
@@ -29,7 +29,7 @@ pub trait TestBackend: 'static {
     const NAME: &'static str;
 
     /// Its connection type.
-    type Connection: BatchConnection + R2D2Connection + Send + 'static;
+    type Connection: WorkerConnection;
 
     /// Statements one `NewOperation::insert` issues: the INSERT, plus `SELECT LAST_INSERT_ID()`
     /// where the backend has no `RETURNING`.

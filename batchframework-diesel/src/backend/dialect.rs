@@ -39,10 +39,7 @@ impl Dialect {
 
     /// The `n`th (from 1) bind placeholder of a raw SQL statement: `$n` on PostgreSQL, `?`
     /// elsewhere.
-    #[cfg_attr(
-        not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(feature = "r2d2"), allow(dead_code))] // used by the workers' statements
     pub(crate) fn placeholder(self, n: usize) -> String {
         match self {
             Dialect::Postgres => format!("${n}"),

@@ -14,7 +14,8 @@ use std::fmt;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
-use crate::backend::storage::{NewOperationRow, StatusChange};
+use crate::backend::rows::{NewOperationRow, StatusChange};
+use crate::backend::Storage;
 use crate::backend::{now, BatchConnection, UtcDateTime};
 use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
@@ -197,7 +198,7 @@ impl NewOperation {
             run_after: run_after.map(UtcDateTime),
             max_attempts: self.max_attempts,
         };
-        let id = conn.insert_operation(&row)?;
+        let id = conn.storage().insert_operation(&row)?;
         Ok(BatchOperation {
             id,
             created_datetime: now,
@@ -309,7 +310,7 @@ impl BatchOperation {
     /// operation was running (a pending one is cancelled with `OperationFilter::remove_pending`;
     /// a finished one has nothing to stop).
     pub fn request_cancel<C: BatchConnection>(&mut self, conn: &mut C) -> Result<bool> {
-        let flagged = conn.request_cancel(self.id)? == 1;
+        let flagged = conn.storage().request_cancel(self.id)? == 1;
         if flagged {
             self.cancel_requested = true;
         }
@@ -339,7 +340,7 @@ impl BatchOperation {
             action,
             expected: from,
         };
-        match conn.change_status(self.id, from, change) {
+        match conn.storage().change_status(self.id, from, change) {
             Ok(1) => return Ok(()),
             Ok(_) => {}
             // The database refused the UPDATE because of a concurrent change: on PostgreSQL in a
@@ -355,7 +356,7 @@ impl BatchOperation {
         // Lost a race (or the row is gone): report what the database holds now. Inside a
         // REPEATABLE READ transaction the read may still show the expected status although the
         // UPDATE (which reads the latest version) found another: that is a conflict to retry.
-        match conn.find_operation(self.id)? {
+        match conn.storage().find_operation(self.id)? {
             Some(current) if current.status == from => Err(conflict),
             Some(current) => Err(illegal(current.status)),
             None => Err(Error::NotFound { id: self.id }),

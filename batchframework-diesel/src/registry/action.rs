@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::backend::BatchConnection;
+use crate::backend::Storage;
 use crate::context::ContextRef;
 use crate::error::Result;
 use crate::operation::BatchOperation;
@@ -225,6 +226,7 @@ impl<'a, C: BatchConnection> ActionContext<'a, C> {
         }
         self.last_progress = Some(Instant::now());
         self.conn
+            .storage()
             .update_progress(self.operation.id(), done, total)?;
         Ok(())
     }
@@ -234,6 +236,7 @@ impl<'a, C: BatchConnection> ActionContext<'a, C> {
     pub fn is_cancel_requested(&mut self) -> Result<bool> {
         Ok(self
             .conn
+            .storage()
             .cancel_requested(self.operation.id())?
             .unwrap_or(false))
     }

@@ -90,10 +90,10 @@ use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 
-use crate::backend::BatchConnection;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
+pub use crate::backend::WorkerConnection;
 pub use handle::{WorkerHandle, RESULT_GRACE};
 use keeper::Keeper;
 use shared::Shared;
@@ -131,7 +131,7 @@ pub struct Worker<C: R2D2Connection + 'static> {
 
 impl<C> Worker<C>
 where
-    C: BatchConnection + R2D2Connection + Send + 'static,
+    C: WorkerConnection,
 {
     /// A worker for every queue of `registry`, with connections from `pool`, a 30-second lease,
     /// claims of up to 10 operations at a time, and a poll every second. Its name (`locked_by`)

@@ -13,10 +13,8 @@
 //!   queue, and the drain would end with the retry left behind;
 //! * on PostgreSQL a release's trigger announces the retry to idle workers as it commits.
 
-use diesel::r2d2::R2D2Connection;
-
-use crate::backend::storage::ClaimedChange;
-use crate::backend::{BatchConnection, UtcDateTime};
+use crate::backend::worker::statements::ClaimedChange;
+use crate::backend::{UtcDateTime, WorkerConnection};
 use crate::operation::BatchOperation;
 use crate::status::{OperationResult, Status};
 
@@ -72,7 +70,7 @@ impl<'a> Release<'a> {
 
 impl<C> Worker<C>
 where
-    C: BatchConnection + R2D2Connection + Send + 'static,
+    C: WorkerConnection,
 {
     /// Writes `release` only if this worker still holds `operation` at the attempt it claimed
     /// (`WHERE status = 'running' AND locked_by = me AND attempts = the claimed attempt`), and

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel::r2d2::{ConnectionManager, PooledConnection, R2D2Connection};
 
-use crate::backend::{now, BatchConnection, UtcDateTime};
+use crate::backend::{now, UtcDateTime, WorkerConnection};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::registry::engine::run_actions;
@@ -33,7 +33,7 @@ const IDLE_RECHECK_PAUSE: Duration = Duration::from_millis(10);
 
 impl<C> Worker<C>
 where
-    C: BatchConnection + R2D2Connection + Send + 'static,
+    C: WorkerConnection,
 {
     /// Starts one thread of a started worker, serving until the worker stops.
     pub(super) fn spawn_serving(

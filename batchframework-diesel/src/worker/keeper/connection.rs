@@ -4,13 +4,13 @@
 //! A connection that fails is dropped and a fresh one taken at the next use, listening again,
 //! so one lost connection costs the keeper a retry, not the worker.
 
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection, R2D2Connection};
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 
-use crate::backend::{statement_budget, BatchConnection, Storage};
+use crate::backend::{statement_budget, Storage, WorkerConnection, WorkerStorage};
 use crate::error::{Error, Result};
 
 /// The keeper's connection, opened on demand.
-pub(super) struct KeeperConnection<C: BatchConnection + R2D2Connection + 'static> {
+pub(super) struct KeeperConnection<C: WorkerConnection> {
     pool: Pool<ConnectionManager<C>>,
     conn: Option<PooledConnection<ConnectionManager<C>>>,
     /// Asked for, and supported by the backend; the connection (re)subscribes when opened.
@@ -21,7 +21,7 @@ pub(super) struct KeeperConnection<C: BatchConnection + R2D2Connection + 'static
 
 impl<C> KeeperConnection<C>
 where
-    C: BatchConnection + R2D2Connection + 'static,
+    C: WorkerConnection,
 {
     /// Takes the keeper's connection from `pool` and, with `listen`, subscribes it to new-work
     /// notifications before any worker thread starts, so none is missed.
@@ -44,7 +44,7 @@ where
                 // A backend without notifications says so once; the worker then only polls.
                 self.listen = conn.listen_for_work()?;
             }
-            self.statement_budget = conn.max_packet_bytes()?.map(statement_budget);
+            self.statement_budget = conn.storage().max_packet_bytes()?.map(statement_budget);
             self.conn = Some(conn);
         }
         match self.conn.as_mut() {
@@ -66,14 +66,14 @@ where
     /// pool's next health check replaces it.
     fn stop_listening(&mut self) {
         if let (true, Some(conn)) = (self.listen, self.conn.as_mut()) {
-            let _ = Storage::stop_listening(&mut **conn);
+            let _ = WorkerStorage::stop_listening(&mut **conn);
         }
     }
 }
 
 impl<C> Drop for KeeperConnection<C>
 where
-    C: BatchConnection + R2D2Connection + 'static,
+    C: WorkerConnection,
 {
     fn drop(&mut self) {
         self.stop_listening();

@@ -2,16 +2,14 @@
 //! every third of the lease, so other workers do not take them over while they run (or while
 //! their results wait to be written).
 
-use diesel::r2d2::R2D2Connection;
-
-use crate::backend::{now, BatchConnection};
+use crate::backend::{now, WorkerConnection};
 
 use super::super::shared::Shared;
 use super::Keeper;
 
 impl<C> Keeper<C>
 where
-    C: BatchConnection + R2D2Connection + Send + 'static,
+    C: WorkerConnection,
 {
     /// Refreshes the heartbeat of every held operation. A failed beat is tried again at the
     /// next one; the lease covers a few misses.

@@ -22,9 +22,7 @@ mod wakeup;
 
 use std::time::{Duration, Instant};
 
-use diesel::r2d2::R2D2Connection;
-
-use crate::backend::BatchConnection;
+use crate::backend::WorkerConnection;
 use crate::error::{Error, Result};
 
 use super::shared::Shared;
@@ -40,7 +38,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(50);
 /// A worker's keeper: what it needs of the worker, and its connection. It owns copies, not a
 /// borrow of the worker, so it runs on a thread of its own whether the worker was started or
 /// runs until idle.
-pub(super) struct Keeper<C: BatchConnection + R2D2Connection + 'static> {
+pub(super) struct Keeper<C: WorkerConnection> {
     /// The worker's name, which fences every write.
     name: String,
     /// The worker's queues, whose notifications wake its threads.
@@ -52,7 +50,7 @@ pub(super) struct Keeper<C: BatchConnection + R2D2Connection + 'static> {
 
 impl<C> Keeper<C>
 where
-    C: BatchConnection + R2D2Connection + Send + 'static,
+    C: WorkerConnection,
 {
     /// The keeper of `worker`, with its connection taken from the worker's pool and, with
     /// `listen`, subscribed to new-work notifications before any worker thread starts, so none

@@ -6,11 +6,10 @@
 //! stay under `max_allowed_packet`; a result too large for any statement is recorded as a
 //! failure saying so, instead of stopping the worker.
 
-use diesel::r2d2::R2D2Connection;
 use serde_json::json;
 
-use crate::backend::storage::{FinishedRow, FINISH_ROW_OVERHEAD};
-use crate::backend::BatchConnection;
+use crate::backend::worker::sql::{FinishedRow, FINISH_ROW_OVERHEAD};
+use crate::backend::WorkerConnection;
 use crate::error::Result;
 use crate::status::OperationResult;
 
@@ -20,7 +19,7 @@ use super::Keeper;
 
 impl<C> Keeper<C>
 where
-    C: BatchConnection + R2D2Connection + Send + 'static,
+    C: WorkerConnection,
 {
     /// Writes `results` and counts them. The group is one transaction; should it fail twice
     /// (the second time on a fresh connection), each result is tried alone, and those that

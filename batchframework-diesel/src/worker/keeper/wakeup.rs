@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::r2d2::R2D2Connection;
-
-use crate::backend::BatchConnection;
+use crate::backend::WorkerConnection;
 
 use super::super::shared::Shared;
 use super::Keeper;
@@ -16,7 +14,7 @@ const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
 impl<C> Keeper<C>
 where
-    C: BatchConnection + R2D2Connection + Send + 'static,
+    C: WorkerConnection,
 {
     /// Wakes the idle worker threads if new work was announced on one of their queues. A lost
     /// connection is replaced (listening again) and everyone is woken, in case a notification

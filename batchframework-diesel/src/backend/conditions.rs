@@ -1,0 +1,222 @@
+//! An [`OperationFilter`]'s conditions and order as SQL fragments of their own, so that the
+//! statements using them are written once for every backend.
+//!
+//! A filter has any number of conditions; with Diesel's DSL that makes a boxed query, whose
+//! type names the backend, and Diesel does not let code generic over the backend build one. As
+//! a [`QueryFragment`] of its own, [`Matching`] is one expression type whatever the filter
+//! holds, so a statement that filters with it has one type on every backend, and the storage
+//! layer's `where` clauses can name it. Each value is a bind parameter, never SQL text.
+
+use chrono::{DateTime, Utc};
+use diesel::backend::Backend;
+use diesel::expression::ValidGrouping;
+use diesel::expression::{is_aggregate, AppearsOnTable, Expression, SelectableExpression};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Text, Untyped};
+use diesel::QueryResult;
+
+use super::UtcTimestamp;
+use crate::filter::{Keyset, OperationFilter, OperationOrder};
+use crate::schema::batchframework_batchoperation::table;
+use crate::status::Status;
+
+/// `WHERE` conditions: the filter's, those of a keyset page (the operations after it in the
+/// filter's order) and, for statements that may only touch operations in one status, that
+/// status. The filter's order and limit are not conditions: see [`OrderedBy`].
+#[derive(Debug, Clone, Copy)]
+pub struct Matching<'a> {
+    filter: &'a OperationFilter,
+    keyset: Option<Keyset>,
+    status: Option<Status>,
+}
+
+impl<'a> Matching<'a> {
+    /// The operations matching `filter`.
+    pub(crate) fn filter(filter: &'a OperationFilter) -> Self {
+        Matching {
+            filter,
+            keyset: None,
+            status: None,
+        }
+    }
+
+    /// Only those after `keyset` in the filter's order.
+    pub(crate) fn after(self, keyset: Option<Keyset>) -> Self {
+        Matching { keyset, ..self }
+    }
+
+    /// Only those in `status`, whatever else the filter says.
+    pub(crate) fn in_status(self, status: Status) -> Self {
+        Matching {
+            status: Some(status),
+            ..self
+        }
+    }
+}
+
+/// Writes `AND`-joined conditions, starting with the first without one.
+struct Conditions<'p, 'b, DB: Backend> {
+    out: AstPass<'p, 'b, DB>,
+    any: bool,
+}
+
+impl<'b, DB> Conditions<'_, 'b, DB>
+where
+    DB: Backend,
+{
+    fn next(&mut self) {
+        self.out.push_sql(if self.any { " AND " } else { "" });
+        self.any = true;
+    }
+
+    /// `column <op> value`, the value bound as SQL type `T`.
+    fn compare<T, V>(&mut self, column: &str, op: &str, value: &'b V) -> QueryResult<()>
+    where
+        DB: HasSqlType<T>,
+        V: ToSql<T, DB> + ?Sized,
+    {
+        self.next();
+        self.out.push_identifier(column)?;
+        self.out.push_sql(op);
+        self.out.push_bind_param::<T, V>(value)
+    }
+}
+
+impl<DB> QueryFragment<DB> for Matching<'_>
+where
+    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt> + HasSqlType<UtcTimestamp>,
+    str: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+    DateTime<Utc>: ToSql<UtcTimestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let filter = self.filter;
+        let mut sql = Conditions { out, any: false };
+        if let Some(operation_type) = &filter.operation_type {
+            sql.compare::<Text, _>("operationtype", " = ", operation_type.as_str())?;
+        }
+        if let Some(context) = &filter.context_object {
+            let (type_key, id) = context.parts();
+            sql.compare::<Text, _>("context_object_type", " = ", type_key)?;
+            sql.compare::<Text, _>("context_object_id", " = ", id)?;
+        }
+        for status in [&filter.status, &self.status].into_iter().flatten() {
+            sql.compare::<Text, _>("status", " = ", status.as_str())?;
+        }
+        if let Some(result) = &filter.result {
+            sql.compare::<Text, _>("result", " = ", result.as_str())?;
+        }
+        if let Some(queue) = &filter.queue {
+            sql.compare::<Text, _>("queue", " = ", queue.as_str())?;
+        }
+        if let Some(started_by) = &filter.started_by {
+            sql.compare::<Text, _>("started_by", " = ", started_by.as_str())?;
+        }
+        if let Some(created_before) = &filter.created_before {
+            sql.compare::<UtcTimestamp, _>("created_datetime", " < ", created_before)?;
+        }
+        if let Some(created_after) = &filter.created_after {
+            sql.compare::<UtcTimestamp, _>("created_datetime", " > ", created_after)?;
+        }
+        if let Some(finished_before) = &filter.finished_before {
+            sql.compare::<UtcTimestamp, _>("finished_datetime", " < ", finished_before)?;
+        }
+        if let Some(keyset) = &self.keyset {
+            keyset_condition(&mut sql, keyset, filter.order.is_descending())?;
+        }
+        if !sql.any {
+            sql.out.push_sql("1 = 1");
+        }
+        Ok(())
+    }
+}
+
+/// Keyset paging: the operations after `keyset` in the filter's order. By id the primary key is
+/// sought; by creation time the key is `(created_datetime, id)`.
+fn keyset_condition<'b, DB>(
+    sql: &mut Conditions<'_, 'b, DB>,
+    keyset: &'b Keyset,
+    descending: bool,
+) -> QueryResult<()>
+where
+    DB: Backend + HasSqlType<BigInt> + HasSqlType<UtcTimestamp>,
+    i64: ToSql<BigInt, DB>,
+    DateTime<Utc>: ToSql<UtcTimestamp, DB>,
+{
+    let op = if descending { " < " } else { " > " };
+    let Some(created) = &keyset.created else {
+        return sql.compare::<BigInt, _>("id", op, &keyset.id);
+    };
+    sql.next();
+    sql.out.push_sql("(");
+    let mut either = Conditions {
+        out: sql.out.reborrow(),
+        any: false,
+    };
+    either.compare::<UtcTimestamp, _>("created_datetime", op, created)?;
+    either.out.push_sql(" OR (");
+    let mut both = Conditions {
+        out: either.out.reborrow(),
+        any: false,
+    };
+    both.compare::<UtcTimestamp, _>("created_datetime", " = ", created)?;
+    both.compare::<BigInt, _>("id", op, &keyset.id)?;
+    sql.out.push_sql("))");
+    Ok(())
+}
+
+impl Expression for Matching<'_> {
+    type SqlType = Bool;
+}
+
+impl AppearsOnTable<table> for Matching<'_> {}
+
+impl SelectableExpression<table> for Matching<'_> {}
+
+impl<GroupBy> ValidGrouping<GroupBy> for Matching<'_> {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl QueryId for Matching<'_> {
+    type QueryId = ();
+    // The SQL depends on which conditions the filter holds: never a cached prepared statement.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+/// `ORDER BY` the filter's order; ties in creation time are broken by id.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderedBy(pub(crate) OperationOrder);
+
+impl<DB: Backend> QueryFragment<DB> for OrderedBy {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let direction = if self.0.is_descending() {
+            " DESC"
+        } else {
+            " ASC"
+        };
+        if self.0.by_creation_time() {
+            out.push_identifier("created_datetime")?;
+            out.push_sql(direction);
+            out.push_sql(", ");
+        }
+        out.push_identifier("id")?;
+        out.push_sql(direction);
+        Ok(())
+    }
+}
+
+impl Expression for OrderedBy {
+    type SqlType = Untyped;
+}
+
+impl AppearsOnTable<table> for OrderedBy {}
+
+impl<GroupBy> ValidGrouping<GroupBy> for OrderedBy {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl QueryId for OrderedBy {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}

@@ -1,0 +1,193 @@
+//! The statements about operations, for every connection: the lifecycle, searches, deletes.
+//!
+//! [`Storage`] is implemented once, for every Diesel connection whose backend is one of ours
+//! ([`StorageBackend`]) and that can run the shared statements of `statements.rs`: the
+//! connections themselves and r2d2's pooled connections alike, with no forwarding code.
+
+use chrono::{DateTime, Utc};
+use diesel::connection::LoadConnection;
+use diesel::dsl::Limit;
+use diesel::prelude::*;
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::query_dsl::LoadQuery;
+use diesel_migrations::MigrationHarness;
+
+use super::conditions::{Matching, OrderedBy};
+use super::rows::{NewOperationRow, StatusChange};
+use super::statements::{self, ChangeStatus, ColumnOf, CountMatching, DeleteMatching};
+use super::statements::{FindOperation, LoadMatching, RequestCancel, UpdateProgress};
+use super::{Dialect, StorageBackend};
+use crate::filter::{Keyset, OperationFilter};
+use crate::operation::BatchOperation;
+use crate::schema::batchframework_batchoperation as operations;
+use crate::status::Status;
+
+/// The statements about operations behind [`BatchConnection`](super::BatchConnection).
+///
+/// Public only because `BatchConnection` names it; in a private module, so it cannot be named
+/// or implemented outside the crate. Its methods skip the checks and in-memory updates of
+/// [`BatchOperation`]'s methods: the crate calls them, applications call those.
+pub trait Storage {
+    /// The SQL dialect of this connection's backend.
+    const DIALECT: Dialect;
+    /// The most bytes one statement's packet may have (MySQL's `max_allowed_packet`), where the
+    /// backend limits it.
+    fn max_packet_bytes(&mut self) -> QueryResult<Option<usize>>;
+    /// Applies this backend's embedded migrations; returns the versions applied.
+    fn run_embedded_migrations(
+        &mut self,
+    ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>>;
+    /// Inserts one operation row and returns its id.
+    fn insert_operation(&mut self, row: &NewOperationRow<'_>) -> QueryResult<i64>;
+    /// `UPDATE ... SET change WHERE id = ? AND status = from`; returns the rows changed (0 or 1).
+    fn change_status(
+        &mut self,
+        id: i64,
+        from: Status,
+        change: &StatusChange<'_>,
+    ) -> QueryResult<usize>;
+    /// Sets a running operation's progress; returns the rows changed (0 or 1).
+    fn update_progress(&mut self, id: i64, done: i64, total: Option<i64>) -> QueryResult<usize>;
+    /// Flags a running operation for cancellation; returns the rows changed (0 or 1).
+    fn request_cancel(&mut self, id: i64) -> QueryResult<usize>;
+    /// Whether the operation was asked to cancel (`None`: it no longer exists); reads one
+    /// column, for actions that check it often.
+    fn cancel_requested(&mut self, id: i64) -> QueryResult<Option<bool>>;
+    /// The operation with this id, if it exists.
+    fn find_operation(&mut self, id: i64) -> QueryResult<Option<BatchOperation>>;
+    /// The operations matching the filter, in its order, after `keyset`, at most its limit.
+    fn load_operations(
+        &mut self,
+        filter: &OperationFilter,
+        keyset: Option<Keyset>,
+    ) -> QueryResult<Vec<BatchOperation>>;
+    /// The creation time of the operation with this id, if it exists (a keyset's key).
+    fn operation_created(&mut self, id: i64) -> QueryResult<Option<DateTime<Utc>>>;
+    /// How many operations match the filter's conditions (its order, limit and keyset ignored).
+    fn count_operations(&mut self, filter: &OperationFilter) -> QueryResult<i64>;
+    /// Deletes the *unprocessed* operations matching the filter, after `keyset`, and with a
+    /// limit at most that many, the first in the filter's order; returns how many. One
+    /// statement, except on MySQL/MariaDB with a limit (see [`StorageBackend::delete_first`]).
+    fn delete_pending(
+        &mut self,
+        filter: &OperationFilter,
+        keyset: Option<Keyset>,
+    ) -> QueryResult<usize>;
+    /// One prune batch: deletes the *finished* operations matching the filter, at most its
+    /// limit, the first in its order, as [`delete_pending`](Self::delete_pending) does; returns
+    /// how many.
+    fn delete_finished(&mut self, filter: &OperationFilter) -> QueryResult<usize>;
+}
+
+impl<C> Storage for C
+where
+    C: LoadConnection + MigrationHarness<C::Backend>,
+    C::Backend: StorageBackend,
+    for<'a> ChangeStatus<'a>: ExecuteDsl<C>,
+    UpdateProgress: ExecuteDsl<C>,
+    RequestCancel: ExecuteDsl<C>,
+    for<'a> Limit<ColumnOf<operations::cancel_requested>>: LoadQuery<'a, C, bool>,
+    for<'a> Limit<ColumnOf<operations::created_datetime>>: LoadQuery<'a, C, DateTime<Utc>>,
+    for<'a> Limit<FindOperation<C::Backend>>: LoadQuery<'a, C, BatchOperation>,
+    for<'a> LoadMatching<'a, C::Backend>: LoadQuery<'a, C, BatchOperation>,
+    for<'a> Limit<LoadMatching<'a, C::Backend>>: LoadQuery<'a, C, BatchOperation>,
+    for<'a> CountMatching<'a>: LoadQuery<'a, C, i64>,
+    for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
+{
+    const DIALECT: Dialect = <C::Backend as StorageBackend>::DIALECT;
+
+    fn max_packet_bytes(&mut self) -> QueryResult<Option<usize>> {
+        C::Backend::max_packet_bytes(self)
+    }
+
+    fn run_embedded_migrations(
+        &mut self,
+    ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+        let applied = self.run_pending_migrations(C::Backend::MIGRATIONS)?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    }
+
+    fn insert_operation(&mut self, row: &NewOperationRow<'_>) -> QueryResult<i64> {
+        C::Backend::insert_operation(self, row)
+    }
+
+    fn change_status(
+        &mut self,
+        id: i64,
+        from: Status,
+        change: &StatusChange<'_>,
+    ) -> QueryResult<usize> {
+        statements::change_status(id, from, change).execute(self)
+    }
+
+    fn update_progress(&mut self, id: i64, done: i64, total: Option<i64>) -> QueryResult<usize> {
+        statements::update_progress(id, done, total).execute(self)
+    }
+
+    fn request_cancel(&mut self, id: i64) -> QueryResult<usize> {
+        statements::request_cancel(id).execute(self)
+    }
+
+    fn cancel_requested(&mut self, id: i64) -> QueryResult<Option<bool>> {
+        statements::cancel_requested(id).first(self).optional()
+    }
+
+    fn find_operation(&mut self, id: i64) -> QueryResult<Option<BatchOperation>> {
+        statements::find_operation(id).first(self).optional()
+    }
+
+    fn load_operations(
+        &mut self,
+        filter: &OperationFilter,
+        keyset: Option<Keyset>,
+    ) -> QueryResult<Vec<BatchOperation>> {
+        let matching = Matching::filter(filter).after(keyset);
+        let query = statements::load_matching(matching, OrderedBy(filter.order));
+        match filter.limit {
+            Some(limit) => query.limit(i64::from(limit)).load(self),
+            None => query.load(self),
+        }
+    }
+
+    fn operation_created(&mut self, id: i64) -> QueryResult<Option<DateTime<Utc>>> {
+        statements::created(id).first(self).optional()
+    }
+
+    fn count_operations(&mut self, filter: &OperationFilter) -> QueryResult<i64> {
+        statements::count_matching(Matching::filter(filter)).get_result(self)
+    }
+
+    fn delete_pending(
+        &mut self,
+        filter: &OperationFilter,
+        keyset: Option<Keyset>,
+    ) -> QueryResult<usize> {
+        // Only pending work is removable: a running or finished operation has an owner or a
+        // record to keep, whatever else the filter says.
+        let matching = Matching::filter(filter)
+            .after(keyset)
+            .in_status(Status::Unprocessed);
+        delete(self, matching, filter)
+    }
+
+    fn delete_finished(&mut self, filter: &OperationFilter) -> QueryResult<usize> {
+        // Only finished operations are prunable: pending and running ones are work still to
+        // do, whatever else the filter says.
+        let matching = Matching::filter(filter).in_status(Status::Finished);
+        delete(self, matching, filter)
+    }
+}
+
+/// Deletes what `matching` selects; with the filter's limit, at most that many, the first in
+/// its order, as the backend does that best.
+fn delete<C>(conn: &mut C, matching: Matching<'_>, filter: &OperationFilter) -> QueryResult<usize>
+where
+    C: LoadConnection,
+    C::Backend: StorageBackend,
+    for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
+{
+    match filter.limit {
+        None => statements::delete_matching(matching).execute(conn),
+        Some(limit) => C::Backend::delete_first(conn, matching, OrderedBy(filter.order), limit),
+    }
+}

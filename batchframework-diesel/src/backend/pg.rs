@@ -1,0 +1,136 @@
+//! PostgreSQL: `RETURNING`, one-statement limited deletes, and (for workers) row locks that
+//! skip locked rows and `LISTEN` for new work.
+
+use diesel::connection::LoadConnection;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use super::conditions::{Matching, OrderedBy};
+use super::rows::NewOperationRow;
+use super::statements::{delete_matching, first_ids};
+use super::{BatchConnection, Dialect, StorageBackend};
+use crate::schema::batchframework_batchoperation as operations;
+
+/// PostgreSQL migrations (`migrations/postgres` in this crate).
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/postgres");
+
+/// The connection stores through itself (a pooled one through the connection it wraps).
+impl BatchConnection for diesel::PgConnection {
+    type Storage = Self;
+
+    fn storage(&mut self) -> &mut Self {
+        self
+    }
+}
+
+impl super::sealed::Sealed for diesel::PgConnection {}
+
+impl StorageBackend for Pg {
+    const DIALECT: Dialect = Dialect::Postgres;
+    const MIGRATIONS: diesel_migrations::EmbeddedMigrations = MIGRATIONS;
+    /// "relation ... does not exist", "column ... does not exist".
+    const MISSING_SCHEMA: &'static [&'static str] = &["does not exist"];
+
+    fn insert_operation<C>(conn: &mut C, row: &NewOperationRow<'_>) -> QueryResult<i64>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        diesel::insert_into(operations::table)
+            .values(row)
+            .returning(operations::id)
+            .get_result(conn)
+    }
+
+    /// One statement: `id = ANY(ARRAY(subquery))`. The array is computed once and each id
+    /// sought in the primary key; as `IN (subquery)` the planner hash-joins a scan of the whole
+    /// table once a batch has a few thousand rows, so each batch would cost the table.
+    fn delete_first<C>(
+        conn: &mut C,
+        matching: Matching<'_>,
+        order: OrderedBy,
+        limit: u32,
+    ) -> QueryResult<usize>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        // Boxed: Diesel checks a typed subquery of the table it filters as a self-join.
+        let ids = first_ids(matching, order, limit).into_boxed::<Pg>();
+        let ids = diesel::dsl::array::<BigInt, _>(ids);
+        delete_matching(matching)
+            .filter(operations::id.eq_any(ids))
+            .execute(conn)
+    }
+}
+
+/// The PostgreSQL channel on which new due work is announced, with the queue's name as payload
+/// (by the triggers of the migration `..._batchframework_notify_work`).
+#[cfg(feature = "r2d2")]
+const WORK_CHANNEL: &str = "batchframework_work";
+
+#[cfg(feature = "r2d2")]
+impl super::worker::WorkerBackend for Pg {
+    type Connection = diesel::PgConnection;
+    const ROW_LOCKS: bool = true;
+    const UPDATE_RETURNING: bool = true;
+
+    fn write_transaction<T, F>(conn: &mut Self::Connection, body: F) -> QueryResult<T>
+    where
+        F: FnOnce(&mut Self::Connection) -> QueryResult<T>,
+    {
+        conn.transaction(body)
+    }
+
+    fn lost_ids(
+        conn: &mut Self::Connection,
+        lost: super::worker::statements::Lost,
+    ) -> QueryResult<Vec<i64>> {
+        lost.for_update().skip_locked().load(conn)
+    }
+
+    fn mark_claimed(
+        conn: &mut Self::Connection,
+        claim: super::worker::statements::Claim<'_>,
+        _ids: &[i64],
+    ) -> QueryResult<Vec<crate::BatchOperation>> {
+        claim
+            .returning(crate::BatchOperation::as_returning())
+            .get_results(conn)
+    }
+
+    fn finished_ids(
+        conn: &mut Self::Connection,
+        finish: diesel::query_builder::BoxedSqlQuery<'_, Self, diesel::query_builder::SqlQuery>,
+        _worker: &str,
+        _rows: &[super::worker::sql::FinishedRow<'_>],
+    ) -> QueryResult<std::collections::HashSet<i64>> {
+        let returned: Vec<super::worker::sql::ReturnedId> = finish.load(conn)?;
+        Ok(returned.into_iter().map(|row| row.id).collect())
+    }
+
+    /// The migration's trigger notifies [`WORK_CHANNEL`] with the queue's name when due work is
+    /// inserted or released; the worker's keeper connection listens.
+    fn listen_for_work(conn: &mut Self::Connection) -> QueryResult<bool> {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(&format!("LISTEN {WORK_CHANNEL}"))?;
+        Ok(true)
+    }
+
+    fn stop_listening(conn: &mut Self::Connection) -> QueryResult<()> {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("UNLISTEN *")
+    }
+
+    fn work_notifications(conn: &mut Self::Connection) -> QueryResult<Vec<String>> {
+        let mut queues = Vec::new();
+        for notification in conn.notifications_iter() {
+            let notification = notification?;
+            if notification.channel == WORK_CHANNEL {
+                queues.push(notification.payload);
+            }
+        }
+        Ok(queues)
+    }
+}

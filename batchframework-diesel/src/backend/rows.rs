@@ -1,0 +1,38 @@
+//! The rows and changesets the lifecycle writes, as Diesel `Insertable` / `AsChangeset` structs.
+
+use diesel::{AsChangeset, Insertable};
+
+use super::UtcDateTime;
+use crate::schema::batchframework_batchoperation;
+use crate::status::{OperationResult, Status};
+
+/// The row written by `create_synchronous` / `create_asynchronous`.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = batchframework_batchoperation)]
+pub struct NewOperationRow<'a> {
+    pub(crate) created_datetime: UtcDateTime,
+    pub(crate) started_running_datetime: Option<UtcDateTime>,
+    pub(crate) context_object_type: Option<&'a str>,
+    pub(crate) context_object_id: Option<&'a str>,
+    pub(crate) started_by: Option<&'a str>,
+    pub(crate) operationtype: &'a str,
+    pub(crate) status: Status,
+    pub(crate) result: OperationResult,
+    pub(crate) input_data_json: &'a str,
+    pub(crate) output_data_json: &'a str,
+    pub(crate) queue: &'a str,
+    pub(crate) priority: i32,
+    pub(crate) run_after: Option<UtcDateTime>,
+    pub(crate) max_attempts: i32,
+}
+
+/// The columns one lifecycle step sets; `None` fields are left as they are.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = batchframework_batchoperation)]
+pub struct StatusChange<'a> {
+    pub(crate) status: Status,
+    pub(crate) result: Option<OperationResult>,
+    pub(crate) started_running_datetime: Option<UtcDateTime>,
+    pub(crate) finished_datetime: Option<UtcDateTime>,
+    pub(crate) output_data_json: Option<&'a str>,
+}

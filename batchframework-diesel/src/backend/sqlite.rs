@@ -1,0 +1,105 @@
+//! SQLite: `RETURNING` (SQLite 3.35+), one-statement limited deletes, and (for workers) claims
+//! that take the database's write lock up front, having no row locks.
+
+use diesel::connection::LoadConnection;
+use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
+
+use super::conditions::{Matching, OrderedBy};
+use super::rows::NewOperationRow;
+use super::statements::{delete_matching, first_ids};
+use super::{BatchConnection, Dialect, StorageBackend};
+use crate::schema::batchframework_batchoperation as operations;
+
+/// SQLite migrations (`migrations/sqlite` in this crate).
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/sqlite");
+
+/// The connection stores through itself (a pooled one through the connection it wraps).
+impl BatchConnection for diesel::SqliteConnection {
+    type Storage = Self;
+
+    fn storage(&mut self) -> &mut Self {
+        self
+    }
+}
+
+impl super::sealed::Sealed for diesel::SqliteConnection {}
+
+impl StorageBackend for Sqlite {
+    const DIALECT: Dialect = Dialect::Sqlite;
+    const MIGRATIONS: diesel_migrations::EmbeddedMigrations = MIGRATIONS;
+    /// "no such table", "no such column".
+    const MISSING_SCHEMA: &'static [&'static str] = &["no such table", "no such column"];
+
+    fn insert_operation<C>(conn: &mut C, row: &NewOperationRow<'_>) -> QueryResult<i64>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        diesel::insert_into(operations::table)
+            .values(row)
+            .returning(operations::id)
+            .get_result(conn)
+    }
+
+    /// One statement: `id IN (subquery)`, which SQLite runs once, then seeks each rowid.
+    fn delete_first<C>(
+        conn: &mut C,
+        matching: Matching<'_>,
+        order: OrderedBy,
+        limit: u32,
+    ) -> QueryResult<usize>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        // Boxed: Diesel checks a typed subquery of the table it filters as a self-join.
+        let ids = first_ids(matching, order, limit).into_boxed::<Sqlite>();
+        delete_matching(matching)
+            .filter(operations::id.eq_any(ids))
+            .execute(conn)
+    }
+}
+
+/// SQLite has no row locks: a claim, and a group commit, take the write lock up front
+/// (`BEGIN IMMEDIATE`), so that two claimers never read the same due rows.
+#[cfg(feature = "r2d2")]
+impl super::worker::WorkerBackend for Sqlite {
+    type Connection = diesel::SqliteConnection;
+    const ROW_LOCKS: bool = false;
+    const UPDATE_RETURNING: bool = true;
+
+    fn write_transaction<T, F>(conn: &mut Self::Connection, body: F) -> QueryResult<T>
+    where
+        F: FnOnce(&mut Self::Connection) -> QueryResult<T>,
+    {
+        conn.immediate_transaction(body)
+    }
+
+    fn lost_ids(
+        conn: &mut Self::Connection,
+        lost: super::worker::statements::Lost,
+    ) -> QueryResult<Vec<i64>> {
+        lost.load(conn)
+    }
+
+    fn mark_claimed(
+        conn: &mut Self::Connection,
+        claim: super::worker::statements::Claim<'_>,
+        _ids: &[i64],
+    ) -> QueryResult<Vec<crate::BatchOperation>> {
+        claim
+            .returning(crate::BatchOperation::as_returning())
+            .get_results(conn)
+    }
+
+    fn finished_ids(
+        conn: &mut Self::Connection,
+        finish: diesel::query_builder::BoxedSqlQuery<'_, Self, diesel::query_builder::SqlQuery>,
+        _worker: &str,
+        _rows: &[super::worker::sql::FinishedRow<'_>],
+    ) -> QueryResult<std::collections::HashSet<i64>> {
+        let returned: Vec<super::worker::sql::ReturnedId> = finish.load(conn)?;
+        Ok(returned.into_iter().map(|row| row.id).collect())
+    }
+}

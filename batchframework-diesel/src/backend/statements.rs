@@ -1,0 +1,127 @@
+//! The statements that are the same on every backend, as query values and their types.
+//!
+//! Each constructor builds a statement without executing it; its type alias is what the
+//! storage layer's `where` clauses name (`ChangeStatus<'a>: ExecuteDsl<C>`), so the statement is
+//! written once and Diesel checks it for each concrete connection where the storage layer is
+//! used. Statements that differ per backend are in `pg.rs`, `sqlite.rs` and `mysql.rs`.
+
+use diesel::dsl::{AsSelect, Count, Eq, Filter, Find, Order, Select, Update};
+use diesel::prelude::*;
+
+use super::conditions::{Matching, OrderedBy};
+use super::rows::StatusChange;
+use crate::operation::BatchOperation;
+use crate::schema::batchframework_batchoperation::{self as operations, table};
+use crate::status::Status;
+
+/// The operation `id`, only while it is in `status`.
+pub(crate) type WithStatus =
+    Filter<Filter<table, Eq<operations::id, i64>>, Eq<operations::status, Status>>;
+
+/// The operation `id`, only while it is in `status`: the guard of every lifecycle step.
+pub(crate) fn with_status(id: i64, status: Status) -> WithStatus {
+    table
+        .filter(operations::id.eq(id))
+        .filter(operations::status.eq(status))
+}
+
+/// `UPDATE ... SET <change> WHERE id = ? AND status = ?`.
+pub(crate) type ChangeStatus<'a> = Update<WithStatus, &'a StatusChange<'a>>;
+
+pub(crate) fn change_status<'a>(
+    id: i64,
+    from: Status,
+    change: &'a StatusChange<'a>,
+) -> ChangeStatus<'a> {
+    diesel::update(with_status(id, from)).set(change)
+}
+
+/// A running operation's progress.
+pub(crate) type UpdateProgress = Update<
+    WithStatus,
+    (
+        Eq<operations::progress_done, i64>,
+        Eq<operations::progress_total, Option<i64>>,
+    ),
+>;
+
+pub(crate) fn update_progress(id: i64, done: i64, total: Option<i64>) -> UpdateProgress {
+    diesel::update(with_status(id, Status::Running)).set((
+        operations::progress_done.eq(done),
+        operations::progress_total.eq(total),
+    ))
+}
+
+/// A running operation's cancel request.
+pub(crate) type RequestCancel = Update<WithStatus, Eq<operations::cancel_requested, bool>>;
+
+pub(crate) fn request_cancel(id: i64) -> RequestCancel {
+    diesel::update(with_status(id, Status::Running)).set(operations::cancel_requested.eq(true))
+}
+
+/// One column of the operation `id`.
+pub(crate) type ColumnOf<Column> = Select<Find<table, i64>, Column>;
+
+/// Whether the operation `id` was asked to cancel.
+pub(crate) fn cancel_requested(id: i64) -> ColumnOf<operations::cancel_requested> {
+    table.find(id).select(operations::cancel_requested)
+}
+
+/// When the operation `id` was created (a keyset's key).
+pub(crate) fn created(id: i64) -> ColumnOf<operations::created_datetime> {
+    table.find(id).select(operations::created_datetime)
+}
+
+/// The operation `id`, every column.
+pub(crate) type FindOperation<DB> = Select<Find<table, i64>, AsSelect<BatchOperation, DB>>;
+
+pub(crate) fn find_operation<DB>(id: i64) -> FindOperation<DB>
+where
+    DB: diesel::backend::Backend,
+{
+    table.find(id).select(BatchOperation::as_select())
+}
+
+/// The operations matching a filter, in its order.
+pub(crate) type LoadMatching<'a, DB> =
+    Order<Filter<Select<table, AsSelect<BatchOperation, DB>>, Matching<'a>>, OrderedBy>;
+
+pub(crate) fn load_matching<DB>(matching: Matching<'_>, order: OrderedBy) -> LoadMatching<'_, DB>
+where
+    DB: diesel::backend::Backend,
+{
+    table
+        .select(BatchOperation::as_select())
+        .filter(matching)
+        .order(order)
+}
+
+/// How many operations match a filter.
+pub(crate) type CountMatching<'a> = Count<Filter<table, Matching<'a>>>;
+
+pub(crate) fn count_matching(matching: Matching<'_>) -> CountMatching<'_> {
+    table.filter(matching).count()
+}
+
+/// `DELETE` the operations matching a filter.
+pub(crate) type DeleteMatching<'a> = diesel::dsl::delete<Filter<table, Matching<'a>>>;
+
+pub(crate) fn delete_matching(matching: Matching<'_>) -> DeleteMatching<'_> {
+    diesel::delete(table.filter(matching))
+}
+
+/// The ids a limited delete removes: the first `limit` that `matching` selects, in `order`.
+/// The DELETE repeats the conditions, so a row changed meanwhile (a pending operation claimed by
+/// a worker) is not deleted. Used by each backend's own limited delete.
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
+pub(crate) type FirstIds<'a> =
+    diesel::dsl::Limit<Order<Filter<Select<table, operations::id>, Matching<'a>>, OrderedBy>>;
+
+#[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
+pub(crate) fn first_ids(matching: Matching<'_>, order: OrderedBy, limit: u32) -> FirstIds<'_> {
+    table
+        .select(operations::id)
+        .filter(matching)
+        .order(order)
+        .limit(i64::from(limit))
+}

@@ -1,0 +1,351 @@
+//! The statements only workers issue: claims, releases, group commits, heartbeats and
+//! new-work notifications; compiled with the workers (feature `r2d2`).
+//!
+//! Workers run on a pool's connections, of a concrete type per backend, so
+//! [`WorkerBackend`] names that type and its methods take it as it is (SQLite's immediate
+//! transactions and PostgreSQL's notifications are methods of those types). [`WorkerStorage`]
+//! is implemented once on top, for each backend's connection type.
+
+pub(crate) mod sql;
+pub(crate) mod statements;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::connection::LoadConnection;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::query_dsl::LoadQuery;
+use diesel::r2d2::R2D2Connection;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, HasSqlType, Integer, Text};
+use diesel::{QueryResult, RunQueryDsl};
+
+use super::{BatchConnection, StorageBackend, UtcDateTime, UtcTimestamp};
+use crate::operation::BatchOperation;
+use crate::status::Status;
+use sql::{due_sql, finish_chunks, finish_sql, DueId, FinishedRow};
+use statements::{ChangeClaimed, Claim, ClaimedChange, Heartbeat, Lost};
+
+/// A connection a [`Worker`](crate::worker::Worker) runs on: `PgConnection`, `SqliteConnection`
+/// or `MysqlConnection` (each behind its feature), the connection type of the r2d2 pool the
+/// worker is given. You never implement this.
+pub trait WorkerConnection:
+    BatchConnection + WorkerStorage + R2D2Connection + Send + 'static
+{
+}
+
+impl<C> WorkerConnection for C where
+    C: BatchConnection + WorkerStorage + R2D2Connection + Send + 'static
+{
+}
+
+/// What differs between backends in the workers' statements.
+pub trait WorkerBackend:
+    StorageBackend
+    + HasSqlType<Text>
+    + HasSqlType<BigInt>
+    + HasSqlType<Integer>
+    + HasSqlType<UtcTimestamp>
+{
+    /// The backend's connection type, as the workers' pool hands it out.
+    type Connection: LoadConnection<Backend = Self>;
+
+    /// Whether a claim locks the rows it reads (`FOR UPDATE SKIP LOCKED`), so that concurrent
+    /// claimers skip each other's; otherwise the claim holds the database's write lock.
+    const ROW_LOCKS: bool;
+
+    /// Whether an UPDATE can return the ids it wrote (`RETURNING`).
+    const UPDATE_RETURNING: bool;
+
+    /// Runs `body` in the transaction a group commit (or any write of several statements)
+    /// takes.
+    fn write_transaction<T, F>(conn: &mut Self::Connection, body: F) -> QueryResult<T>
+    where
+        F: FnOnce(&mut Self::Connection) -> QueryResult<T>;
+
+    /// Runs `body` in the transaction a claim takes; by default a write transaction.
+    fn claim_transaction<T, F>(conn: &mut Self::Connection, body: F) -> QueryResult<T>
+    where
+        F: FnOnce(&mut Self::Connection) -> QueryResult<T>,
+    {
+        Self::write_transaction(conn, body)
+    }
+
+    /// The lost workers' operations `lost` selects, locked where the backend locks rows.
+    fn lost_ids(conn: &mut Self::Connection, lost: Lost) -> QueryResult<Vec<i64>>;
+
+    /// Runs `claim` and returns the operations as it left them.
+    fn mark_claimed(
+        conn: &mut Self::Connection,
+        claim: Claim<'_>,
+        ids: &[i64],
+    ) -> QueryResult<Vec<BatchOperation>>;
+
+    /// Runs a finishing UPDATE of [`finish_sql`] for `rows` held by `worker` and returns the
+    /// ids it wrote.
+    fn finished_ids(
+        conn: &mut Self::Connection,
+        finish: BoxedSqlQuery<'_, Self, SqlQuery>,
+        worker: &str,
+        rows: &[FinishedRow<'_>],
+    ) -> QueryResult<HashSet<i64>>;
+
+    /// Subscribes the connection to new-work notifications; `false` where the backend has none
+    /// (workers then only poll).
+    fn listen_for_work(conn: &mut Self::Connection) -> QueryResult<bool> {
+        let _ = conn;
+        Ok(false)
+    }
+
+    /// Ends every subscription of the connection, before it goes back to a pool.
+    fn stop_listening(conn: &mut Self::Connection) -> QueryResult<()> {
+        let _ = conn;
+        Ok(())
+    }
+
+    /// The queues named by the new-work notifications received since the last call; never
+    /// blocks.
+    fn work_notifications(conn: &mut Self::Connection) -> QueryResult<Vec<String>> {
+        let _ = conn;
+        Ok(Vec::new())
+    }
+}
+
+/// The workers' statements. Public only because [`WorkerConnection`] names it; in a private
+/// module, so it cannot be named or implemented outside the crate.
+pub trait WorkerStorage {
+    /// Claims up to `limit` operations for `worker` on `queues` whose type is one of
+    /// `operation_types` (the worker's registry): running ones whose holder's heartbeat is
+    /// older than `stale_before` (a lost worker) first, then pending ones due by `now`, by
+    /// priority then age. Each is set `running`, locked by `worker`, heartbeat `now`,
+    /// `attempts + 1`, and returned by priority then id. Concurrent claimers never get the same
+    /// operation.
+    fn claim_operations(
+        &mut self,
+        worker: &str,
+        queues: &[String],
+        operation_types: &[String],
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+    ) -> QueryResult<Vec<BatchOperation>>;
+    /// Whether [`claim_operations`](Self::claim_operations) would find work, read without
+    /// locking. A claim can come back empty while work is due: on MySQL/MariaDB, SKIP LOCKED
+    /// also skips rows another claim's scan holds for an instant, and two concurrent claims can
+    /// skip the same due row that way.
+    fn has_claimable(
+        &mut self,
+        queues: &[String],
+        operation_types: &[String],
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> QueryResult<bool>;
+    /// `change` on an operation only if it is still `running`, held by `worker` and at the
+    /// `attempt` it was claimed at (fencing).
+    fn change_claimed(
+        &mut self,
+        id: i64,
+        attempt: i32,
+        worker: &str,
+        change: &ClaimedChange<'_>,
+    ) -> QueryResult<usize>;
+    /// Finishes held operations, each only if still `running`, held by `worker` and at the
+    /// attempt it was claimed at (fencing), in one transaction and one statement per chunk of
+    /// at most [`FINISH_CHUNK`](sql::FINISH_CHUNK) rows and about `max_statement_bytes`;
+    /// whether each was written.
+    fn finish_claimed(
+        &mut self,
+        worker: &str,
+        rows: &[FinishedRow<'_>],
+        max_statement_bytes: Option<usize>,
+    ) -> QueryResult<Vec<bool>>;
+    /// Refreshes the heartbeat of the operations `worker` holds among `ids`.
+    fn heartbeat(&mut self, worker: &str, ids: &[i64], now: DateTime<Utc>) -> QueryResult<usize>;
+    /// See [`WorkerBackend::listen_for_work`].
+    fn listen_for_work(&mut self) -> QueryResult<bool>;
+    /// See [`WorkerBackend::stop_listening`].
+    fn stop_listening(&mut self) -> QueryResult<()>;
+    /// See [`WorkerBackend::work_notifications`].
+    fn work_notifications(&mut self) -> QueryResult<Vec<String>>;
+}
+
+impl<C, B> WorkerStorage for C
+where
+    C: LoadConnection<Backend = B>,
+    B: WorkerBackend<Connection = C>,
+    str: ToSql<Text, B>,
+    i64: ToSql<BigInt, B>,
+    i32: ToSql<Integer, B>,
+    DateTime<Utc>: ToSql<UtcTimestamp, B>,
+    for<'a> Lost: LoadQuery<'a, C, i64>,
+    for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, DueId>,
+    for<'a> Heartbeat<'a>: ExecuteDsl<C>,
+    for<'a> ChangeClaimed<'a>: ExecuteDsl<C>,
+{
+    fn claim_operations(
+        &mut self,
+        worker: &str,
+        queues: &[String],
+        operation_types: &[String],
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+    ) -> QueryResult<Vec<BatchOperation>> {
+        B::claim_transaction(self, |conn| {
+            // A lost worker's operations first (the running index), they have waited longest;
+            // then due work by priority then age, one index range per operation type.
+            let lost = statements::lost(queues, operation_types, UtcDateTime(stale_before), limit);
+            let mut ids = B::lost_ids(conn, lost)?;
+            let room = limit - i64::try_from(ids.len()).unwrap_or(limit);
+            if room > 0 {
+                ids.extend(due_ids(
+                    conn,
+                    queues,
+                    operation_types,
+                    now,
+                    room,
+                    B::ROW_LOCKS,
+                )?);
+            }
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let claim = statements::claim(&ids, worker, UtcDateTime(now));
+            let mut claimed = B::mark_claimed(conn, claim, &ids)?;
+            claimed.sort_by_key(|op| (std::cmp::Reverse(op.priority()), op.id()));
+            Ok(claimed)
+        })
+    }
+
+    fn has_claimable(
+        &mut self,
+        queues: &[String],
+        operation_types: &[String],
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> QueryResult<bool> {
+        let lost = statements::lost(queues, operation_types, UtcDateTime(stale_before), 1);
+        if !lost.load::<i64>(self)?.is_empty() {
+            return Ok(true);
+        }
+        Ok(!due_ids(self, queues, operation_types, now, 1, false)?.is_empty())
+    }
+
+    fn change_claimed(
+        &mut self,
+        id: i64,
+        attempt: i32,
+        worker: &str,
+        change: &ClaimedChange<'_>,
+    ) -> QueryResult<usize> {
+        statements::change_claimed(id, attempt, worker, change).execute(self)
+    }
+
+    fn finish_claimed(
+        &mut self,
+        worker: &str,
+        rows: &[FinishedRow<'_>],
+        max_statement_bytes: Option<usize>,
+    ) -> QueryResult<Vec<bool>> {
+        B::write_transaction(self, |conn| {
+            let mut written = HashSet::new();
+            for chunk in finish_chunks(rows, max_statement_bytes) {
+                let finish = finish_query::<B>(worker, chunk);
+                written.extend(B::finished_ids(conn, finish, worker, chunk)?);
+            }
+            Ok(rows.iter().map(|row| written.contains(&row.id)).collect())
+        })
+    }
+
+    fn heartbeat(&mut self, worker: &str, ids: &[i64], now: DateTime<Utc>) -> QueryResult<usize> {
+        statements::heartbeat(worker, ids, UtcDateTime(now)).execute(self)
+    }
+
+    fn listen_for_work(&mut self) -> QueryResult<bool> {
+        B::listen_for_work(self)
+    }
+
+    fn stop_listening(&mut self) -> QueryResult<()> {
+        B::stop_listening(self)
+    }
+
+    fn work_notifications(&mut self) -> QueryResult<Vec<String>> {
+        B::work_notifications(self)
+    }
+}
+
+/// The ids of at most `limit` pending operations of `queues` and `types` due by `now`, by
+/// priority then age, row-locked (skipping locked rows) with `lock`: the statement of
+/// [`due_sql`], with its binds.
+fn due_ids<C, B>(
+    conn: &mut C,
+    queues: &[String],
+    types: &[String],
+    now: DateTime<Utc>,
+    limit: i64,
+    lock: bool,
+) -> QueryResult<Vec<i64>>
+where
+    C: LoadConnection<Backend = B>,
+    B: WorkerBackend,
+    str: ToSql<Text, B>,
+    DateTime<Utc>: ToSql<UtcTimestamp, B>,
+    for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, DueId>,
+{
+    if queues.is_empty() || types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = due_sql(B::DIALECT, queues.len(), types.len(), limit, lock);
+    let mut query = diesel::sql_query(sql).into_boxed::<B>();
+    for operation_type in types {
+        for queue in queues {
+            query = query.bind::<Text, _>(queue.as_str());
+        }
+        query = query
+            .bind::<Text, _>(operation_type.as_str())
+            .bind::<UtcTimestamp, _>(UtcDateTime(now));
+    }
+    let rows: Vec<DueId> = query.load(conn)?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
+}
+
+/// The finishing UPDATE of [`finish_sql`] for `chunk`, with its binds in the statement's order.
+fn finish_query<'a, B>(
+    worker: &'a str,
+    chunk: &'a [FinishedRow<'a>],
+) -> BoxedSqlQuery<'a, B, SqlQuery>
+where
+    B: WorkerBackend,
+    str: ToSql<Text, B>,
+    i64: ToSql<BigInt, B>,
+    i32: ToSql<Integer, B>,
+    DateTime<Utc>: ToSql<UtcTimestamp, B>,
+{
+    let sql = finish_sql(B::DIALECT, chunk.len(), B::UPDATE_RETURNING);
+    let mut query = diesel::sql_query(sql)
+        .into_boxed::<B>()
+        .bind::<Text, _>(Status::Finished);
+    for row in chunk {
+        query = query.bind::<BigInt, _>(row.id).bind::<Text, _>(row.result);
+    }
+    for row in chunk {
+        query = query
+            .bind::<BigInt, _>(row.id)
+            .bind::<UtcTimestamp, _>(row.finished_at);
+    }
+    for row in chunk {
+        query = query
+            .bind::<BigInt, _>(row.id)
+            .bind::<Text, _>(row.output_data_json);
+    }
+    query = query
+        .bind::<Text, _>(Status::Running)
+        .bind::<Text, _>(worker);
+    for row in chunk {
+        query = query
+            .bind::<BigInt, _>(row.id)
+            .bind::<Integer, _>(row.attempt);
+    }
+    query
+}

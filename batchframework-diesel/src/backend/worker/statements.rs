@@ -1,0 +1,129 @@
+//! The worker statements that are the same on every backend, as query values and their types
+//! (as `backend/statements.rs` does for the operations' statements).
+
+use diesel::dsl::{Add, Asc, Eq, EqAny, Filter, Limit, Lt, Order, Select, Update};
+use diesel::prelude::*;
+
+use crate::backend::statements::WithStatus;
+use crate::backend::UtcDateTime;
+use crate::schema::batchframework_batchoperation::{self as operations, table};
+use crate::status::{OperationResult, Status};
+
+/// What a worker writes on an operation it holds: a release for a retry, or an operation given
+/// back unstarted (finishes go through [`finish_sql`](super::sql::finish_sql), grouped).
+#[derive(Debug, diesel::AsChangeset)]
+#[diesel(table_name = operations, treat_none_as_null = true)]
+pub struct ClaimedChange<'a> {
+    pub(crate) status: Status,
+    pub(crate) result: OperationResult,
+    pub(crate) finished_datetime: Option<UtcDateTime>,
+    pub(crate) output_data_json: &'a str,
+    pub(crate) run_after: Option<UtcDateTime>,
+    pub(crate) locked_by: Option<&'a str>,
+    pub(crate) heartbeat_datetime: Option<UtcDateTime>,
+    pub(crate) attempts: i32,
+}
+
+/// The ids of the running operations of some queues and types whose worker was lost (no
+/// heartbeat since a bound instant), longest lost first, at most a number of them.
+///
+/// The queues and types are owned: a statement borrowing a list cannot be named in the storage
+/// layer's `where` clauses (Rust cannot yet normalize Diesel's `IN` types under a `for<'a>`).
+pub(crate) type Lost = Limit<
+    Select<
+        Order<
+            Filter<
+                Filter<
+                    Filter<
+                        Filter<table, Eq<operations::status, Status>>,
+                        Lt<operations::heartbeat_datetime, UtcDateTime>,
+                    >,
+                    EqAny<operations::queue, Vec<String>>,
+                >,
+                EqAny<operations::operationtype, Vec<String>>,
+            >,
+            Asc<operations::heartbeat_datetime>,
+        >,
+        operations::id,
+    >,
+>;
+
+pub(crate) fn lost(
+    queues: &[String],
+    types: &[String],
+    stale_before: UtcDateTime,
+    limit: i64,
+) -> Lost {
+    table
+        .filter(operations::status.eq(Status::Running))
+        .filter(operations::heartbeat_datetime.lt(stale_before))
+        .filter(operations::queue.eq_any(queues.to_vec()))
+        .filter(operations::operationtype.eq_any(types.to_vec()))
+        .order(operations::heartbeat_datetime.asc())
+        .select(operations::id)
+        .limit(limit)
+}
+
+/// The claim itself: the operations `ids` set `running`, held by a worker, heartbeat now, one
+/// more attempt. The ids were read, and locked where the backend locks rows, in the same
+/// transaction.
+pub(crate) type Claim<'a> = Update<
+    Filter<table, EqAny<operations::id, &'a [i64]>>,
+    (
+        Eq<operations::status, Status>,
+        Eq<operations::started_running_datetime, UtcDateTime>,
+        Eq<operations::locked_by, &'a str>,
+        Eq<operations::heartbeat_datetime, UtcDateTime>,
+        Eq<operations::attempts, Add<operations::attempts, i32>>,
+    ),
+>;
+
+pub(crate) fn claim<'a>(ids: &'a [i64], worker: &'a str, now: UtcDateTime) -> Claim<'a> {
+    diesel::update(table.filter(operations::id.eq_any(ids))).set((
+        operations::status.eq(Status::Running),
+        operations::started_running_datetime.eq(now),
+        operations::locked_by.eq(worker),
+        operations::heartbeat_datetime.eq(now),
+        operations::attempts.eq(operations::attempts + 1),
+    ))
+}
+
+/// The operations `ids` that `worker` still holds (the ids owned, as in [`Lost`]).
+pub(crate) type HeldAmong<'a> = Filter<
+    Filter<Filter<table, EqAny<operations::id, Vec<i64>>>, Eq<operations::status, Status>>,
+    Eq<operations::locked_by, &'a str>,
+>;
+
+/// A heartbeat for the operations `worker` holds among `ids`.
+pub(crate) type Heartbeat<'a> =
+    Update<HeldAmong<'a>, Eq<operations::heartbeat_datetime, UtcDateTime>>;
+
+pub(crate) fn heartbeat<'a>(worker: &'a str, ids: &'a [i64], now: UtcDateTime) -> Heartbeat<'a> {
+    diesel::update(
+        table
+            .filter(operations::id.eq_any(ids.to_vec()))
+            .filter(operations::status.eq(Status::Running))
+            .filter(operations::locked_by.eq(worker)),
+    )
+    .set(operations::heartbeat_datetime.eq(now))
+}
+
+/// `change` on the operation `id`, only if still running, held by `worker` and at `attempt`.
+pub(crate) type ChangeClaimed<'a> = Update<
+    Filter<Filter<WithStatus, Eq<operations::locked_by, &'a str>>, Eq<operations::attempts, i32>>,
+    &'a ClaimedChange<'a>,
+>;
+
+pub(crate) fn change_claimed<'a>(
+    id: i64,
+    attempt: i32,
+    worker: &'a str,
+    change: &'a ClaimedChange<'a>,
+) -> ChangeClaimed<'a> {
+    diesel::update(
+        crate::backend::statements::with_status(id, Status::Running)
+            .filter(operations::locked_by.eq(worker))
+            .filter(operations::attempts.eq(attempt)),
+    )
+    .set(change)
+}
