@@ -13,8 +13,7 @@
 //! operation) or `#[bulk_insertable]` (untracked rows). The crate's front page shows the whole
 //! Game/Player/Card pattern.
 
-use crate::backend::BatchConnection;
-use crate::backend::Storage;
+use crate::backend::{BatchConnection, Storage};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::tracking::BatchTracked;

@@ -7,8 +7,7 @@
 //! versions look like any Diesel timestamped version; only a migration of the application's with
 //! the very same version could clash.
 
-use crate::backend::BatchConnection;
-use crate::backend::Storage;
+use crate::backend::{BatchConnection, Storage};
 use crate::error::{Error, Result};
 
 // The sets are embedded in the backend layer, which applies them; they are public from here.

@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::backend::Storage;
-use crate::backend::{BatchConnection, UtcDateTime};
+use crate::backend::{BatchConnection, Storage, UtcDateTime};
 use crate::error::Result;
 use crate::filter::{OperationFilter, OperationOrder};
 use crate::status::OperationResult;

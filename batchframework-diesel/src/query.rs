@@ -6,8 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::backend::Storage;
-use crate::backend::{BatchConnection, UtcDateTime};
+use crate::backend::{BatchConnection, Storage, UtcDateTime};
 use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
 use crate::filter::{Keyset, OperationFilter, OperationOrder};

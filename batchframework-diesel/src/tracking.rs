@@ -3,8 +3,7 @@
 //! `ON DELETE SET NULL` (pruning operations never deletes user rows) and indexed (the select-back
 //! is an index scan).
 
-use crate::backend::Storage;
-use crate::backend::{BatchConnection, Dialect};
+use crate::backend::{BatchConnection, Dialect, Storage};
 use crate::error::{Error, Result};
 
 /// A model with the tracking column; implemented by [`#[batch_tracked]`](crate::batch_tracked).

@@ -15,8 +15,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
 use crate::backend::rows::{NewOperationRow, StatusChange};
-use crate::backend::Storage;
-use crate::backend::{now, BatchConnection, UtcDateTime};
+use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
 use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;

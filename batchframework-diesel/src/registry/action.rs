@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::BatchConnection;
-use crate::backend::Storage;
+use crate::backend::{BatchConnection, Storage};
 use crate::context::ContextRef;
 use crate::error::Result;
 use crate::operation::BatchOperation;
