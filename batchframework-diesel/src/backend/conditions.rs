@@ -220,3 +220,102 @@ impl QueryId for OrderedBy {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use chrono::TimeZone;
+    use diesel::debug_query;
+    use diesel::sqlite::Sqlite;
+
+    use super::{Matching, OrderedBy};
+    use crate::backend::statements::{count_matching, load_matching};
+    use crate::context::ContextRef;
+    use crate::filter::{Keyset, OperationFilter, OperationOrder};
+    use crate::status::{OperationResult, Status};
+
+    fn sql_of(matching: Matching<'_>, order: OperationOrder) -> String {
+        let query = load_matching::<Sqlite>(matching, OrderedBy(order));
+        debug_query::<Sqlite, _>(&query).to_string()
+    }
+
+    /// The text between `WHERE` and the binds' listing.
+    fn conditions(sql: &str) -> &str {
+        let start = sql.find(" WHERE ").map_or(0, |i| i + 7);
+        let end = sql[start..]
+            .find(" ORDER BY")
+            .map_or(sql.len(), |i| start + i);
+        &sql[start..end]
+    }
+
+    #[test]
+    fn an_empty_filter_matches_everything_newest_first() {
+        let filter = OperationFilter::new();
+        let sql = sql_of(Matching::filter(&filter), filter.order);
+        assert_eq!(conditions(&sql), "1 = 1");
+        assert!(sql.contains(" ORDER BY `id` DESC"), "{sql}");
+    }
+
+    #[test]
+    fn every_condition_is_a_bind_joined_by_and() {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let filter = OperationFilter::new()
+            .operation_type("import")
+            .context_object(&ContextRef::new("game", 7))
+            .status(Status::Finished)
+            .result(OperationResult::Failed)
+            .queue("q")
+            .started_by("ann")
+            .created_before(at)
+            .created_after(at);
+        let matching = Matching::filter(&filter).in_status(Status::Finished);
+        let sql = sql_of(matching, OperationOrder::CreatedAscending);
+        assert_eq!(
+            conditions(&sql),
+            "`operationtype` = ? AND `context_object_type` = ? AND `context_object_id` = ? \
+             AND `status` = ? AND `status` = ? AND `result` = ? AND `queue` = ? \
+             AND `started_by` = ? AND `created_datetime` < ? AND `created_datetime` > ?"
+        );
+        assert!(
+            sql.contains("ORDER BY `created_datetime` ASC, `id` ASC"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"binds: ["import", "game", "7", "finished""#),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn a_keyset_continues_after_its_key_in_the_filters_order() {
+        let filter = OperationFilter::new().queue("q");
+        let by_id = Matching::filter(&filter).after(Some(Keyset {
+            id: 42,
+            created: None,
+        }));
+        assert_eq!(
+            conditions(&sql_of(by_id, OperationOrder::IdDescending)),
+            "`queue` = ? AND `id` < ?"
+        );
+        let filter = filter.order_by(OperationOrder::CreatedAscending);
+        let by_time = Matching::filter(&filter).after(Some(Keyset {
+            id: 42,
+            created: Some(chrono::Utc::now()),
+        }));
+        assert_eq!(
+            conditions(&sql_of(by_time, OperationOrder::CreatedAscending)),
+            "`queue` = ? AND (`created_datetime` > ? OR (`created_datetime` = ? AND `id` > ?))"
+        );
+    }
+
+    #[test]
+    fn a_count_uses_the_same_conditions() {
+        let filter = OperationFilter::new().status(Status::Running);
+        let sql = debug_query::<Sqlite, _>(&count_matching(Matching::filter(&filter))).to_string();
+        assert!(
+            sql.starts_with(
+                "SELECT COUNT(*) FROM `batchframework_batchoperation` WHERE `status` = ?"
+            ),
+            "{sql}"
+        );
+    }
+}
