@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::context::{ContextObject, ContextRef};
 
 /// What a caller says about an operation it asks for, whichever builder it uses:
-/// [`NewOperation`] and [`RunArgs`](crate::registry::RunArgs) both hold one and set it through
+/// [`NewOperation`](crate::NewOperation) and [`RunArgs`](crate::registry::RunArgs) both hold one and set it through
 /// these methods, so that the two builders store the same values the same way.
 #[derive(Debug)]
 pub(crate) struct OperationDetails {

@@ -187,7 +187,7 @@ where
     }
 
     /// Whether work is due although a claim came back empty (see
-    /// [`Storage::has_claimable`](crate::backend::Storage::has_claimable)); `run_until_idle`
+    /// [`WorkerStorage::has_claimable`](crate::backend::WorkerStorage::has_claimable)); `run_until_idle`
     /// asks before it calls the queue drained.
     fn has_claimable(&self, conn: &mut C) -> Result<bool> {
         let (now, stale_before) = self.claim_times();
