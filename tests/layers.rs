@@ -32,6 +32,7 @@ const LAYERS: &[&str] = &[
     // The lifecycle and queries built on the storage layer.
     "lifecycle",
     "query",
+    "overview",
     "prune",
     "tracking",
     "bulk",

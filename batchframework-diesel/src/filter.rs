@@ -75,8 +75,8 @@ pub struct OperationFilter {
     pub(crate) started_by: Option<String>,
     pub(crate) created_before: Option<DateTime<Utc>>,
     pub(crate) created_after: Option<DateTime<Utc>>,
-    /// Set only by [`Prune`](crate::Prune): operations finished strictly before this instant.
     pub(crate) finished_before: Option<DateTime<Utc>>,
+    pub(crate) finished_after: Option<DateTime<Utc>>,
     pub(crate) order: OperationOrder,
     pub(crate) limit: Option<u32>,
     pub(crate) after_id: Option<i64>,
@@ -86,10 +86,9 @@ pub struct OperationFilter {
 /// [`OperationFilter::after_id`] pages by.
 ///
 /// Every order is total (ties in creation time are broken by id, in the same direction), so a
-/// page boundary never skips or repeats an operation. Ordering by id uses the primary key; the
-/// table has no index on `created_datetime`, so ordering by creation time sorts the matching
-/// operations on every page. Ids follow creation order except where application servers'
-/// clocks disagree, so prefer id order for long listings.
+/// page boundary never skips or repeats an operation. Ordering by id uses the primary key,
+/// ordering by creation time the `(created_datetime, id)` index. Ids follow creation order
+/// except where application servers' clocks disagree.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OperationOrder {

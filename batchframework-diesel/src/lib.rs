@@ -151,6 +151,7 @@ mod filter;
 mod lifecycle;
 pub mod migrations;
 mod operation;
+pub mod overview;
 mod prune;
 mod query;
 pub mod registry;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::backend::{BatchConnection, Storage, UtcDateTime};
 use crate::error::Result;
-use crate::filter::{OperationFilter, OperationOrder};
+use crate::filter::{Keyset, OperationFilter, OperationOrder};
 use crate::status::OperationResult;
 
 /// Deletes finished operations that finished before an instant, a batch at a time, so the
@@ -56,12 +56,14 @@ use crate::status::OperationResult;
 /// # }
 /// ```
 ///
-/// Each batch finds its rows by walking the primary key from the lowest id, so its cost grows
-/// with the finished operations it must step over that do not match (of other types or
-/// results, or not old enough) and not with the table's size. On PostgreSQL it is one statement, `DELETE FROM batchframework_batchoperation
+/// Each batch finds its rows by walking the primary key from where the previous batch ended
+/// (`id > <its highest id>`), so the whole prune reads each operation at most once: its cost
+/// grows with the operations it deletes and those it steps over (of other types or results, or
+/// not old enough), not with the table's size, and a batch never reads again what an earlier
+/// one kept. On PostgreSQL a batch is one statement, `DELETE FROM batchframework_batchoperation
 /// WHERE <conditions> AND id = ANY(ARRAY(SELECT id FROM batchframework_batchoperation WHERE
-/// <conditions> ORDER BY id LIMIT n))`; on SQLite the same with `id IN (SELECT ...)`. On
-/// MySQL/MariaDB, which cannot `LIMIT` such a subquery (and which plan
+/// <conditions> ORDER BY id LIMIT n)) RETURNING id`; on SQLite the same with `id IN (SELECT
+/// ...)`. On MySQL/MariaDB, which cannot `LIMIT` such a subquery (and which plan
 /// `DELETE ... ORDER BY id LIMIT n` through a status index, sorting every finished operation
 /// each time), it is `SELECT id ... WHERE <conditions> ORDER BY id LIMIT n`, which takes no
 /// locks, then `DELETE ... WHERE <conditions> AND id IN (<those ids>)`.
@@ -128,11 +130,17 @@ impl Prune {
             ..self.filter.clone()
         };
         let mut deleted = 0u64;
+        let mut after = None;
         loop {
-            let n = conn.storage().delete_finished(&batch)?;
-            deleted += n as u64;
-            if n < self.batch_size as usize {
-                return Ok(deleted);
+            let done = conn.storage().delete_finished(&batch, after)?;
+            deleted += done.count as u64;
+            match done.highest_id {
+                // Each batch starts where the last one ended, in the primary key: operations
+                // it stepped over (kept types or results, or not old enough) are not read again.
+                Some(id) if done.count >= self.batch_size as usize => {
+                    after = Some(Keyset { id, created: None });
+                }
+                _ => return Ok(deleted),
             }
         }
     }

@@ -73,6 +73,38 @@ impl OperationFilter {
         self
     }
 
+    /// Only operations finished strictly before this instant (clamped like
+    /// [`created_before`](Self::created_before)).
+    pub fn finished_before(mut self, instant: DateTime<Utc>) -> Self {
+        self.finished_before = Some(UtcDateTime(instant).clamped().0);
+        self
+    }
+
+    /// Only operations finished strictly after this instant (clamped like
+    /// [`created_before`](Self::created_before)). With [`result`](Self::result)`(Failed)`, the
+    /// failures of a time window, read from an index of failures alone:
+    ///
+    /// ```
+    /// # use batchframework_diesel::{BatchOperation, OperationFilter, OperationResult};
+    /// # use chrono::{Duration, Utc};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use diesel::Connection;
+    /// # let mut conn = diesel::SqliteConnection::establish(":memory:")?;
+    /// # batchframework_diesel::run_migrations(&mut conn)?;
+    /// let mut op = BatchOperation::create_synchronous("import").insert(&mut conn)?;
+    /// op.finish_failed(&mut conn, &serde_json::json!({"error": "timeout"}))?;
+    /// let last_hour = OperationFilter::new()
+    ///     .result(OperationResult::Failed)
+    ///     .finished_after(Utc::now() - Duration::hours(1));
+    /// assert_eq!(last_hour.count(&mut conn)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn finished_after(mut self, instant: DateTime<Utc>) -> Self {
+        self.finished_after = Some(UtcDateTime(instant).clamped().0);
+        self
+    }
+
     /// The order [`load`](Self::load) returns operations in, and pages by; newest first by id
     /// ([`OperationOrder::IdDescending`]) unless set.
     pub fn order_by(mut self, order: OperationOrder) -> Self {

@@ -5,7 +5,9 @@
 //! type names the backend, and Diesel does not let code generic over the backend build one. As
 //! a [`QueryFragment`] of its own, [`Matching`] is one expression type whatever the filter
 //! holds, so a statement that filters with it has one type on every backend, and the storage
-//! layer's `where` clauses can name it. Each value is a bind parameter, never SQL text.
+//! layer's `where` clauses can name it. Each value is a bind parameter, except a status or a
+//! result, which is one of a few fixed words and is written as a literal so that the planner
+//! can match it against a partial index's `WHERE` ([`StatusIs`]).
 
 use chrono::{DateTime, Utc};
 use diesel::backend::Backend;
@@ -70,6 +72,17 @@ where
         self.any = true;
     }
 
+    /// `column = 'word'`, for a status or a result: one of a fixed set of words, written as a
+    /// literal (see [`StatusIs`]).
+    fn is(&mut self, column: &str, word: &'static str) -> QueryResult<()> {
+        self.next();
+        self.out.push_identifier(column)?;
+        self.out.push_sql(" = '");
+        self.out.push_sql(word);
+        self.out.push_sql("'");
+        Ok(())
+    }
+
     /// `column <op> value`, the value bound as SQL type `T`.
     fn compare<T, V>(&mut self, column: &str, op: &str, value: &'b V) -> QueryResult<()>
     where
@@ -102,10 +115,10 @@ where
             sql.compare::<Text, _>("context_object_id", " = ", id)?;
         }
         for status in [&filter.status, &self.status].into_iter().flatten() {
-            sql.compare::<Text, _>("status", " = ", status.as_str())?;
+            sql.is("status", status.as_str())?;
         }
         if let Some(result) = &filter.result {
-            sql.compare::<Text, _>("result", " = ", result.as_str())?;
+            sql.is("result", result.as_str())?;
         }
         if let Some(queue) = &filter.queue {
             sql.compare::<Text, _>("queue", " = ", queue.as_str())?;
@@ -121,6 +134,9 @@ where
         }
         if let Some(finished_before) = &filter.finished_before {
             sql.compare::<UtcTimestamp, _>("finished_datetime", " < ", finished_before)?;
+        }
+        if let Some(finished_after) = &filter.finished_after {
+            sql.compare::<UtcTimestamp, _>("finished_datetime", " > ", finished_after)?;
         }
         if let Some(keyset) = &self.keyset {
             keyset_condition(&mut sql, keyset, filter.order.is_descending())?;
@@ -181,6 +197,43 @@ impl<GroupBy> ValidGrouping<GroupBy> for Matching<'_> {
 impl QueryId for Matching<'_> {
     type QueryId = ();
     // The SQL depends on which conditions the filter holds: never a cached prepared statement.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+/// `status = '<status>'`, the status written as a literal rather than bound.
+///
+/// The planner chooses an index when it prepares a statement: PostgreSQL (for a cached, generic
+/// plan) and SQLite (always) can use a partial index such as `... WHERE status = 'running'` only
+/// for a query whose own `WHERE` says the same thing in words, which a bound parameter does not.
+/// The statuses are a fixed set of words, so nothing a caller passes becomes SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusIs(pub(crate) Status);
+
+impl<DB: Backend> QueryFragment<DB> for StatusIs {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_identifier("status")?;
+        out.push_sql(" = '");
+        out.push_sql(self.0.as_str());
+        out.push_sql("'");
+        Ok(())
+    }
+}
+
+impl Expression for StatusIs {
+    type SqlType = Bool;
+}
+
+impl AppearsOnTable<table> for StatusIs {}
+
+impl SelectableExpression<table> for StatusIs {}
+
+impl<GroupBy> ValidGrouping<GroupBy> for StatusIs {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl QueryId for StatusIs {
+    type QueryId = ();
+    // Each status is different SQL text; not worth a cache key of its own.
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
@@ -272,7 +325,7 @@ mod tests {
         assert_eq!(
             conditions(&sql),
             "`operationtype` = ? AND `context_object_type` = ? AND `context_object_id` = ? \
-             AND `status` = ? AND `status` = ? AND `result` = ? AND `queue` = ? \
+             AND `status` = 'finished' AND `status` = 'finished' AND `result` = 'failed' AND `queue` = ? \
              AND `started_by` = ? AND `created_datetime` < ? AND `created_datetime` > ?"
         );
         assert!(
@@ -280,7 +333,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains(r#"binds: ["import", "game", "7", "finished""#),
+            sql.contains(r#"binds: ["import", "game", "7", "q", "ann", "#),
             "{sql}"
         );
     }
@@ -313,7 +366,7 @@ mod tests {
         let sql = debug_query::<Sqlite, _>(&count_matching(Matching::filter(&filter))).to_string();
         assert!(
             sql.starts_with(
-                "SELECT COUNT(*) FROM `batchframework_batchoperation` WHERE `status` = ?"
+                "SELECT COUNT(*) FROM `batchframework_batchoperation` WHERE `status` = 'running'"
             ),
             "{sql}"
         );

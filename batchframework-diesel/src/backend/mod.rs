@@ -11,7 +11,7 @@
 //!   implemented once for every connection whose backend is a `StorageBackend`.
 //! * [`BatchConnection`] is what users see: any such connection, pooled or not.
 
-mod conditions;
+pub(crate) mod conditions;
 mod dialect;
 mod operations;
 pub(crate) mod rows;
@@ -120,15 +120,25 @@ pub trait StorageBackend: diesel::backend::Backend + Sized {
         Ok(None)
     }
 
-    /// Deletes the first `limit` operations `matching` selects, in `order`; returns how many.
+    /// Deletes the first `limit` operations `matching` selects, in `order`.
     fn delete_first<C>(
         conn: &mut C,
         matching: Matching<'_>,
         order: OrderedBy,
         limit: u32,
-    ) -> QueryResult<usize>
+    ) -> QueryResult<Deleted>
     where
         C: LoadConnection<Backend = Self>;
+}
+
+/// What a limited delete did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// How many operations it deleted.
+    pub(crate) count: usize,
+    /// The highest id among those it deleted (on MySQL/MariaDB, among those it selected to
+    /// delete): where the next batch of an id-ordered prune starts.
+    pub(crate) highest_id: Option<i64>,
 }
 
 /// Diesel's errors, with a missing table or column of ours told apart

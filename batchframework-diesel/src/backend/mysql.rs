@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Unsigned};
 use super::conditions::{Matching, OrderedBy};
 use super::rows::NewOperationRow;
 use super::statements::{delete_matching, first_ids};
-use super::{BatchConnection, Dialect, StorageBackend};
+use super::{BatchConnection, Deleted, Dialect, StorageBackend};
 use crate::schema::batchframework_batchoperation as operations;
 
 /// MySQL/MariaDB migrations (`migrations/mysql` in this crate).
@@ -73,18 +73,21 @@ impl StorageBackend for Mysql {
         matching: Matching<'_>,
         order: OrderedBy,
         limit: u32,
-    ) -> QueryResult<usize>
+    ) -> QueryResult<Deleted>
     where
         C: LoadConnection<Backend = Self>,
     {
         let ids: Vec<i64> = first_ids(matching, order, limit).load(conn)?;
-        let mut deleted = 0;
+        let mut count = 0;
         for chunk in ids.chunks(DELETE_CHUNK) {
-            deleted += delete_matching(matching)
+            count += delete_matching(matching)
                 .filter(operations::id.eq_any(chunk))
                 .execute(conn)?;
         }
-        Ok(deleted)
+        Ok(Deleted {
+            count,
+            highest_id: ids.into_iter().max(),
+        })
     }
 }
 

@@ -15,8 +15,9 @@ use diesel_migrations::MigrationHarness;
 use super::conditions::{Matching, OrderedBy};
 use super::rows::{NewOperationRow, StatusChange};
 use super::statements::{self, ChangeStatus, ColumnOf, CountMatching, DeleteMatching};
-use super::statements::{FindOperation, LoadMatching, RequestCancel, UpdateProgress};
-use super::{Dialect, StorageBackend};
+use super::statements::{ActiveCounts, FindOperation, LoadMatching, OldestDelayed};
+use super::statements::{OldestImmediate, RequestCancel, UpdateProgress};
+use super::{Deleted, Dialect, StorageBackend, UtcDateTime};
 use crate::filter::{Keyset, OperationFilter};
 use crate::operation::BatchOperation;
 use crate::schema::batchframework_batchoperation as operations;
@@ -73,10 +74,21 @@ pub trait Storage {
         filter: &OperationFilter,
         keyset: Option<Keyset>,
     ) -> QueryResult<usize>;
-    /// One prune batch: deletes the *finished* operations matching the filter, at most its
-    /// limit, the first in its order, as [`delete_pending`](Self::delete_pending) does; returns
-    /// how many.
-    fn delete_finished(&mut self, filter: &OperationFilter) -> QueryResult<usize>;
+    /// One prune batch: deletes the *finished* operations matching the filter, after `keyset`,
+    /// at most its limit, the first in its order, as [`delete_pending`](Self::delete_pending)
+    /// does; returns how many, and the highest id of the batch (where the next one starts).
+    fn delete_finished(
+        &mut self,
+        filter: &OperationFilter,
+        keyset: Option<Keyset>,
+    ) -> QueryResult<Deleted>;
+    /// Pending and running operations counted by queue and status.
+    fn active_counts(&mut self) -> QueryResult<Vec<(String, Status, i64)>>;
+    /// Since when the longest-waiting due operation of `queue` has been due: the creation time
+    /// of the oldest immediate one, or the `run_after` of the longest-due delayed one, whichever
+    /// is earlier; `None` when nothing is due.
+    fn oldest_due(&mut self, queue: &str, now: DateTime<Utc>)
+        -> QueryResult<Option<DateTime<Utc>>>;
 }
 
 impl<C> Storage for C
@@ -93,6 +105,9 @@ where
     for<'a> Limit<LoadMatching<'a, C::Backend>>: LoadQuery<'a, C, BatchOperation>,
     for<'a> CountMatching<'a>: LoadQuery<'a, C, i64>,
     for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
+    for<'a> ActiveCounts: LoadQuery<'a, C, (String, Status, i64)>,
+    for<'a> OldestImmediate<'a>: LoadQuery<'a, C, DateTime<Utc>>,
+    for<'a> OldestDelayed<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
 {
     const DIALECT: Dialect = <C::Backend as StorageBackend>::DIALECT;
 
@@ -167,27 +182,55 @@ where
         let matching = Matching::filter(filter)
             .after(keyset)
             .in_status(Status::Unprocessed);
+        Ok(delete(self, matching, filter)?.count)
+    }
+
+    fn delete_finished(
+        &mut self,
+        filter: &OperationFilter,
+        keyset: Option<Keyset>,
+    ) -> QueryResult<Deleted> {
+        // Only finished operations are prunable: pending and running ones are work still to
+        // do, whatever else the filter says.
+        let matching = Matching::filter(filter)
+            .after(keyset)
+            .in_status(Status::Finished);
         delete(self, matching, filter)
     }
 
-    fn delete_finished(&mut self, filter: &OperationFilter) -> QueryResult<usize> {
-        // Only finished operations are prunable: pending and running ones are work still to
-        // do, whatever else the filter says.
-        let matching = Matching::filter(filter).in_status(Status::Finished);
-        delete(self, matching, filter)
+    fn active_counts(&mut self) -> QueryResult<Vec<(String, Status, i64)>> {
+        statements::active_counts().load(self)
+    }
+
+    fn oldest_due(
+        &mut self,
+        queue: &str,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Option<DateTime<Utc>>> {
+        let immediate: Option<DateTime<Utc>> = statements::oldest_immediate(queue)
+            .get_result(self)
+            .optional()?;
+        let delayed: Option<DateTime<Utc>> = statements::oldest_delayed(queue, UtcDateTime(now))
+            .get_result::<Option<DateTime<Utc>>>(self)
+            .optional()?
+            .flatten();
+        Ok(immediate.into_iter().chain(delayed).min())
     }
 }
 
 /// Deletes what `matching` selects; with the filter's limit, at most that many, the first in
 /// its order, as the backend does that best.
-fn delete<C>(conn: &mut C, matching: Matching<'_>, filter: &OperationFilter) -> QueryResult<usize>
+fn delete<C>(conn: &mut C, matching: Matching<'_>, filter: &OperationFilter) -> QueryResult<Deleted>
 where
     C: LoadConnection,
     C::Backend: StorageBackend,
     for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
 {
     match filter.limit {
-        None => statements::delete_matching(matching).execute(conn),
+        None => Ok(Deleted {
+            count: statements::delete_matching(matching).execute(conn)?,
+            highest_id: None,
+        }),
         Some(limit) => C::Backend::delete_first(conn, matching, OrderedBy(filter.order), limit),
     }
 }

@@ -9,7 +9,7 @@ use diesel::sql_types::BigInt;
 use super::conditions::{Matching, OrderedBy};
 use super::rows::NewOperationRow;
 use super::statements::{delete_matching, first_ids};
-use super::{BatchConnection, Dialect, StorageBackend};
+use super::{BatchConnection, Deleted, Dialect, StorageBackend};
 use crate::schema::batchframework_batchoperation as operations;
 
 /// PostgreSQL migrations (`migrations/postgres` in this crate).
@@ -52,7 +52,7 @@ impl StorageBackend for Pg {
         matching: Matching<'_>,
         order: OrderedBy,
         limit: u32,
-    ) -> QueryResult<usize>
+    ) -> QueryResult<Deleted>
     where
         C: LoadConnection<Backend = Self>,
     {
@@ -61,7 +61,12 @@ impl StorageBackend for Pg {
         let ids = diesel::dsl::array::<BigInt, _>(ids);
         delete_matching(matching)
             .filter(operations::id.eq_any(ids))
-            .execute(conn)
+            .returning(operations::id)
+            .load(conn)
+            .map(|ids: Vec<i64>| Deleted {
+                count: ids.len(),
+                highest_id: ids.into_iter().max(),
+            })
     }
 }
 

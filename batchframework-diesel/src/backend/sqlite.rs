@@ -8,7 +8,7 @@ use diesel::sqlite::Sqlite;
 use super::conditions::{Matching, OrderedBy};
 use super::rows::NewOperationRow;
 use super::statements::{delete_matching, first_ids};
-use super::{BatchConnection, Dialect, StorageBackend};
+use super::{BatchConnection, Deleted, Dialect, StorageBackend};
 use crate::schema::batchframework_batchoperation as operations;
 
 /// SQLite migrations (`migrations/sqlite` in this crate).
@@ -49,7 +49,7 @@ impl StorageBackend for Sqlite {
         matching: Matching<'_>,
         order: OrderedBy,
         limit: u32,
-    ) -> QueryResult<usize>
+    ) -> QueryResult<Deleted>
     where
         C: LoadConnection<Backend = Self>,
     {
@@ -57,7 +57,12 @@ impl StorageBackend for Sqlite {
         let ids = first_ids(matching, order, limit).into_boxed::<Sqlite>();
         delete_matching(matching)
             .filter(operations::id.eq_any(ids))
-            .execute(conn)
+            .returning(operations::id)
+            .load(conn)
+            .map(|ids: Vec<i64>| Deleted {
+                count: ids.len(),
+                highest_id: ids.into_iter().max(),
+            })
     }
 }
 

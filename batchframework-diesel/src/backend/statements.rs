@@ -5,11 +5,15 @@
 //! written once and Diesel checks it for each concrete connection where the storage layer is
 //! used. Statements that differ per backend are in `pg.rs`, `sqlite.rs` and `mysql.rs`.
 
-use diesel::dsl::{AsSelect, Count, Eq, Filter, Find, Order, Select, Update};
+use diesel::dsl::{
+    count_star, AsSelect, Asc, Count, CountStar, Eq, Filter, Find, GroupBy, IsNotNull, IsNull,
+    Limit, LtEq, Or, Order, Select, Update,
+};
 use diesel::prelude::*;
 
-use super::conditions::{Matching, OrderedBy};
+use super::conditions::{Matching, OrderedBy, StatusIs};
 use super::rows::StatusChange;
+use super::UtcDateTime;
 use crate::operation::BatchOperation;
 use crate::schema::batchframework_batchoperation::{self as operations, table};
 use crate::status::Status;
@@ -115,7 +119,7 @@ pub(crate) fn delete_matching(matching: Matching<'_>) -> DeleteMatching<'_> {
 /// a worker) is not deleted. Used by each backend's own limited delete.
 #[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
 pub(crate) type FirstIds<'a> =
-    diesel::dsl::Limit<Order<Filter<Select<table, operations::id>, Matching<'a>>, OrderedBy>>;
+    Limit<Order<Filter<Select<table, operations::id>, Matching<'a>>, OrderedBy>>;
 
 #[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
 pub(crate) fn first_ids(matching: Matching<'_>, order: OrderedBy, limit: u32) -> FirstIds<'_> {
@@ -124,4 +128,66 @@ pub(crate) fn first_ids(matching: Matching<'_>, order: OrderedBy, limit: u32) ->
         .filter(matching)
         .order(order)
         .limit(i64::from(limit))
+}
+
+/// Pending and running operations counted by queue and status, from the `active` index.
+pub(crate) type ActiveCounts = Select<
+    GroupBy<Filter<table, Or<StatusIs, StatusIs>>, (operations::queue, operations::status)>,
+    (operations::queue, operations::status, CountStar),
+>;
+
+pub(crate) fn active_counts() -> ActiveCounts {
+    table
+        .filter(StatusIs(Status::Unprocessed).or(StatusIs(Status::Running)))
+        .group_by((operations::queue, operations::status))
+        .select((operations::queue, operations::status, count_star()))
+}
+
+/// The pending operations of a queue, from the `active` index (which holds, per queue and
+/// status, `run_after` then id).
+pub(crate) type PendingIn<'a> = Filter<Filter<table, Eq<operations::queue, &'a str>>, StatusIs>;
+
+fn pending_in(queue: &str) -> PendingIn<'_> {
+    table
+        .filter(operations::queue.eq(queue))
+        .filter(StatusIs(Status::Unprocessed))
+}
+
+/// When the oldest immediate operation of a queue was created.
+pub(crate) type OldestImmediate<'a> = Limit<
+    Select<
+        Order<Filter<PendingIn<'a>, IsNull<operations::run_after>>, Asc<operations::id>>,
+        operations::created_datetime,
+    >,
+>;
+
+pub(crate) fn oldest_immediate(queue: &str) -> OldestImmediate<'_> {
+    pending_in(queue)
+        .filter(operations::run_after.is_null())
+        .order(operations::id.asc())
+        .select(operations::created_datetime)
+        .limit(1)
+}
+
+/// Since when the longest-due delayed operation of a queue has been due.
+pub(crate) type OldestDelayed<'a> = Limit<
+    Select<
+        Order<
+            Filter<
+                Filter<PendingIn<'a>, IsNotNull<operations::run_after>>,
+                LtEq<operations::run_after, UtcDateTime>,
+            >,
+            Asc<operations::run_after>,
+        >,
+        operations::run_after,
+    >,
+>;
+
+pub(crate) fn oldest_delayed(queue: &str, now: UtcDateTime) -> OldestDelayed<'_> {
+    pending_in(queue)
+        .filter(operations::run_after.is_not_null())
+        .filter(operations::run_after.le(now))
+        .order(operations::run_after.asc())
+        .select(operations::run_after)
+        .limit(1)
 }

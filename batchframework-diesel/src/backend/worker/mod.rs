@@ -299,12 +299,15 @@ where
     let sql = due_sql(B::DIALECT, queues.len(), types.len(), limit, lock);
     let mut query = diesel::sql_query(sql).into_boxed::<B>();
     for operation_type in types {
-        for queue in queues {
-            query = query.bind::<Text, _>(queue.as_str());
+        for delayed in [false, true] {
+            query = query.bind::<Text, _>(operation_type.as_str());
+            for queue in queues {
+                query = query.bind::<Text, _>(queue.as_str());
+            }
+            if delayed {
+                query = query.bind::<UtcTimestamp, _>(UtcDateTime(now));
+            }
         }
-        query = query
-            .bind::<Text, _>(operation_type.as_str())
-            .bind::<UtcTimestamp, _>(UtcDateTime(now));
     }
     let rows: Vec<DueId> = query.load(conn)?;
     Ok(rows.into_iter().map(|row| row.id).collect())

@@ -90,14 +90,24 @@ pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> Stri
 
 /// The claim's read of due work: the ids of at most `limit` pending operations of some queues
 /// and operation types, due by a bound instant, by priority then age; with `lock`, each row is
-/// locked `FOR UPDATE SKIP LOCKED`. Binds, for each type: its queues, the type, the instant.
+/// locked `FOR UPDATE SKIP LOCKED`. Binds, for each type: the type and its queues (immediate
+/// work), then the type, its queues and the instant (delayed work).
 ///
-/// One index read per type (`(operationtype, priority DESC, id)` of the claim-by-type
-/// migration), merged by `UNION ALL`: a single ordered read across types would step over every
-/// pending operation of a type the worker does not know (another service's, or a newer
-/// release's) before reaching its own, 45 ms a claim behind 100,000 of them on PostgreSQL. Each
-/// type's read locks up to `limit` rows so that concurrent claimers skip each other's rows
-/// rather than coming back empty; the rows not taken are unlocked when the claim commits.
+/// Two index reads per type, merged by `UNION ALL`:
+///
+/// * immediate work (`run_after IS NULL`) by priority then id, from the `due_now` index (on
+///   MySQL/MariaDB, the `due` index under the equality `run_after IS NULL`);
+/// * delayed work and retries in backoff that are due (`run_after <= now`), soonest first, from
+///   the `due_later` index (on MySQL/MariaDB, a range of the `due` index): a range that holds
+///   only the rows already due, however many wait for later.
+///
+/// One read per type: a single ordered read across types would step over every pending
+/// operation of a type the worker does not know (another service's, or a newer release's)
+/// before reaching its own. The reads repeat their partial index's `WHERE` terms word for word,
+/// which SQLite needs to use it. Each read locks up to `limit` rows so that concurrent claimers
+/// skip each other's rows rather than coming back empty; the rows not taken are unlocked when
+/// the claim commits. Among the candidates, the first `limit` by priority then id are taken, so
+/// a high-priority operation that has become due goes before low-priority immediate work.
 pub(crate) fn due_sql(
     dialect: Dialect,
     queues: usize,
@@ -111,20 +121,22 @@ pub(crate) fn due_sql(
         dialect.placeholder(n)
     };
     let lock = if lock { " FOR UPDATE SKIP LOCKED" } else { "" };
-    let mut reads = Vec::with_capacity(types);
+    let mut reads = Vec::with_capacity(2 * types);
     for _ in 0..types {
-        let queues = (0..queues).map(|_| next()).collect::<Vec<_>>().join(", ");
+        let (kind, listed) = (next(), placeholders(&mut next, queues));
         reads.push(format!(
             "SELECT id, priority FROM batchframework_batchoperation \
-             WHERE status = 'unprocessed' AND queue IN ({queues}) AND operationtype = {} \
-             AND (run_after IS NULL OR run_after <= {}) \
-             ORDER BY priority DESC, id LIMIT {limit}{lock}",
-            next(),
-            next()
+             WHERE status = 'unprocessed' AND run_after IS NULL \
+             AND operationtype = {kind} AND queue IN ({listed}) \
+             ORDER BY priority DESC, id LIMIT {limit}{lock}"
         ));
-    }
-    if reads.len() == 1 {
-        return reads.remove(0);
+        let (kind, listed, now) = (next(), placeholders(&mut next, queues), next());
+        reads.push(format!(
+            "SELECT id, priority FROM batchframework_batchoperation \
+             WHERE status = 'unprocessed' AND run_after IS NOT NULL \
+             AND operationtype = {kind} AND queue IN ({listed}) AND run_after <= {now} \
+             ORDER BY run_after, id LIMIT {limit}{lock}"
+        ));
     }
     let union = reads
         .iter()
@@ -133,6 +145,11 @@ pub(crate) fn due_sql(
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     format!("{union} ORDER BY priority DESC, id LIMIT {limit}")
+}
+
+/// `count` placeholders, comma-separated.
+fn placeholders(next: &mut impl FnMut() -> String, count: usize) -> String {
+    (0..count).map(|_| next()).collect::<Vec<_>>().join(", ")
 }
 
 /// An id read by [`due_sql`].
@@ -169,27 +186,34 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_reads_each_type_from_its_own_index_range() {
+    fn a_claim_reads_each_type_from_its_own_index_ranges() {
         let one = due_sql(Dialect::Postgres, 2, 1, 10, true);
         assert_eq!(
             one,
-            "SELECT id, priority FROM batchframework_batchoperation WHERE status = 'unprocessed' \
-             AND queue IN ($1, $2) AND operationtype = $3 \
-             AND (run_after IS NULL OR run_after <= $4) \
-             ORDER BY priority DESC, id LIMIT 10 FOR UPDATE SKIP LOCKED"
+            "SELECT id, priority FROM (SELECT id, priority FROM batchframework_batchoperation \
+             WHERE status = 'unprocessed' AND run_after IS NULL \
+             AND operationtype = $1 AND queue IN ($2, $3) \
+             ORDER BY priority DESC, id LIMIT 10 FOR UPDATE SKIP LOCKED) AS due_0 \
+             UNION ALL SELECT id, priority FROM (SELECT id, priority \
+             FROM batchframework_batchoperation \
+             WHERE status = 'unprocessed' AND run_after IS NOT NULL \
+             AND operationtype = $4 AND queue IN ($5, $6) AND run_after <= $7 \
+             ORDER BY run_after, id LIMIT 10 FOR UPDATE SKIP LOCKED) AS due_1 \
+             ORDER BY priority DESC, id LIMIT 10"
         );
         let three = due_sql(Dialect::Sqlite, 1, 3, 5, false);
-        assert_eq!(three.matches("operationtype = ?").count(), 3);
-        assert_eq!(three.matches('?').count(), 9);
-        assert_eq!(three.matches(" UNION ALL ").count(), 2);
+        assert_eq!(three.matches("operationtype = ?").count(), 6);
+        assert_eq!(three.matches("run_after <= ?").count(), 3);
+        assert_eq!(three.matches('?').count(), 15);
+        assert_eq!(three.matches(" UNION ALL ").count(), 5);
         assert!(!three.contains("FOR UPDATE"));
-        assert!(three.ends_with(") AS due_2 ORDER BY priority DESC, id LIMIT 5"));
+        assert!(three.ends_with(") AS due_5 ORDER BY priority DESC, id LIMIT 5"));
         let mysql = due_sql(Dialect::Mysql, 1, 2, 5, true);
         assert_eq!(
             mysql
                 .matches("LIMIT 5 FOR UPDATE SKIP LOCKED) AS due_")
                 .count(),
-            2
+            4
         );
     }
 

@@ -4,6 +4,7 @@
 use diesel::dsl::{Add, Asc, Eq, EqAny, Filter, Limit, Lt, Order, Select, Update};
 use diesel::prelude::*;
 
+use crate::backend::conditions::StatusIs;
 use crate::backend::statements::WithStatus;
 use crate::backend::UtcDateTime;
 use crate::schema::batchframework_batchoperation::{self as operations, table};
@@ -25,7 +26,9 @@ pub struct ClaimedChange<'a> {
 }
 
 /// The ids of the running operations of some queues and types whose worker was lost (no
-/// heartbeat since a bound instant), longest lost first, at most a number of them.
+/// heartbeat since a bound instant), longest lost first, at most a number of them: a range of
+/// the `running` index (the status written as a literal, [`StatusIs`], which SQLite needs to use
+/// that partial index).
 ///
 /// The queues and types are owned: a statement borrowing a list cannot be named in the storage
 /// layer's `where` clauses (Rust cannot yet normalize Diesel's `IN` types under a `for<'a>`).
@@ -35,7 +38,7 @@ pub(crate) type Lost = Limit<
             Filter<
                 Filter<
                     Filter<
-                        Filter<table, Eq<operations::status, Status>>,
+                        Filter<table, StatusIs>,
                         Lt<operations::heartbeat_datetime, UtcDateTime>,
                     >,
                     EqAny<operations::queue, Vec<String>>,
@@ -55,7 +58,7 @@ pub(crate) fn lost(
     limit: i64,
 ) -> Lost {
     table
-        .filter(operations::status.eq(Status::Running))
+        .filter(StatusIs(Status::Running))
         .filter(operations::heartbeat_datetime.lt(stale_before))
         .filter(operations::queue.eq_any(queues.to_vec()))
         .filter(operations::operationtype.eq_any(types.to_vec()))
