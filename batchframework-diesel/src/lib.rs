@@ -301,6 +301,10 @@ pub mod __private {
     /// The most bind parameters one multi-row `INSERT` carries on MySQL/MariaDB, as bulk inserts
     /// use it.
     pub const MYSQL_MAX_BINDS: usize = crate::backend::MYSQL_MAX_BINDS;
+
+    /// The plans of the statements that must stay cheap at scale, for the plan tests.
+    #[cfg(feature = "r2d2")]
+    pub use crate::backend::worker::explain::query_plans;
 }
 
 // The database backends, in one place: the code `#[batch_tracked]` and `#[bulk_insertable]`

@@ -161,4 +161,18 @@ impl super::worker::WorkerBackend for Mysql {
             .map(|(id, _)| id)
             .collect())
     }
+
+    fn explain(
+        conn: &mut Self::Connection,
+        query: &dyn diesel::query_builder::QueryFragment<Self>,
+    ) -> QueryResult<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = diesel::sql_types::Text, column_name = "EXPLAIN")]
+            plan: String,
+        }
+        let explain = super::worker::explain::Explain::new("EXPLAIN FORMAT=JSON ", query);
+        let rows: Vec<Plan> = explain.load(conn)?;
+        Ok(rows.into_iter().map(|row| row.plan).collect())
+    }
 }

@@ -128,6 +128,31 @@ impl super::worker::WorkerBackend for Pg {
         conn.batch_execute("UNLISTEN *")
     }
 
+    fn explain(
+        conn: &mut Self::Connection,
+        query: &dyn diesel::query_builder::QueryFragment<Self>,
+    ) -> QueryResult<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+            plan: String,
+        }
+        // ANALYZE runs the statement (for the rows each node removed by filter), in a
+        // transaction rolled back, so that a claim's read locks nothing for long.
+        let mut plan = String::new();
+        let ran = conn.transaction(|conn| {
+            let explain =
+                super::worker::explain::Explain::new("EXPLAIN (ANALYZE, FORMAT JSON) ", query);
+            let rows: Vec<Plan> = explain.load(conn)?;
+            plan = rows.into_iter().map(|row| row.plan).collect();
+            Err::<(), _>(diesel::result::Error::RollbackTransaction)
+        });
+        match ran {
+            Ok(()) | Err(diesel::result::Error::RollbackTransaction) => Ok(plan),
+            Err(error) => Err(error),
+        }
+    }
+
     fn work_notifications(conn: &mut Self::Connection) -> QueryResult<Vec<String>> {
         let mut queues = Vec::new();
         for notification in conn.notifications_iter() {

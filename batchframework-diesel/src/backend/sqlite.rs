@@ -107,4 +107,18 @@ impl super::worker::WorkerBackend for Sqlite {
         let returned: Vec<super::worker::sql::ReturnedId> = finish.load(conn)?;
         Ok(returned.into_iter().map(|row| row.id).collect())
     }
+
+    fn explain(
+        conn: &mut Self::Connection,
+        query: &dyn diesel::query_builder::QueryFragment<Self>,
+    ) -> QueryResult<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        let explain = super::worker::explain::Explain::new("EXPLAIN QUERY PLAN ", query);
+        let rows: Vec<Plan> = explain.load(conn)?;
+        Ok(rows.into_iter().map(|row| row.detail + "\n").collect())
+    }
 }

@@ -6,6 +6,7 @@
 //! transactions and PostgreSQL's notifications are methods of those types). [`WorkerStorage`]
 //! is implemented once on top, for each backend's connection type.
 
+pub(crate) mod explain;
 pub(crate) mod sql;
 pub(crate) mod statements;
 
@@ -103,6 +104,12 @@ pub trait WorkerBackend:
         let _ = conn;
         Ok(())
     }
+
+    /// The database's plan for `query`, as text (for the plan tests; see `explain.rs`).
+    fn explain(
+        conn: &mut Self::Connection,
+        query: &dyn diesel::query_builder::QueryFragment<Self>,
+    ) -> QueryResult<String>;
 
     /// The queues named by the new-work notifications received since the last call; never
     /// blocks.

@@ -1,0 +1,116 @@
+//! The database's plan for each statement that must stay cheap at scale, for the tests that fail
+//! when a plan regresses (`tests/plans.rs`, through `__private::query_plans`). Not an API.
+
+use chrono::{DateTime, Utc};
+use diesel::backend::Backend;
+use diesel::dsl::Limit;
+use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{Text, Untyped};
+use diesel::{QueryDsl, QueryResult, RunQueryDsl};
+
+use super::sql::due_sql;
+use super::statements::{self, Lost};
+use super::WorkerBackend;
+use crate::backend::conditions::{Matching, OrderedBy};
+use crate::backend::statements::{self as shared, ActiveCounts, CountMatching, LoadMatching};
+use crate::backend::statements::{OldestDelayed, OldestImmediate};
+use crate::backend::{UtcDateTime, UtcTimestamp};
+use crate::filter::{OperationFilter, OperationOrder};
+use crate::status::OperationResult;
+
+/// `<prefix> <query>`: the backend's EXPLAIN of a statement, with the statement's own binds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Explain<Q> {
+    prefix: &'static str,
+    query: Q,
+}
+
+impl<Q> Explain<Q> {
+    pub(crate) fn new(prefix: &'static str, query: Q) -> Self {
+        Explain { prefix, query }
+    }
+}
+
+impl<Q, DB> QueryFragment<DB> for Explain<Q>
+where
+    DB: Backend,
+    Q: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql(self.prefix);
+        self.query.walk_ast(out)
+    }
+}
+
+impl<Q> QueryId for Explain<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q> Query for Explain<Q> {
+    type SqlType = Untyped;
+}
+
+impl<Q, C> RunQueryDsl<C> for Explain<Q> {}
+
+/// The plans, by name, of the statements whose cost must not grow with the table: the claim's
+/// due read and the idle poll (for `operation_type` on `queue`), the lost-worker read, and the
+/// operators' questions.
+pub fn query_plans<B>(
+    conn: &mut B::Connection,
+    queue: &str,
+    operation_type: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<(&'static str, String)>>
+where
+    B: WorkerBackend,
+    str: ToSql<Text, B>,
+    DateTime<Utc>: ToSql<UtcTimestamp, B>,
+    for<'a> BoxedSqlQuery<'a, B, SqlQuery>: QueryFragment<B>,
+    Lost: QueryFragment<B>,
+    ActiveCounts: QueryFragment<B>,
+    for<'a> OldestImmediate<'a>: QueryFragment<B>,
+    for<'a> OldestDelayed<'a>: QueryFragment<B>,
+    for<'a> CountMatching<'a>: QueryFragment<B>,
+    for<'a> Limit<LoadMatching<'a, B>>: QueryFragment<B>,
+{
+    let queues = [queue.to_owned()];
+    let types = [operation_type.to_owned()];
+    let mut plans = Vec::new();
+    for (name, limit, lock) in [("claim", 10, B::ROW_LOCKS), ("idle poll", 1, false)] {
+        let sql = due_sql(B::DIALECT, 1, 1, limit, lock);
+        let mut query = diesel::sql_query(sql).into_boxed::<B>();
+        for delayed in [false, true] {
+            query = query.bind::<Text, _>(operation_type).bind::<Text, _>(queue);
+            if delayed {
+                query = query.bind::<UtcTimestamp, _>(UtcDateTime(now));
+            }
+        }
+        plans.push((name, B::explain(conn, &query)?));
+    }
+    let lost = statements::lost(&queues, &types, UtcDateTime(now), 10);
+    plans.push(("lost", B::explain(conn, &lost)?));
+    plans.push(("active counts", B::explain(conn, &shared::active_counts())?));
+    let immediate = shared::oldest_immediate(queue);
+    plans.push(("oldest immediate", B::explain(conn, &immediate)?));
+    let delayed = shared::oldest_delayed(queue, UtcDateTime(now));
+    plans.push(("oldest delayed", B::explain(conn, &delayed)?));
+    let failures = OperationFilter::new()
+        .result(OperationResult::Failed)
+        .finished_after(now - chrono::Duration::hours(1));
+    let count = shared::count_matching(Matching::filter(&failures));
+    plans.push(("failures in the last hour", B::explain(conn, &count)?));
+    let newest = OperationFilter::new().operation_type(operation_type);
+    let newest = shared::load_matching::<B>(Matching::filter(&newest), OrderedBy(newest.order));
+    plans.push(("newest of a type", B::explain(conn, &newest.limit(50))?));
+    let window = OperationFilter::new()
+        .created_after(now - chrono::Duration::hours(1))
+        .order_by(OperationOrder::CreatedDescending);
+    let window = shared::load_matching::<B>(Matching::filter(&window), OrderedBy(window.order));
+    plans.push((
+        "created in the last hour",
+        B::explain(conn, &window.limit(50))?,
+    ));
+    Ok(plans)
+}
