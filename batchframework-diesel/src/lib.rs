@@ -305,6 +305,9 @@ pub mod __private {
     /// The plans of the statements that must stay cheap at scale, for the plan tests.
     #[cfg(feature = "r2d2")]
     pub use crate::backend::worker::explain::query_plans;
+    /// The claim's read of due work, as SQL text (for the benchmark's timings).
+    #[cfg(feature = "r2d2")]
+    pub use crate::backend::worker::sql::due_sql;
 }
 
 // The database backends, in one place: the code `#[batch_tracked]` and `#[bulk_insertable]`

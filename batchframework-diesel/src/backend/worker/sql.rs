@@ -108,7 +108,7 @@ pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> Stri
 /// skip each other's rows rather than coming back empty; the rows not taken are unlocked when
 /// the claim commits. Among the candidates, the first `limit` by priority then id are taken, so
 /// a high-priority operation that has become due goes before low-priority immediate work.
-pub(crate) fn due_sql(
+pub fn due_sql(
     dialect: Dialect,
     queues: usize,
     types: usize,
