@@ -95,6 +95,16 @@ impl super::worker::WorkerBackend for Pg {
         lost.for_update().skip_locked().load(conn)
     }
 
+    fn lock_pending(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<Vec<i64>> {
+        operations::table
+            .filter(operations::id.eq_any(ids))
+            .filter(super::conditions::StatusIs(crate::Status::Unprocessed))
+            .select(operations::id)
+            .for_update()
+            .skip_locked()
+            .load(conn)
+    }
+
     fn mark_claimed(
         conn: &mut Self::Connection,
         claim: super::worker::statements::Claim<'_>,

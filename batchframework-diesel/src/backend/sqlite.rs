@@ -88,6 +88,11 @@ impl super::worker::WorkerBackend for Sqlite {
         lost.load(conn)
     }
 
+    fn lock_pending(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<Vec<i64>> {
+        let _ = conn;
+        Ok(ids.to_vec())
+    }
+
     fn mark_claimed(
         conn: &mut Self::Connection,
         claim: super::worker::statements::Claim<'_>,

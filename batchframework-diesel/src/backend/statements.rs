@@ -132,14 +132,15 @@ pub(crate) fn first_ids(matching: Matching<'_>, order: OrderedBy, limit: u32) ->
 
 /// Pending and running operations counted by queue and status, from the `active` index.
 pub(crate) type ActiveCounts = Select<
-    GroupBy<Filter<table, Or<StatusIs, StatusIs>>, (operations::queue, operations::status)>,
+    GroupBy<Filter<table, Or<StatusIs, StatusIs>>, (operations::status, operations::queue)>,
     (operations::queue, operations::status, CountStar),
 >;
 
 pub(crate) fn active_counts() -> ActiveCounts {
     table
         .filter(StatusIs(Status::Unprocessed).or(StatusIs(Status::Running)))
-        .group_by((operations::queue, operations::status))
+        // In the order of MySQL's `active` index (status, queue), which then needs no sort.
+        .group_by((operations::status, operations::queue))
         .select((operations::queue, operations::status, count_star()))
 }
 
@@ -153,10 +154,15 @@ fn pending_in(queue: &str) -> PendingIn<'_> {
         .filter(StatusIs(Status::Unprocessed))
 }
 
-/// When the oldest immediate operation of a queue was created.
+/// When the oldest immediate operation of a queue was created. Ordered by `(run_after, id)`,
+/// the `active` index's order (`run_after` is NULL throughout): ordered by id alone, the planner
+/// may walk the primary key from the oldest operation and step over the whole finished history.
 pub(crate) type OldestImmediate<'a> = Limit<
     Select<
-        Order<Filter<PendingIn<'a>, IsNull<operations::run_after>>, Asc<operations::id>>,
+        Order<
+            Filter<PendingIn<'a>, IsNull<operations::run_after>>,
+            (Asc<operations::run_after>, Asc<operations::id>),
+        >,
         operations::created_datetime,
     >,
 >;
@@ -164,7 +170,7 @@ pub(crate) type OldestImmediate<'a> = Limit<
 pub(crate) fn oldest_immediate(queue: &str) -> OldestImmediate<'_> {
     pending_in(queue)
         .filter(operations::run_after.is_null())
-        .order(operations::id.asc())
+        .order((operations::run_after.asc(), operations::id.asc()))
         .select(operations::created_datetime)
         .limit(1)
 }

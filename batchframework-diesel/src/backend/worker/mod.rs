@@ -76,6 +76,11 @@ pub trait WorkerBackend:
     /// The lost workers' operations `lost` selects, locked where the backend locks rows.
     fn lost_ids(conn: &mut Self::Connection, lost: Lost) -> QueryResult<Vec<i64>>;
 
+    /// Locks the operations among `ids` that are still pending and not locked by another
+    /// claim (`FOR UPDATE SKIP LOCKED`), and returns them; where the claim holds the database's
+    /// write lock instead, all of them.
+    fn lock_pending(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<Vec<i64>>;
+
     /// Runs `claim` and returns the operations as it left them.
     fn mark_claimed(
         conn: &mut Self::Connection,
@@ -206,14 +211,16 @@ where
             let mut ids = B::lost_ids(conn, lost)?;
             let room = limit - i64::try_from(ids.len()).unwrap_or(limit);
             if room > 0 {
-                ids.extend(due_ids(
-                    conn,
-                    queues,
-                    operation_types,
-                    now,
-                    room,
-                    B::ROW_LOCKS,
-                )?);
+                let due = due_ids(conn, queues, operation_types, now, room, B::ROW_LOCKS)?;
+                let (delayed, immediate): (Vec<DueId>, Vec<DueId>) =
+                    due.into_iter().partition(|row| row.is_delayed != 0);
+                ids.extend(immediate.into_iter().map(|row| row.id));
+                // Delayed work was read unlocked (a window of candidates): the rows taken are
+                // locked now; one a concurrent claim locked first is left to it.
+                let delayed: Vec<i64> = delayed.into_iter().map(|row| row.id).collect();
+                if !delayed.is_empty() {
+                    ids.extend(B::lock_pending(conn, &delayed)?);
+                }
             }
             if ids.is_empty() {
                 return Ok(Vec::new());
@@ -282,8 +289,8 @@ where
     }
 }
 
-/// The ids of at most `limit` pending operations of `queues` and `types` due by `now`, by
-/// priority then age, row-locked (skipping locked rows) with `lock`: the statement of
+/// At most `limit` pending operations of `queues` and `types` due by `now`, by priority then
+/// age, immediate ones row-locked (skipping locked rows) with `lock`: the statement of
 /// [`due_sql`], with its binds.
 fn due_ids<C, B>(
     conn: &mut C,
@@ -292,7 +299,7 @@ fn due_ids<C, B>(
     now: DateTime<Utc>,
     limit: i64,
     lock: bool,
-) -> QueryResult<Vec<i64>>
+) -> QueryResult<Vec<DueId>>
 where
     C: LoadConnection<Backend = B>,
     B: WorkerBackend,
@@ -316,8 +323,7 @@ where
             }
         }
     }
-    let rows: Vec<DueId> = query.load(conn)?;
-    Ok(rows.into_iter().map(|row| row.id).collect())
+    query.load(conn)
 }
 
 /// The finishing UPDATE of [`finish_sql`] for `chunk`, with its binds in the statement's order.

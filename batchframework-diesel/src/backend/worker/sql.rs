@@ -96,67 +96,98 @@ pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> Stri
 /// Two index reads per type, merged by `UNION ALL`:
 ///
 /// * immediate work (`run_after IS NULL`) by priority then id, from the `due_now` index (on
-///   MySQL/MariaDB, the `due` index under the equality `run_after IS NULL`);
+///   MySQL/MariaDB, the `due` index under the equality `run_after IS NULL`), at most `limit`,
+///   locked `FOR UPDATE SKIP LOCKED` with `lock`, so that concurrent claimers skip each other's
+///   rows rather than coming back empty (the rows not taken are unlocked when the claim
+///   commits);
 /// * delayed work and retries in backoff that are due (`run_after <= now`), soonest first, from
 ///   the `due_later` index (on MySQL/MariaDB, a range of the `due` index): a range that holds
-///   only the rows already due, however many wait for later.
+///   only the rows already due, however many wait for later. Up to [`DUE_WINDOW`] of them are
+///   read, unlocked: the candidates among which priority decides, of which the claim then
+///   locks the ones it takes (`is_delayed` is 1 on these rows).
+///
+/// The first `limit` candidates by priority then id are returned, so a high-priority operation
+/// that has become due goes before low-priority immediate work, and among due delayed work
+/// priority decides within the window of the soonest due.
 ///
 /// One read per type: a single ordered read across types would step over every pending
 /// operation of a type the worker does not know (another service's, or a newer release's)
 /// before reaching its own. The reads repeat their partial index's `WHERE` terms word for word,
-/// which SQLite needs to use it. Each read locks up to `limit` rows so that concurrent claimers
-/// skip each other's rows rather than coming back empty; the rows not taken are unlocked when
-/// the claim commits. Among the candidates, the first `limit` by priority then id are taken, so
-/// a high-priority operation that has become due goes before low-priority immediate work.
-pub fn due_sql(
-    dialect: Dialect,
-    queues: usize,
-    types: usize,
-    limit: i64,
-    lock: bool,
-) -> String {
+/// which SQLite needs to use it.
+pub fn due_sql(dialect: Dialect, queues: usize, types: usize, limit: i64, lock: bool) -> String {
     let mut n = 0;
     let mut next = || {
         n += 1;
         dialect.placeholder(n)
     };
     let lock = if lock { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let window = limit.max(DUE_WINDOW);
+    // SQLite's and MySQL's planners prefer the index with the most equalities (the `active`
+    // index: queue, status, run_after) and then sort the queue's whole backlog by priority; they
+    // are told which index to read (PostgreSQL, whose plans weigh the sort, picks it itself).
+    let (now_index, later_index) = match dialect {
+        Dialect::Sqlite => (
+            " INDEXED BY batchframework_batchoperation_due_now_idx",
+            " INDEXED BY batchframework_batchoperation_due_later_idx",
+        ),
+        Dialect::Mysql => (
+            " FORCE INDEX (batchframework_batchoperation_due_idx)",
+            " FORCE INDEX (batchframework_batchoperation_due_idx)",
+        ),
+        Dialect::Postgres => ("", ""),
+    };
+    // A BIGINT constant: MySQL/MariaDB cast to SIGNED.
+    let flag = |value: u8| match dialect {
+        Dialect::Mysql => format!("CAST({value} AS SIGNED)"),
+        Dialect::Postgres | Dialect::Sqlite => format!("CAST({value} AS BIGINT)"),
+    };
+    let (immediate, delayed) = (flag(0), flag(1));
     let mut reads = Vec::with_capacity(2 * types);
     for _ in 0..types {
         let (kind, listed) = (next(), placeholders(&mut next, queues));
         reads.push(format!(
-            "SELECT id, priority FROM batchframework_batchoperation \
+            "SELECT id, priority, {immediate} AS is_delayed \
+             FROM batchframework_batchoperation{now_index} \
              WHERE status = 'unprocessed' AND run_after IS NULL \
              AND operationtype = {kind} AND queue IN ({listed}) \
              ORDER BY priority DESC, id LIMIT {limit}{lock}"
         ));
         let (kind, listed, now) = (next(), placeholders(&mut next, queues), next());
         reads.push(format!(
-            "SELECT id, priority FROM batchframework_batchoperation \
+            "SELECT id, priority, {delayed} AS is_delayed \
+             FROM batchframework_batchoperation{later_index} \
              WHERE status = 'unprocessed' AND run_after IS NOT NULL \
              AND operationtype = {kind} AND queue IN ({listed}) AND run_after <= {now} \
-             ORDER BY run_after, id LIMIT {limit}{lock}"
+             ORDER BY run_after, id LIMIT {window}"
         ));
     }
     let union = reads
         .iter()
         .enumerate()
-        .map(|(i, read)| format!("SELECT id, priority FROM ({read}) AS due_{i}"))
+        .map(|(i, read)| format!("SELECT id, priority, is_delayed FROM ({read}) AS due_{i}"))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     format!("{union} ORDER BY priority DESC, id LIMIT {limit}")
 }
+
+/// How many of the soonest due delayed operations of a type a claim considers (at least its
+/// own size): among them priority decides. A due delayed operation behind more than this many
+/// earlier-due ones of the same type waits until they are taken, whatever its priority.
+pub(crate) const DUE_WINDOW: i64 = 100;
 
 /// `count` placeholders, comma-separated.
 fn placeholders(next: &mut impl FnMut() -> String, count: usize) -> String {
     (0..count).map(|_| next()).collect::<Vec<_>>().join(", ")
 }
 
-/// An id read by [`due_sql`].
-#[derive(diesel::QueryableByName)]
+/// A candidate read by [`due_sql`].
+#[derive(Debug, diesel::QueryableByName)]
 pub(crate) struct DueId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub(crate) id: i64,
+    /// 1 for delayed work, read without a lock.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) is_delayed: i64,
 }
 
 /// An id returned by a raw statement's `RETURNING id`.
@@ -190,15 +221,16 @@ mod tests {
         let one = due_sql(Dialect::Postgres, 2, 1, 10, true);
         assert_eq!(
             one,
-            "SELECT id, priority FROM (SELECT id, priority FROM batchframework_batchoperation \
+            "SELECT id, priority, is_delayed FROM (SELECT id, priority, CAST(0 AS BIGINT) AS is_delayed \
+             FROM batchframework_batchoperation \
              WHERE status = 'unprocessed' AND run_after IS NULL \
              AND operationtype = $1 AND queue IN ($2, $3) \
              ORDER BY priority DESC, id LIMIT 10 FOR UPDATE SKIP LOCKED) AS due_0 \
-             UNION ALL SELECT id, priority FROM (SELECT id, priority \
-             FROM batchframework_batchoperation \
+             UNION ALL SELECT id, priority, is_delayed FROM (SELECT id, priority, \
+             CAST(1 AS BIGINT) AS is_delayed FROM batchframework_batchoperation \
              WHERE status = 'unprocessed' AND run_after IS NOT NULL \
              AND operationtype = $4 AND queue IN ($5, $6) AND run_after <= $7 \
-             ORDER BY run_after, id LIMIT 10 FOR UPDATE SKIP LOCKED) AS due_1 \
+             ORDER BY run_after, id LIMIT 100) AS due_1 \
              ORDER BY priority DESC, id LIMIT 10"
         );
         let three = due_sql(Dialect::Sqlite, 1, 3, 5, false);
@@ -213,8 +245,10 @@ mod tests {
             mysql
                 .matches("LIMIT 5 FOR UPDATE SKIP LOCKED) AS due_")
                 .count(),
-            4
+            2
         );
+        assert_eq!(mysql.matches("LIMIT 100) AS due_").count(), 2);
+        assert_eq!(mysql.matches("CAST(1 AS SIGNED) AS is_delayed").count(), 2);
     }
 
     #[test]
