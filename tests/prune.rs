@@ -197,6 +197,49 @@ fn prune_deletes_in_statements_of_at_most_the_batch_size<B: TestBackend>() {
     );
 }
 
+/// Each batch starts after the highest id of the previous one, so the operations a prune keeps
+/// (here the failures, interleaved with the successes it deletes) are read once, not by every
+/// batch again.
+fn each_prune_batch_starts_where_the_previous_one_ended<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let mut kept = Vec::new();
+    for _ in 0..6 {
+        kept.push(finished::<B>(
+            &mut conn,
+            "import",
+            OperationResult::Failed,
+            old(),
+        ));
+        finished::<B>(&mut conn, "import", OperationResult::Successful, old());
+    }
+    let counter = StatementCounter::install(&mut conn);
+    let deleted = Prune::finished_before(cutoff())
+        .result(OperationResult::Successful)
+        .batch_size(2)
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!(deleted, 6);
+    let statements = counter.take();
+    assert_eq!(remaining::<B>(&mut conn), kept);
+    // The statements that pick each batch's rows (on MySQL/MariaDB the SELECT of the ids, as
+    // elsewhere the DELETE): the first from the start, each later one after an id.
+    let picks: Vec<String> = statements
+        .into_iter()
+        .filter(|sql| {
+            let sql = sql.trim_start().to_ascii_uppercase();
+            sql.starts_with(if B::NAME == "mysql" {
+                "SELECT"
+            } else {
+                "DELETE"
+            })
+        })
+        .collect();
+    let after_an_id = |sql: &String| sql.contains("\"id\" > ") || sql.contains("`id` > ");
+    assert_eq!(picks.len(), 4, "2 + 2 + 2 + 0: {picks:#?}");
+    assert!(!after_an_id(&picks[0]), "{}", picks[0]);
+    assert!(picks[1..].iter().all(after_an_id), "{picks:#?}");
+}
+
 /// Rows of a tracked user table keep their data when their operation is pruned: the foreign
 /// key is `ON DELETE SET NULL`.
 fn pruning_keeps_tracked_rows_with_a_null_operation_id<B: TestBackend>() {
@@ -235,5 +278,6 @@ backend_tests!(
     prune_deletes_only_finished_operations_before_the_instant_that_match,
     prune_never_deletes_unprocessed_or_running_operations,
     prune_deletes_in_statements_of_at_most_the_batch_size,
+    each_prune_batch_starts_where_the_previous_one_ended,
     pruning_keeps_tracked_rows_with_a_null_operation_id,
 );
