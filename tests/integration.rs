@@ -16,6 +16,7 @@ mod lifecycle;
 mod migrations;
 mod model;
 mod msrv;
+mod overview;
 mod packets;
 mod plans;
 mod pool;

@@ -4,7 +4,8 @@
 //!
 //! The rest of the questions are [`OperationFilter`](crate::OperationFilter)s: failures in a
 //! time window (`result(Failed).finished_after(..)`, from an index of failures alone), the
-//! newest operations of a type or context object, history by creation time.
+//! newest operations of a type or context object, history by creation time; and the size of
+//! the history is the database's estimate ([`estimated_total`]), never a count of it all.
 //!
 //! ```
 //! use batchframework_diesel::overview::{active_counts, oldest_due};
@@ -65,4 +66,16 @@ pub fn active_counts<C: BatchConnection>(conn: &mut C) -> Result<Vec<ActiveCount
 /// `now` minus this is the queue's lag. Two index reads of one row each.
 pub fn oldest_due<C: BatchConnection>(conn: &mut C, queue: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(conn.storage().oldest_due(queue, now())?)
+}
+
+/// About how many operations the table holds, history included, from the database's own
+/// statistics (PostgreSQL's `reltuples`, InnoDB's table statistics, SQLite's `sqlite_stat1`):
+/// one cheap read at any size, where `count(*)` over ten million rows takes seconds. `None`
+/// until the database has gathered statistics (PostgreSQL's autovacuum and InnoDB do on their
+/// own; SQLite after `ANALYZE`). For exact figures, count a window: an [`OperationFilter`]
+/// with `created_after` or `finished_after`.
+///
+/// [`OperationFilter`]: crate::OperationFilter
+pub fn estimated_total<C: BatchConnection>(conn: &mut C) -> Result<Option<i64>> {
+    Ok(conn.storage().estimated_rows()?)
 }

@@ -120,6 +120,12 @@ pub trait StorageBackend: diesel::backend::Backend + Sized {
         Ok(None)
     }
 
+    /// The planner's estimate of the table's rows (cheap at any size), or `None` where the
+    /// database has none yet (never analyzed).
+    fn estimated_rows<C>(conn: &mut C) -> QueryResult<Option<i64>>
+    where
+        C: LoadConnection<Backend = Self>;
+
     /// Deletes the first `limit` operations `matching` selects, in `order`.
     fn delete_first<C>(
         conn: &mut C,

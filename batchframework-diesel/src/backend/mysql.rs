@@ -63,6 +63,18 @@ impl StorageBackend for Mysql {
         Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX)))
     }
 
+    /// InnoDB's estimate in `information_schema.TABLES`, kept by its statistics.
+    fn estimated_rows<C>(conn: &mut C) -> QueryResult<Option<i64>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Nullable<BigInt>>(
+            "(SELECT CAST(TABLE_ROWS AS SIGNED) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'batchframework_batchoperation')",
+        ))
+        .get_result(conn)
+    }
+
     /// The ids are read first, then deleted by id. MySQL and MariaDB cannot LIMIT a subquery
     /// under IN; a derived table around it makes MariaDB scan the whole table per statement;
     /// and MariaDB plans `DELETE ... ORDER BY id LIMIT n` through a status index and sorts

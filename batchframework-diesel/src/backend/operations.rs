@@ -82,6 +82,8 @@ pub trait Storage {
         filter: &OperationFilter,
         keyset: Option<Keyset>,
     ) -> QueryResult<Deleted>;
+    /// The planner's estimate of the table's rows, if it has one.
+    fn estimated_rows(&mut self) -> QueryResult<Option<i64>>;
     /// Pending and running operations counted by queue and status.
     fn active_counts(&mut self) -> QueryResult<Vec<(String, Status, i64)>>;
     /// Since when the longest-waiting due operation of `queue` has been due: the creation time
@@ -196,6 +198,10 @@ where
             .after(keyset)
             .in_status(Status::Finished);
         delete(self, matching, filter)
+    }
+
+    fn estimated_rows(&mut self) -> QueryResult<Option<i64>> {
+        C::Backend::estimated_rows(self)
     }
 
     fn active_counts(&mut self) -> QueryResult<Vec<(String, Status, i64)>> {

@@ -44,6 +44,20 @@ impl StorageBackend for Pg {
             .get_result(conn)
     }
 
+    /// `pg_class.reltuples`, kept by ANALYZE and autovacuum; -1 before the first.
+    fn estimated_rows<C>(conn: &mut C) -> QueryResult<Option<i64>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        let rows: Option<i64> =
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Nullable<BigInt>>(
+                "(SELECT reltuples::BIGINT FROM pg_class \
+             WHERE oid = to_regclass('batchframework_batchoperation'))",
+            ))
+            .get_result(conn)?;
+        Ok(rows.filter(|rows| *rows >= 0))
+    }
+
     /// One statement: `id = ANY(ARRAY(subquery))`. The array is computed once and each id
     /// sought in the primary key; as `IN (subquery)` the planner hash-joins a scan of the whole
     /// table once a batch has a few thousand rows, so each batch would cost the table.

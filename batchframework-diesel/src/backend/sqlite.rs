@@ -43,6 +43,27 @@ impl StorageBackend for Sqlite {
             .get_result(conn)
     }
 
+    /// The row count ANALYZE left in `sqlite_stat1` (the first number of an index's `stat`).
+    fn estimated_rows<C>(conn: &mut C) -> QueryResult<Option<i64>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        let has_stats: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1')",
+        ))
+        .get_result(conn)?;
+        if !has_stats {
+            return Ok(None);
+        }
+        diesel::select(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+        >(
+            "(SELECT MAX(CAST(stat AS INTEGER)) FROM sqlite_stat1 \
+             WHERE tbl = 'batchframework_batchoperation')",
+        ))
+        .get_result(conn)
+    }
+
     /// One statement: `id IN (subquery)`, which SQLite runs once, then seeks each rowid.
     fn delete_first<C>(
         conn: &mut C,
