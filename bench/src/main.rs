@@ -13,9 +13,11 @@
 //! ```text
 //! cargo run --release -p batchframework-bench -- --backend postgres --sizes 10000,100000,1000000
 //! cargo run --release -p batchframework-bench -- --workers      # the worker benchmark
+//! cargo run --release -p batchframework-bench -- --scale        # cost at scale (see scale.rs)
 //! ```
 
 mod models;
+mod scale;
 mod workers;
 
 use std::process::Command;
@@ -58,6 +60,22 @@ struct Args {
     /// Benchmark the workers (PostgreSQL) instead of the bulk insert.
     #[arg(long)]
     workers: bool,
+    /// Measure workers and operators' queries behind a large background (any backend; its own
+    /// `bf_scale` databases or SQLite files, created and dropped per case).
+    #[arg(long, conflicts_with_all = ["workers", "url", "only"])]
+    scale: bool,
+    /// Background sizes for `--scale`, comma separated: finished history at each size, delayed
+    /// work (and, on PostgreSQL, retries in backoff) at the first; or `kind:N` cases
+    /// (`finished:`, `delayed:`, `backoff:`). Default: 1000000,10000000 on PostgreSQL,
+    /// 1000000 elsewhere.
+    #[arg(long, value_delimiter = ',', requires = "scale")]
+    scale_sizes: Option<Vec<String>>,
+    /// With `--scale`: print each measured statement as sent and its plan.
+    #[arg(long, requires = "scale")]
+    scale_explain: bool,
+    /// With `--scale`: keep the last case's database for inspection (drop it by hand).
+    #[arg(long, requires = "scale")]
+    scale_keep: bool,
     /// Internal: run one variant once and print its peak RSS (used for the RSS child process).
     #[arg(long, value_enum, hide = true)]
     only: Option<Variant>,
@@ -276,6 +294,15 @@ fn main() -> Result<(), AnyError> {
         return Ok(());
     }
 
+    if args.scale {
+        return scale::run(
+            args.backend,
+            args.scale_sizes.as_deref(),
+            args.repeat,
+            args.scale_explain,
+            args.scale_keep,
+        );
+    }
     let scratch = Scratch::new(args.backend, args.url.clone())?;
     if args.workers {
         if args.backend != Backend::Postgres {

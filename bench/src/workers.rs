@@ -20,7 +20,7 @@ use crate::AnyError;
 #[bulk_insertable]
 #[derive(Insertable)]
 #[diesel(table_name = batchframework_batchoperation)]
-struct QueuedOperation {
+pub(crate) struct QueuedOperation {
     created_datetime: UtcDateTime,
     operationtype: &'static str,
     status: &'static str,
@@ -28,7 +28,7 @@ struct QueuedOperation {
     queue: &'static str,
 }
 
-fn queued(n: usize) -> impl Iterator<Item = QueuedOperation> {
+pub(crate) fn queued(n: usize) -> impl Iterator<Item = QueuedOperation> {
     queued_of("noop", n)
 }
 
@@ -49,7 +49,7 @@ fn fresh(conn: &mut PgConnection) -> Result<(), AnyError> {
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(index).copied().unwrap_or_default()
 }
