@@ -355,9 +355,10 @@ where
             .bind::<BigInt, _>(row.id)
             .bind::<Text, _>(row.output_data_json);
     }
-    query = query
-        .bind::<Text, _>(Status::Running)
-        .bind::<Text, _>(worker);
+    for row in chunk {
+        query = query.bind::<BigInt, _>(row.id);
+    }
+    query = query.bind::<Text, _>(worker);
     for row in chunk {
         query = query
             .bind::<BigInt, _>(row.id)

@@ -19,7 +19,7 @@ pub struct FinishedRow<'a> {
     pub(crate) output_data_json: &'a str,
 }
 
-/// Rows finished by one statement: 8 binds each, under every backend's bind limit.
+/// Rows finished by one statement: 9 binds each, under every backend's bind limit.
 pub(crate) const FINISH_CHUNK: usize = 500;
 
 /// The bytes a finished row adds to its statement besides its output: its other values and
@@ -53,8 +53,12 @@ pub(crate) fn finish_chunks<'r, 'a>(
 
 /// One UPDATE finishing `rows` held operations, each with its own result, finish time and
 /// output (CASE on the id), fenced by status, holder and attempt. Binds, in order: the new
-/// status; (id, result) × rows; (id, finish time) × rows; (id, output) × rows; the held status;
-/// the holder; (id, attempt) × rows.
+/// status; (id, result) × rows; (id, finish time) × rows; (id, output) × rows; id × rows; the
+/// holder; (id, attempt) × rows.
+///
+/// The rows are named by `id IN (...)` as well as by `(id, attempts) IN (...)`: planners seek a
+/// plain list of ids in the primary key, where a list of pairs alone can lead them (SQLite
+/// always, PostgreSQL before its first ANALYZE) to scan an index of every active operation.
 pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> String {
     let mut n = 0;
     let mut next = || {
@@ -72,9 +76,10 @@ pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> Stri
         }
         sql.push_str(" END");
     }
+    let ids: Vec<String> = (0..rows).map(|_| next()).collect();
     sql.push_str(&format!(
-        " WHERE status = {} AND locked_by = {} AND (id, attempts) IN (",
-        next(),
+        " WHERE id IN ({}) AND status = 'running' AND locked_by = {} AND (id, attempts) IN (",
+        ids.join(", "),
         next()
     ));
     for row in 0..rows {
@@ -286,8 +291,8 @@ mod tests {
              result = CASE id WHEN $2 THEN $3 WHEN $4 THEN $5 END, \
              finished_datetime = CASE id WHEN $6 THEN $7 WHEN $8 THEN $9 END, \
              output_data_json = CASE id WHEN $10 THEN $11 WHEN $12 THEN $13 END \
-             WHERE status = $14 AND locked_by = $15 AND (id, attempts) IN (($16, $17), ($18, $19)) \
-             RETURNING id"
+             WHERE id IN ($14, $15) AND status = 'running' AND locked_by = $16 \
+             AND (id, attempts) IN (($17, $18), ($19, $20)) RETURNING id"
         );
     }
 
@@ -295,7 +300,7 @@ mod tests {
     fn a_full_chunk_stays_under_every_bind_limit() {
         let sql = finish_sql(Dialect::Mysql, FINISH_CHUNK, false);
         let binds = sql.matches('?').count();
-        assert_eq!(binds, 1 + 6 * FINISH_CHUNK + 2 + 2 * FINISH_CHUNK);
+        assert_eq!(binds, 1 + 6 * FINISH_CHUNK + FINISH_CHUNK + 1 + 2 * FINISH_CHUNK);
         assert!(!sql.contains("RETURNING"));
         for dialect in [Dialect::Postgres, Dialect::Sqlite, Dialect::Mysql] {
             if let Some(limit) = dialect.max_binds() {
