@@ -9,7 +9,8 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{Text, Untyped};
 use diesel::{QueryDsl, QueryResult, RunQueryDsl};
 
-use super::sql::due_sql;
+use super::finish_query;
+use super::sql::{due_sql, FinishedRow};
 use super::statements::{self, Lost};
 use super::WorkerBackend;
 use crate::backend::conditions::{Matching, OrderedBy};
@@ -66,6 +67,8 @@ pub fn query_plans<B>(
 where
     B: WorkerBackend,
     str: ToSql<Text, B>,
+    i64: ToSql<diesel::sql_types::BigInt, B>,
+    i32: ToSql<diesel::sql_types::Integer, B>,
     DateTime<Utc>: ToSql<UtcTimestamp, B>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: QueryFragment<B>,
     Lost: QueryFragment<B>,
@@ -91,6 +94,18 @@ where
     }
     let lost = statements::lost(&queues, &types, UtcDateTime(now), 10);
     plans.push(("lost", B::explain(conn, &lost)?));
+    let finished = |id| FinishedRow {
+        id,
+        attempt: 1,
+        result: OperationResult::Successful,
+        finished_at: UtcDateTime(now),
+        output_data_json: "{}",
+    };
+    let rows = [finished(1), finished(2)];
+    plans.push((
+        "group commit",
+        B::explain(conn, &finish_query::<B>("a-worker", &rows))?,
+    ));
     plans.push(("active counts", B::explain(conn, &shared::active_counts())?));
     let immediate = shared::oldest_immediate(queue);
     plans.push(("oldest immediate", B::explain(conn, &immediate)?));

@@ -327,7 +327,7 @@ where
 }
 
 /// The finishing UPDATE of [`finish_sql`] for `chunk`, with its binds in the statement's order.
-fn finish_query<'a, B>(
+pub(crate) fn finish_query<'a, B>(
     worker: &'a str,
     chunk: &'a [FinishedRow<'a>],
 ) -> BoxedSqlQuery<'a, B, SqlQuery>

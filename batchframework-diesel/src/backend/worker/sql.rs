@@ -300,7 +300,10 @@ mod tests {
     fn a_full_chunk_stays_under_every_bind_limit() {
         let sql = finish_sql(Dialect::Mysql, FINISH_CHUNK, false);
         let binds = sql.matches('?').count();
-        assert_eq!(binds, 1 + 6 * FINISH_CHUNK + FINISH_CHUNK + 1 + 2 * FINISH_CHUNK);
+        assert_eq!(
+            binds,
+            1 + 6 * FINISH_CHUNK + FINISH_CHUNK + 1 + 2 * FINISH_CHUNK
+        );
         assert!(!sql.contains("RETURNING"));
         for dialect in [Dialect::Postgres, Dialect::Sqlite, Dialect::Mysql] {
             if let Some(limit) = dialect.max_binds() {
