@@ -21,12 +21,20 @@ use crate::filter::{OperationFilter, OperationOrder};
 use crate::status::OperationResult;
 
 /// `<prefix> <query>`: the backend's EXPLAIN of a statement, with the statement's own binds.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
+    allow(dead_code)
+)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Explain<Q> {
     prefix: &'static str,
     query: Q,
 }
 
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "sqlite", feature = "mysql")),
+    allow(dead_code)
+)]
 impl<Q> Explain<Q> {
     pub(crate) fn new(prefix: &'static str, query: Q) -> Self {
         Explain { prefix, query }

@@ -107,7 +107,7 @@ pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> Stri
 ///   commits);
 /// * delayed work and retries in backoff that are due (`run_after <= now`), soonest first, from
 ///   the `due_later` index (on MySQL/MariaDB, a range of the `due` index): a range that holds
-///   only the rows already due, however many wait for later. Up to [`DUE_WINDOW`] of them are
+///   only the rows already due, however many wait for later. Up to `DUE_WINDOW` (100) of them are
 ///   read, unlocked: the candidates among which priority decides, of which the claim then
 ///   locks the ones it takes (`is_delayed` is 1 on these rows).
 ///
