@@ -129,13 +129,6 @@ impl super::worker::WorkerBackend for Mysql {
         conn.transaction(body)
     }
 
-    fn lost_ids(
-        conn: &mut Self::Connection,
-        lost: super::worker::statements::Lost,
-    ) -> QueryResult<Vec<i64>> {
-        lost.for_update().skip_locked().load(conn)
-    }
-
     /// No `UPDATE ... RETURNING`: the claimed rows are read back by id, in the claim's
     /// transaction, which holds their locks.
     fn lock_pending(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<Vec<i64>> {

@@ -102,13 +102,6 @@ impl super::worker::WorkerBackend for Pg {
         conn.transaction(body)
     }
 
-    fn lost_ids(
-        conn: &mut Self::Connection,
-        lost: super::worker::statements::Lost,
-    ) -> QueryResult<Vec<i64>> {
-        lost.for_update().skip_locked().load(conn)
-    }
-
     fn lock_pending(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<Vec<i64>> {
         operations::table
             .filter(operations::id.eq_any(ids))

@@ -102,13 +102,6 @@ impl super::worker::WorkerBackend for Sqlite {
         conn.immediate_transaction(body)
     }
 
-    fn lost_ids(
-        conn: &mut Self::Connection,
-        lost: super::worker::statements::Lost,
-    ) -> QueryResult<Vec<i64>> {
-        lost.load(conn)
-    }
-
     fn lock_pending(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<Vec<i64>> {
         let _ = conn;
         Ok(ids.to_vec())

@@ -10,8 +10,7 @@ use diesel::sql_types::{Text, Untyped};
 use diesel::{QueryDsl, QueryResult, RunQueryDsl};
 
 use super::finish_query;
-use super::sql::{due_sql, FinishedRow};
-use super::statements::{self, Lost};
+use super::sql::{due_sql, lost_sql, FinishedRow};
 use super::WorkerBackend;
 use crate::backend::conditions::{Matching, OrderedBy};
 use crate::backend::statements::{self as shared, ActiveCounts, CountMatching, LoadMatching};
@@ -79,15 +78,12 @@ where
     i32: ToSql<diesel::sql_types::Integer, B>,
     DateTime<Utc>: ToSql<UtcTimestamp, B>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: QueryFragment<B>,
-    Lost: QueryFragment<B>,
     ActiveCounts: QueryFragment<B>,
     for<'a> OldestImmediate<'a>: QueryFragment<B>,
     for<'a> OldestDelayed<'a>: QueryFragment<B>,
     for<'a> CountMatching<'a>: QueryFragment<B>,
     for<'a> Limit<LoadMatching<'a, B>>: QueryFragment<B>,
 {
-    let queues = [queue.to_owned()];
-    let types = [operation_type.to_owned()];
     let mut plans = Vec::new();
     for (name, limit, lock) in [("claim", 10, B::ROW_LOCKS), ("idle poll", 1, false)] {
         let sql = due_sql(B::DIALECT, 1, 1, limit, lock);
@@ -100,7 +96,11 @@ where
         }
         plans.push((name, B::explain(conn, &query)?));
     }
-    let lost = statements::lost(&queues, &types, UtcDateTime(now), 10);
+    let lost = diesel::sql_query(lost_sql(B::DIALECT, 1, 1, 10, B::ROW_LOCKS))
+        .into_boxed::<B>()
+        .bind::<UtcTimestamp, _>(UtcDateTime(now))
+        .bind::<Text, _>(queue)
+        .bind::<Text, _>(operation_type);
     plans.push(("lost", B::explain(conn, &lost)?));
     let finished = |id| FinishedRow {
         id,

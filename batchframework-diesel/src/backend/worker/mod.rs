@@ -25,8 +25,8 @@ use diesel::{QueryResult, RunQueryDsl};
 use super::{BatchConnection, StorageBackend, UtcDateTime, UtcTimestamp};
 use crate::operation::BatchOperation;
 use crate::status::Status;
-use sql::{due_sql, finish_chunks, finish_sql, DueId, FinishedRow};
-use statements::{ChangeClaimed, Claim, ClaimedChange, Heartbeat, Lost};
+use sql::{due_sql, finish_chunks, finish_sql, lost_sql, DueId, FinishedRow, LostId};
+use statements::{ChangeClaimed, Claim, ClaimedChange, Heartbeat};
 
 /// A connection a [`Worker`](crate::worker::Worker) runs on: `PgConnection`, `SqliteConnection`
 /// or `MysqlConnection` (each behind its feature), the connection type of the r2d2 pool the
@@ -72,9 +72,6 @@ pub trait WorkerBackend:
     {
         Self::write_transaction(conn, body)
     }
-
-    /// The lost workers' operations `lost` selects, locked where the backend locks rows.
-    fn lost_ids(conn: &mut Self::Connection, lost: Lost) -> QueryResult<Vec<i64>>;
 
     /// Locks the operations among `ids` that are still pending and not locked by another
     /// claim (`FOR UPDATE SKIP LOCKED`), and returns them; where the claim holds the database's
@@ -190,7 +187,7 @@ where
     i64: ToSql<BigInt, B>,
     i32: ToSql<Integer, B>,
     DateTime<Utc>: ToSql<UtcTimestamp, B>,
-    for<'a> Lost: LoadQuery<'a, C, i64>,
+    for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, LostId>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, DueId>,
     for<'a> Heartbeat<'a>: ExecuteDsl<C>,
     for<'a> ChangeClaimed<'a>: ExecuteDsl<C>,
@@ -207,8 +204,14 @@ where
         B::claim_transaction(self, |conn| {
             // A lost worker's operations first (the running index), they have waited longest;
             // then due work by priority then age, one index range per operation type.
-            let lost = statements::lost(queues, operation_types, UtcDateTime(stale_before), limit);
-            let mut ids = B::lost_ids(conn, lost)?;
+            let mut ids = lost_ids(
+                conn,
+                queues,
+                operation_types,
+                stale_before,
+                limit,
+                B::ROW_LOCKS,
+            )?;
             let room = limit - i64::try_from(ids.len()).unwrap_or(limit);
             if room > 0 {
                 let due = due_ids(conn, queues, operation_types, now, room, B::ROW_LOCKS)?;
@@ -239,8 +242,7 @@ where
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> QueryResult<bool> {
-        let lost = statements::lost(queues, operation_types, UtcDateTime(stale_before), 1);
-        if !lost.load::<i64>(self)?.is_empty() {
+        if !lost_ids(self, queues, operation_types, stale_before, 1, false)?.is_empty() {
             return Ok(true);
         }
         Ok(!due_ids(self, queues, operation_types, now, 1, false)?.is_empty())
@@ -287,6 +289,38 @@ where
     fn work_notifications(&mut self) -> QueryResult<Vec<String>> {
         B::work_notifications(self)
     }
+}
+
+/// The ids of at most `limit` running operations of `queues` and `types` whose heartbeat is
+/// older than `stale_before`, longest lost first, row-locked (skipping locked rows) with `lock`:
+/// the statement of [`lost_sql`], with its binds.
+fn lost_ids<C, B>(
+    conn: &mut C,
+    queues: &[String],
+    types: &[String],
+    stale_before: DateTime<Utc>,
+    limit: i64,
+    lock: bool,
+) -> QueryResult<Vec<i64>>
+where
+    C: LoadConnection<Backend = B>,
+    B: WorkerBackend,
+    str: ToSql<Text, B>,
+    DateTime<Utc>: ToSql<UtcTimestamp, B>,
+    for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, LostId>,
+{
+    if queues.is_empty() || types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = lost_sql(B::DIALECT, queues.len(), types.len(), limit, lock);
+    let mut query = diesel::sql_query(sql)
+        .into_boxed::<B>()
+        .bind::<UtcTimestamp, _>(UtcDateTime(stale_before));
+    for value in queues.iter().chain(types) {
+        query = query.bind::<Text, _>(value.as_str());
+    }
+    let rows: Vec<LostId> = query.load(conn)?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
 /// At most `limit` pending operations of `queues` and `types` due by `now`, by priority then

@@ -175,6 +175,43 @@ pub fn due_sql(dialect: Dialect, queues: usize, types: usize, limit: i64, lock: 
     format!("{union} ORDER BY priority DESC, id LIMIT {limit}")
 }
 
+/// The claim's read of lost work: the ids of at most `limit` running operations of some queues
+/// and operation types whose holder's heartbeat is older than a bound instant (a lost worker),
+/// longest lost first, locked `FOR UPDATE SKIP LOCKED` with `lock`. Binds: the instant, the
+/// queues, the types.
+///
+/// It reads the `running` index (heartbeat order, running operations only), named for SQLite
+/// and MySQL/MariaDB: left alone, their planners prefer the index on `operationtype` (an
+/// equality) and sort every operation of the type, history included, on every claim.
+pub(crate) fn lost_sql(
+    dialect: Dialect,
+    queues: usize,
+    types: usize,
+    limit: i64,
+    lock: bool,
+) -> String {
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        dialect.placeholder(n)
+    };
+    let index = match dialect {
+        Dialect::Sqlite => " INDEXED BY batchframework_batchoperation_running_idx",
+        Dialect::Mysql => " FORCE INDEX (batchframework_batchoperation_running_idx)",
+        Dialect::Postgres => "",
+    };
+    let lock = if lock { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let stale_before = next();
+    let queues = placeholders(&mut next, queues);
+    let types = placeholders(&mut next, types);
+    format!(
+        "SELECT id FROM batchframework_batchoperation{index} \
+         WHERE status = 'running' AND heartbeat_datetime < {stale_before} \
+         AND queue IN ({queues}) AND operationtype IN ({types}) \
+         ORDER BY heartbeat_datetime LIMIT {limit}{lock}"
+    )
+}
+
 /// How many of the soonest due delayed operations of a type a claim considers (at least its
 /// own size): among them priority decides. A due delayed operation behind more than this many
 /// earlier-due ones of the same type waits until they are taken, whatever its priority.
@@ -183,6 +220,13 @@ pub(crate) const DUE_WINDOW: i64 = 100;
 /// `count` placeholders, comma-separated.
 fn placeholders(next: &mut impl FnMut() -> String, count: usize) -> String {
     (0..count).map(|_| next()).collect::<Vec<_>>().join(", ")
+}
+
+/// An id read by [`lost_sql`].
+#[derive(Debug, diesel::QueryableByName)]
+pub(crate) struct LostId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub(crate) id: i64,
 }
 
 /// A candidate read by [`due_sql`].
@@ -206,7 +250,8 @@ pub(crate) struct ReturnedId {
 #[cfg(test)]
 mod tests {
     use super::{
-        due_sql, finish_chunks, finish_sql, Dialect, FinishedRow, FINISH_CHUNK, FINISH_ROW_OVERHEAD,
+        due_sql, finish_chunks, finish_sql, lost_sql, Dialect, FinishedRow, FINISH_CHUNK,
+        FINISH_ROW_OVERHEAD,
     };
     use crate::backend::UtcDateTime;
     use crate::status::OperationResult;
@@ -254,6 +299,22 @@ mod tests {
         );
         assert_eq!(mysql.matches("LIMIT 100) AS due_").count(), 2);
         assert_eq!(mysql.matches("CAST(1 AS SIGNED) AS is_delayed").count(), 2);
+    }
+
+    #[test]
+    fn the_lost_read_names_the_running_index_where_planners_would_not_pick_it() {
+        assert_eq!(
+            lost_sql(Dialect::Postgres, 2, 1, 10, true),
+            "SELECT id FROM batchframework_batchoperation \
+             WHERE status = 'running' AND heartbeat_datetime < $1 \
+             AND queue IN ($2, $3) AND operationtype IN ($4) \
+             ORDER BY heartbeat_datetime LIMIT 10 FOR UPDATE SKIP LOCKED"
+        );
+        let sqlite = lost_sql(Dialect::Sqlite, 1, 2, 1, false);
+        assert!(sqlite.contains(" INDEXED BY batchframework_batchoperation_running_idx "));
+        assert!(sqlite.ends_with("LIMIT 1"));
+        let mysql = lost_sql(Dialect::Mysql, 1, 1, 5, true);
+        assert!(mysql.contains(" FORCE INDEX (batchframework_batchoperation_running_idx) "));
     }
 
     #[test]

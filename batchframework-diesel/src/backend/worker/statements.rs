@@ -1,10 +1,9 @@
 //! The worker statements that are the same on every backend, as query values and their types
 //! (as `backend/statements.rs` does for the operations' statements).
 
-use diesel::dsl::{Add, Asc, Eq, EqAny, Filter, Limit, Lt, Order, Select, Update};
+use diesel::dsl::{Add, Eq, EqAny, Filter, Update};
 use diesel::prelude::*;
 
-use crate::backend::conditions::StatusIs;
 use crate::backend::statements::WithStatus;
 use crate::backend::UtcDateTime;
 use crate::schema::batchframework_batchoperation::{self as operations, table};
@@ -23,48 +22,6 @@ pub struct ClaimedChange<'a> {
     pub(crate) locked_by: Option<&'a str>,
     pub(crate) heartbeat_datetime: Option<UtcDateTime>,
     pub(crate) attempts: i32,
-}
-
-/// The ids of the running operations of some queues and types whose worker was lost (no
-/// heartbeat since a bound instant), longest lost first, at most a number of them: a range of
-/// the `running` index (the status written as a literal, [`StatusIs`], which SQLite needs to use
-/// that partial index).
-///
-/// The queues and types are owned: a statement borrowing a list cannot be named in the storage
-/// layer's `where` clauses (Rust cannot yet normalize Diesel's `IN` types under a `for<'a>`).
-pub(crate) type Lost = Limit<
-    Select<
-        Order<
-            Filter<
-                Filter<
-                    Filter<
-                        Filter<table, StatusIs>,
-                        Lt<operations::heartbeat_datetime, UtcDateTime>,
-                    >,
-                    EqAny<operations::queue, Vec<String>>,
-                >,
-                EqAny<operations::operationtype, Vec<String>>,
-            >,
-            Asc<operations::heartbeat_datetime>,
-        >,
-        operations::id,
-    >,
->;
-
-pub(crate) fn lost(
-    queues: &[String],
-    types: &[String],
-    stale_before: UtcDateTime,
-    limit: i64,
-) -> Lost {
-    table
-        .filter(StatusIs(Status::Running))
-        .filter(operations::heartbeat_datetime.lt(stale_before))
-        .filter(operations::queue.eq_any(queues.to_vec()))
-        .filter(operations::operationtype.eq_any(types.to_vec()))
-        .order(operations::heartbeat_datetime.asc())
-        .select(operations::id)
-        .limit(limit)
 }
 
 /// The claim itself: the operations `ids` set `running`, held by a worker, heartbeat now, one
@@ -91,7 +48,9 @@ pub(crate) fn claim<'a>(ids: &'a [i64], worker: &'a str, now: UtcDateTime) -> Cl
     ))
 }
 
-/// The operations `ids` that `worker` still holds (the ids owned, as in [`Lost`]).
+/// The operations `ids` that `worker` still holds. The ids are owned: a statement borrowing a
+/// list cannot be named in the storage layer's `where` clauses (Rust cannot yet normalize
+/// Diesel's `IN` types under a `for<'a>`).
 pub(crate) type HeldAmong<'a> = Filter<
     Filter<Filter<table, EqAny<operations::id, Vec<i64>>>, Eq<operations::status, Status>>,
     Eq<operations::locked_by, &'a str>,
