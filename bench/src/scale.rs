@@ -8,9 +8,10 @@
 //!
 //! * ops/s: 20,000 no-op operations bulk-inserted, then drained by `run_until_idle` with 4
 //!   threads (claims of 20), as in `--workers`; median of `--repeat` runs (default 3);
-//! * enqueue-to-start latency, p50 and p99: 200 operations enqueued 15 ms apart into a started
-//!   worker with 2 threads, woken by LISTEN/NOTIFY on PostgreSQL (polling every second as the
-//!   fallback), polling every 10 ms on MySQL/MariaDB and SQLite; medians of `--repeat` runs;
+//! * enqueue-to-start latency, p50 and p99: 200 operations (of type `noop` too, one
+//!   `registry.run` each) enqueued 15 ms apart into a started worker with 2 threads, woken by
+//!   LISTEN/NOTIFY on PostgreSQL (polling every second as the fallback), polling every 10 ms on
+//!   MySQL/MariaDB and SQLite; medians of `--repeat` runs;
 //! * the claim's due read (`__private::due_sql`, limit 10, `FOR UPDATE SKIP LOCKED` in a
 //!   transaction rolled back on PostgreSQL and MySQL/MariaDB, no lock on SQLite) and the idle
 //!   poll's (limit 1, no lock), for type `noop` on queue `default`: median of 200 executions of
@@ -21,7 +22,8 @@
 //!
 //! The measurements run in that order: the reads first, on the background alone; the
 //! benchmark's own operations are deleted after each run of ops/s and latency, so every run
-//! starts with exactly B rows.
+//! starts with exactly B rows. "No ANALYZE" means none from the benchmark: the server's own
+//! statistics (PostgreSQL's autovacuum, if on; InnoDB's automatic recalculation) still run.
 //!
 //! The background: `finished` rows were created over the 30 days up to a minute ago, ran a
 //! second, 1% of them `failed`; `delayed` rows are due one to two days ahead; `backoff` rows
