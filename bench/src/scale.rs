@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use batchframework_diesel::diesel::backend::Backend as DieselBackend;
 use batchframework_diesel::overview::{active_counts, oldest_due};
-use batchframework_diesel::registry::{action_fn, ActionError, ActionGroup, Registry, RunArgs};
+use batchframework_diesel::registry::{action_fn, ActionGroup, Registry};
 use batchframework_diesel::worker::{Worker, WorkerConnection};
 use batchframework_diesel::{
     bulk_insert, BulkInsertable, Dialect, OperationFilter, OperationOrder, OperationResult,
@@ -686,55 +686,18 @@ where
     })
 }
 
-/// Enqueue-to-start latency of 200 operations of type `noop` enqueued 15 ms apart into a
-/// started worker with 2 threads.
+/// Enqueue-to-start latency of 200 operations of type `noop` (so that the workers step past
+/// the background) enqueued 15 ms apart into a started worker with 2 threads.
 fn latency<C: Target>(
     conn: &mut C,
     pool: &Pool<ConnectionManager<C>>,
 ) -> Result<Vec<Duration>, AnyError> {
-    let samples: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let seen = Arc::clone(&samples);
-    let timed: Arc<Registry<C>> = Arc::new(
-        Registry::builder()
-            .group(ActionGroup::new("noop").asynchronous().action(action_fn(
-                "measure",
-                move |ctx| {
-                    let waited = chrono::Utc::now() - ctx.operation().created_datetime();
-                    if let Ok(waited) = waited.to_std() {
-                        seen.lock()
-                            .map_err(|_| {
-                                ActionError::with_data(serde_json::Value::Null, "poisoned")
-                            })?
-                            .push(waited);
-                    }
-                    Ok(serde_json::Value::Null)
-                },
-            )))
-            .build()?,
-    );
     let poll = if C::LISTEN {
         Duration::from_secs(1)
     } else {
         Duration::from_millis(10)
     };
-    let handle = Worker::new(Arc::clone(&timed), pool.clone())
-        .listen(C::LISTEN)
-        .poll_interval(poll)
-        .start(2)?;
-    for _ in 0..200 {
-        timed.run(conn, "noop", RunArgs::new())?;
-        std::thread::sleep(Duration::from_millis(15));
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while samples.lock().map_err(|_| "poisoned")?.len() < 200 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    handle.shutdown(Duration::from_secs(10))?;
-    let samples = samples.lock().map_err(|_| "poisoned")?.clone();
-    if samples.len() < 200 {
-        return Err(format!("only {} of 200 operations started in time", samples.len()).into());
-    }
-    Ok(samples)
+    crate::workers::enqueue_to_start(conn, pool, "noop", C::LISTEN, poll)
 }
 
 /// Prints the measured statements as sent and the library's plans of them.

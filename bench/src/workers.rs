@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use batchframework_diesel::registry::{action_fn, ActionGroup, Registry, RunArgs};
+use batchframework_diesel::registry::{action_fn, ActionError, ActionGroup, Registry, RunArgs};
 use batchframework_diesel::schema::batchframework_batchoperation;
-use batchframework_diesel::worker::Worker;
-use batchframework_diesel::{bulk_insert, bulk_insertable, OperationFilter, Status, UtcDateTime};
+use batchframework_diesel::worker::{Worker, WorkerConnection};
+use batchframework_diesel::{bulk_insert, bulk_insertable, UtcDateTime};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
@@ -129,48 +129,13 @@ pub(crate) fn run(url: &str) -> Result<(), AnyError> {
     // second as the fallback), then polling only.
     for (listen, poll_ms) in [(true, 1000), (false, 50), (false, 10)] {
         fresh(&mut conn)?;
-        let samples: Arc<Mutex<Vec<Duration>>> = Arc::default();
-        let seen = Arc::clone(&samples);
-        let timed: Arc<Registry<PgConnection>> = Arc::new(
-            Registry::builder()
-                .group(ActionGroup::new("timed").asynchronous().action(action_fn(
-                    "measure",
-                    move |ctx| {
-                        let waited = chrono::Utc::now() - ctx.operation().created_datetime();
-                        if let Ok(waited) = waited.to_std() {
-                            seen.lock()
-                                .map_err(|_| {
-                                    batchframework_diesel::registry::ActionError::with_data(
-                                        serde_json::Value::Null,
-                                        "poisoned",
-                                    )
-                                })?
-                                .push(waited);
-                        }
-                        Ok(serde_json::Value::Null)
-                    },
-                )))
-                .build()?,
-        );
-        let handle = Worker::new(Arc::clone(&timed), pool.clone())
-            .listen(listen)
-            .poll_interval(Duration::from_millis(poll_ms))
-            .start(2)?;
-        for _ in 0..200 {
-            timed.run(&mut conn, "timed", RunArgs::new())?;
-            std::thread::sleep(Duration::from_millis(15));
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while OperationFilter::new()
-            .status(Status::Finished)
-            .count(&mut conn)?
-            < 200
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        handle.shutdown(Duration::from_secs(10))?;
-        let mut samples = samples.lock().map_err(|_| "poisoned")?.clone();
+        let mut samples = enqueue_to_start(
+            &mut conn,
+            &pool,
+            "timed",
+            listen,
+            Duration::from_millis(poll_ms),
+        )?;
         samples.sort();
         let how = if listen {
             format!("LISTEN/NOTIFY (polling every {poll_ms} ms)")
@@ -184,4 +149,55 @@ pub(crate) fn run(url: &str) -> Result<(), AnyError> {
         );
     }
     Ok(())
+}
+
+/// Enqueue-to-start latency: 200 operations of group `group` (a registry of that one no-op
+/// group, which records how long each waited since it was created) enqueued 15 ms apart, one
+/// `registry.run` each, into a started worker with 2 threads, woken by LISTEN/NOTIFY with
+/// `listen`, else polling every `poll`. Fails if not all 200 started within 30 s.
+pub(crate) fn enqueue_to_start<C: WorkerConnection>(
+    conn: &mut C,
+    pool: &Pool<ConnectionManager<C>>,
+    group: &'static str,
+    listen: bool,
+    poll: Duration,
+) -> Result<Vec<Duration>, AnyError> {
+    let samples: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let seen = Arc::clone(&samples);
+    let timed: Arc<Registry<C>> = Arc::new(
+        Registry::builder()
+            .group(ActionGroup::new(group).asynchronous().action(action_fn(
+                "measure",
+                move |ctx| {
+                    let waited = chrono::Utc::now() - ctx.operation().created_datetime();
+                    if let Ok(waited) = waited.to_std() {
+                        seen.lock()
+                            .map_err(|_| {
+                                ActionError::with_data(serde_json::Value::Null, "poisoned")
+                            })?
+                            .push(waited);
+                    }
+                    Ok(serde_json::Value::Null)
+                },
+            )))
+            .build()?,
+    );
+    let handle = Worker::new(Arc::clone(&timed), pool.clone())
+        .listen(listen)
+        .poll_interval(poll)
+        .start(2)?;
+    for _ in 0..200 {
+        timed.run(conn, group, RunArgs::new())?;
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while samples.lock().map_err(|_| "poisoned")?.len() < 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    handle.shutdown(Duration::from_secs(10))?;
+    let samples = samples.lock().map_err(|_| "poisoned")?.clone();
+    if samples.len() < 200 {
+        return Err(format!("only {} of 200 operations started in time", samples.len()).into());
+    }
+    Ok(samples)
 }
