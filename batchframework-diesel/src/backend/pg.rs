@@ -103,10 +103,7 @@ impl super::worker::WorkerBackend for Pg {
     }
 
     fn lock_pending(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<Vec<i64>> {
-        operations::table
-            .filter(operations::id.eq_any(ids))
-            .filter(super::conditions::StatusIs(crate::Status::Unprocessed))
-            .select(operations::id)
+        super::worker::statements::pending_among(ids)
             .for_update()
             .skip_locked()
             .load(conn)

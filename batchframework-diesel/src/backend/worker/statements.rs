@@ -89,3 +89,19 @@ pub(crate) fn change_claimed<'a>(
     )
     .set(change)
 }
+
+/// The operations among `ids` still pending: the delayed candidates a claim takes, which the
+/// backends with row locks lock `FOR UPDATE SKIP LOCKED` (`WorkerBackend::lock_pending`).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) type PendingAmong<'a> = diesel::dsl::Select<
+    Filter<Filter<table, EqAny<operations::id, &'a [i64]>>, crate::backend::conditions::StatusIs>,
+    operations::id,
+>;
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn pending_among(ids: &[i64]) -> PendingAmong<'_> {
+    table
+        .filter(operations::id.eq_any(ids))
+        .filter(crate::backend::conditions::StatusIs(Status::Unprocessed))
+        .select(operations::id)
+}
