@@ -10,6 +10,7 @@ mod concurrency;
 mod connection_loss;
 mod constraints;
 mod context;
+mod deadlocks;
 mod due;
 mod layers;
 mod lifecycle;

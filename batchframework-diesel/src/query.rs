@@ -164,9 +164,16 @@ impl OperationFilter {
     /// This is the cancel case of `ievv_batchframework`'s documentation: a post's email
     /// operation is removed if the user cancels before a worker starts it.
     ///
+    /// A worker claiming one of these operations at the same moment either gets it first (it
+    /// runs and is not removed) or finds it gone. On MySQL/MariaDB the two statements can lock
+    /// the same rows in opposite orders and InnoDB then rolls one back as a deadlock victim;
+    /// when that is this call and `conn` is not inside a transaction, it runs again by itself.
+    ///
     /// # Errors
     ///
-    /// As for [`load`](Self::load).
+    /// As for [`load`](Self::load). Inside a transaction, a deadlock victim is
+    /// [`Error::Database`] with `SerializationFailure`: the database rolled back the whole
+    /// transaction; retry it.
     pub fn remove_pending<C: BatchConnection>(&self, conn: &mut C) -> Result<usize> {
         let keyset = self.keyset(conn)?;
         Ok(conn.storage().delete_pending(self, keyset)?)

@@ -14,6 +14,7 @@
 pub(crate) mod conditions;
 mod dialect;
 mod operations;
+mod retry;
 pub(crate) mod rows;
 mod statements;
 pub(crate) mod timestamp;
@@ -30,6 +31,8 @@ mod sqlite;
 pub use dialect::Dialect;
 pub(crate) use dialect::{statement_budget, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
 pub(crate) use operations::Storage;
+#[cfg(feature = "r2d2")]
+pub(crate) use retry::retry_on_deadlock;
 pub(crate) use timestamp::{later_by, now};
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 #[cfg(feature = "r2d2")]

@@ -13,6 +13,7 @@ use diesel::query_dsl::LoadQuery;
 use diesel_migrations::MigrationHarness;
 
 use super::conditions::{Matching, OrderedBy};
+use super::retry::retry_outside_transaction;
 use super::rows::{NewOperationRow, StatusChange};
 use super::statements::{self, ChangeStatus, ColumnOf, CountMatching, DeleteMatching};
 use super::statements::{ActiveCounts, FindOperation, LoadMatching, OldestDelayed};
@@ -232,11 +233,12 @@ where
     C::Backend: StorageBackend,
     for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
 {
-    match filter.limit {
+    // A DELETE racing a worker's claim of the same rows can be InnoDB's deadlock victim.
+    retry_outside_transaction(conn, |conn| match filter.limit {
         None => Ok(Deleted {
             count: statements::delete_matching(matching).execute(conn)?,
             highest_id: None,
         }),
         Some(limit) => C::Backend::delete_first(conn, matching, OrderedBy(filter.order), limit),
-    }
+    })
 }

@@ -257,27 +257,6 @@ where
     }
 }
 
-/// Runs `step` again when the database chose it as a deadlock victim (InnoDB does so when
-/// concurrent claims and finishes lock index ranges in different orders); the victim's
-/// transaction was rolled back whole, so a retry is safe.
-fn retry_on_deadlock<T>(
-    mut step: impl FnMut() -> diesel::QueryResult<T>,
-) -> diesel::QueryResult<T> {
-    use diesel::result::{DatabaseErrorKind, Error as DieselError};
-    let mut tries = 0;
-    loop {
-        match step() {
-            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
-                if tries < 10 =>
-            {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(5 * tries));
-            }
-            other => return other,
-        }
-    }
-}
-
 fn default_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())

@@ -19,7 +19,8 @@ use crate::operation::BatchOperation;
 use crate::status::{OperationResult, Status};
 
 use super::shared::{Outcome, Shared};
-use super::{retry_on_deadlock, Worker};
+use super::Worker;
+use crate::backend::retry_on_deadlock;
 
 /// A claimed operation going back to `unprocessed`, unlocked, to be claimed again.
 #[derive(Debug, Clone, Copy, PartialEq)]

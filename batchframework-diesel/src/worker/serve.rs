@@ -22,7 +22,8 @@ use super::attempt::{self, Attempt, Decision};
 use super::keeper::Keeper;
 use super::release::Release;
 use super::shared::{self, Finished, ServingGuard, Shared};
-use super::{retry_on_deadlock, Worker};
+use super::Worker;
+use crate::backend::retry_on_deadlock;
 
 /// How often `run_until_idle` looks again when a claim came back empty while work is due.
 const IDLE_RECHECKS: u32 = 100;

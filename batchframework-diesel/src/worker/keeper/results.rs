@@ -13,9 +13,9 @@ use crate::backend::WorkerConnection;
 use crate::error::Result;
 use crate::status::OperationResult;
 
-use super::super::retry_on_deadlock;
 use super::super::shared::{Finished, Outcome, Shared};
 use super::Keeper;
+use crate::backend::retry_on_deadlock;
 
 impl<C> Keeper<C>
 where
