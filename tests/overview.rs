@@ -1,8 +1,10 @@
-//! What operators ask first, on every backend: active counts by queue and status, a queue's lag,
+//! What operators ask first, on every backend: due, delayed and running counts per queue, a queue's lag,
 //! failures in a time window, and the size of the history as the database estimates it.
 
-use batchframework_diesel::overview::{active_counts, estimated_total, oldest_due, ActiveCount};
-use batchframework_diesel::{BatchOperation, OperationFilter, OperationResult, Status};
+use batchframework_diesel::overview::{
+    estimated_total, oldest_due, queue_counts, Count, QueueCounts,
+};
+use batchframework_diesel::{BatchOperation, OperationFilter, OperationResult};
 use batchframework_tests::{backend_tests, migrated, TestBackend};
 use chrono::{Duration, SubsecRound, Utc};
 use diesel::connection::SimpleConnection;
@@ -16,37 +18,85 @@ fn pending<B: TestBackend>(conn: &mut B::Connection, queue: &str) -> BatchOperat
         .unwrap()
 }
 
-fn active_counts_are_by_queue_and_status_and_leave_history_out<B: TestBackend>() {
+fn delayed<B: TestBackend>(conn: &mut B::Connection, queue: &str, by: Duration) {
+    BatchOperation::create_asynchronous("work")
+        .queue(queue)
+        .run_after(Utc::now() + by)
+        .insert(conn)
+        .unwrap();
+}
+
+fn queue_counts_are_due_delayed_and_running_per_queue_and_leave_history_out<B: TestBackend>() {
     let (_db, mut conn) = migrated::<B>();
-    assert_eq!(active_counts(&mut conn).unwrap(), []);
+    assert_eq!(queue_counts(&mut conn, 100).unwrap(), []);
     pending::<B>(&mut conn, "mail");
     pending::<B>(&mut conn, "mail");
+    delayed::<B>(&mut conn, "mail", Duration::hours(-1)); // due since an hour
     let mut started = pending::<B>(&mut conn, "mail");
     started.mark_as_running(&mut conn).unwrap();
-    BatchOperation::create_asynchronous("work")
-        .queue("reports")
-        .run_after(Utc::now() + Duration::hours(1))
-        .insert(&mut conn)
-        .unwrap();
+    delayed::<B>(&mut conn, "reports", Duration::hours(1));
     let mut done = pending::<B>(&mut conn, "reports");
     done.mark_as_running(&mut conn).unwrap();
     done.finish(&mut conn).unwrap();
+    // A queue with running work only, and one with an empty name.
+    pending::<B>(&mut conn, "audit")
+        .mark_as_running(&mut conn)
+        .unwrap();
+    pending::<B>(&mut conn, "");
 
-    let mut counts = active_counts(&mut conn).unwrap();
-    counts.sort_by(|a, b| (&a.queue, a.status.as_str()).cmp(&(&b.queue, b.status.as_str())));
-    let count = |queue: &str, status, count| ActiveCount {
+    let counts = |queue: &str, due, delayed, running| QueueCounts {
         queue: queue.to_owned(),
-        status,
-        count,
+        due: Count::Exact(due),
+        delayed: Count::Exact(delayed),
+        running: Count::Exact(running),
     };
     assert_eq!(
-        counts,
+        queue_counts(&mut conn, 100).unwrap(),
         [
-            count("mail", Status::Running, 1),
-            count("mail", Status::Unprocessed, 2),
-            count("reports", Status::Unprocessed, 1),
+            counts("", 1, 0, 0),
+            counts("audit", 0, 0, 1),
+            counts("mail", 3, 0, 1),
+            counts("reports", 0, 1, 0),
         ]
     );
+}
+
+/// Counting stops one past the limit: exact up to it, "at least the limit" beyond, and a sum is
+/// exact only when both of its parts are.
+fn queue_counts_stop_at_the_limit<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    for _ in 0..3 {
+        pending::<B>(&mut conn, "mail");
+        delayed::<B>(&mut conn, "mail", Duration::hours(1));
+    }
+    delayed::<B>(&mut conn, "mail", Duration::hours(-1));
+    for _ in 0..2 {
+        pending::<B>(&mut conn, "reports")
+            .mark_as_running(&mut conn)
+            .unwrap();
+    }
+    let mail = |conn: &mut B::Connection, limit| queue_counts(conn, limit).unwrap()[0].clone();
+    let at_3 = mail(&mut conn, 3);
+    assert_eq!(
+        (at_3.due, at_3.delayed, at_3.running),
+        (Count::Exact(4), Count::Exact(3), Count::Exact(0))
+    );
+    let at_2 = mail(&mut conn, 2);
+    assert_eq!(
+        (at_2.due, at_2.delayed),
+        (Count::AtLeast(3), Count::AtLeast(2))
+    );
+    assert_eq!(
+        (at_2.due.to_string(), at_2.delayed.to_string()),
+        ("3+".to_owned(), "2+".to_owned())
+    );
+    let reports = &queue_counts(&mut conn, 2).unwrap()[1];
+    assert_eq!(
+        (reports.queue.as_str(), reports.running),
+        ("reports", Count::Exact(2))
+    );
+    let reports = &queue_counts(&mut conn, 1).unwrap()[1];
+    assert_eq!(reports.running, Count::AtLeast(1));
 }
 
 fn a_queues_lag_starts_when_its_oldest_due_operation_became_due<B: TestBackend>() {
@@ -129,7 +179,8 @@ fn the_history_is_estimated_from_the_databases_statistics<B: TestBackend>() {
 }
 
 backend_tests!(
-    active_counts_are_by_queue_and_status_and_leave_history_out,
+    queue_counts_are_due_delayed_and_running_per_queue_and_leave_history_out,
+    queue_counts_stop_at_the_limit,
     a_queues_lag_starts_when_its_oldest_due_operation_became_due,
     failures_are_counted_in_a_window_of_finish_times,
     the_history_is_estimated_from_the_databases_statistics,

@@ -16,7 +16,8 @@
 //!   transaction rolled back on PostgreSQL and MySQL/MariaDB, no lock on SQLite) and the idle
 //!   poll's (limit 1, no lock), for type `noop` on queue `default`: median of 200 executions of
 //!   the statement alone (the transaction's BEGIN and ROLLBACK are not timed);
-//! * the operators' queries, median of 20 executions each: `overview::active_counts`,
+//! * the operators' queries, median of 20 executions each: `overview::queue_counts` (limit
+//!   1,000),
 //!   `overview::oldest_due("default")`, failures finished in the last hour (count), the 50
 //!   newest operations of type `noop`, the 50 newest created in the last hour.
 //!
@@ -52,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use batchframework_diesel::diesel::backend::Backend as DieselBackend;
-use batchframework_diesel::overview::{active_counts, oldest_due};
+use batchframework_diesel::overview::{oldest_due, queue_counts};
 use batchframework_diesel::registry::{action_fn, ActionGroup, Registry};
 use batchframework_diesel::worker::{Worker, WorkerConnection};
 use batchframework_diesel::{
@@ -480,7 +481,7 @@ fn time_ms<C, T>(
 
 /// The operators' queries, by column name.
 const OPERATOR_QUERIES: [&str; 5] = [
-    "active_counts",
+    "queue_counts(1000)",
     "oldest_due",
     "failed, last hour (count)",
     "newest 50 of type",
@@ -492,7 +493,7 @@ fn operator_query<C: Target>(conn: &mut C, index: usize) -> Result<(), AnyError>
     let now = chrono::Utc::now();
     match index {
         0 => {
-            active_counts(conn)?;
+            queue_counts(conn, 1_000)?;
         }
         1 => {
             oldest_due(conn, "default")?;

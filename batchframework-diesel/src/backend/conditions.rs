@@ -23,6 +23,31 @@ use crate::filter::{Keyset, OperationFilter, OperationOrder};
 use crate::schema::batchframework_batchoperation::table;
 use crate::status::Status;
 
+/// The Diesel traits that make a [`QueryFragment`] of this module a boolean condition on the
+/// operation table, usable in `filter`.
+macro_rules! condition_expression {
+    ($fragment:ty) => {
+        impl Expression for $fragment {
+            type SqlType = Bool;
+        }
+
+        impl AppearsOnTable<table> for $fragment {}
+
+        impl SelectableExpression<table> for $fragment {}
+
+        impl<GroupBy> ValidGrouping<GroupBy> for $fragment {
+            type IsAggregate = is_aggregate::Never;
+        }
+
+        impl QueryId for $fragment {
+            type QueryId = ();
+            // The SQL depends on the value (which conditions, which literal status): never a
+            // cached prepared statement.
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+    };
+}
+
 /// `WHERE` conditions: the filter's, those of a keyset page (the operations after it in the
 /// filter's order) and, for statements that may only touch operations in one status, that
 /// status. The filter's order and limit are not conditions: see [`OrderedBy`].
@@ -182,23 +207,7 @@ where
     Ok(())
 }
 
-impl Expression for Matching<'_> {
-    type SqlType = Bool;
-}
-
-impl AppearsOnTable<table> for Matching<'_> {}
-
-impl SelectableExpression<table> for Matching<'_> {}
-
-impl<GroupBy> ValidGrouping<GroupBy> for Matching<'_> {
-    type IsAggregate = is_aggregate::Never;
-}
-
-impl QueryId for Matching<'_> {
-    type QueryId = ();
-    // The SQL depends on which conditions the filter holds: never a cached prepared statement.
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
+condition_expression!(Matching<'_>);
 
 /// `status = '<status>'`, the status written as a literal rather than bound.
 ///
@@ -219,23 +228,87 @@ impl<DB: Backend> QueryFragment<DB> for StatusIs {
     }
 }
 
-impl Expression for StatusIs {
-    type SqlType = Bool;
+condition_expression!(StatusIs);
+
+/// `queue > ?`, or no condition: a step of the walk through the names of the queues that have
+/// active operations, one index seek each (see `statements::next_active_queue`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueAfter<'a>(pub(crate) Option<&'a str>);
+
+impl<DB> QueryFragment<DB> for QueueAfter<'_>
+where
+    DB: Backend + HasSqlType<Text>,
+    str: ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let mut sql = Conditions { out, any: false };
+        match self.0 {
+            Some(queue) => sql.compare::<Text, _>("queue", " > ", queue),
+            None => {
+                sql.out.push_sql("1 = 1");
+                Ok(())
+            }
+        }
+    }
 }
 
-impl AppearsOnTable<table> for StatusIs {}
+condition_expression!(QueueAfter<'_>);
 
-impl SelectableExpression<table> for StatusIs {}
-
-impl<GroupBy> ValidGrouping<GroupBy> for StatusIs {
-    type IsAggregate = is_aggregate::Never;
+/// One part of one queue's active operations, for a count that stops at a limit. The `active`
+/// index holds active operations under `(status, queue, run_after)`, so each part is one range
+/// of it, whatever the rest of the table holds.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivePart<'a> {
+    pub(crate) queue: &'a str,
+    pub(crate) part: Part,
 }
 
-impl QueryId for StatusIs {
-    type QueryId = ();
-    // Each status is different SQL text; not worth a cache key of its own.
-    const HAS_STATIC_QUERY_ID: bool = false;
+/// The parts of a queue's active operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Pending, to run as soon as a worker is free (no `run_after`).
+    Immediate,
+    /// Pending, delayed until this instant or earlier: due now.
+    DueDelayed(DateTime<Utc>),
+    /// Pending, delayed until after this instant: not due yet.
+    NotYetDue(DateTime<Utc>),
+    /// Running.
+    Running,
 }
+
+impl<DB> QueryFragment<DB> for ActivePart<'_>
+where
+    DB: Backend + HasSqlType<Text> + HasSqlType<UtcTimestamp>,
+    str: ToSql<Text, DB>,
+    DateTime<Utc>: ToSql<UtcTimestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let mut sql = Conditions { out, any: false };
+        let status = match self.part {
+            Part::Running => Status::Running,
+            _ => Status::Unprocessed,
+        };
+        sql.is("status", status.as_str())?;
+        sql.compare::<Text, _>("queue", " = ", self.queue)?;
+        match &self.part {
+            Part::Immediate => {
+                sql.next();
+                sql.out.push_identifier("run_after")?;
+                sql.out.push_sql(" IS NULL");
+            }
+            Part::DueDelayed(now) => {
+                sql.compare::<UtcTimestamp, _>("run_after", " <= ", now)?;
+            }
+            Part::NotYetDue(now) => {
+                sql.compare::<UtcTimestamp, _>("run_after", " > ", now)?;
+            }
+            Part::Running => {}
+        }
+        Ok(())
+    }
+}
+
+condition_expression!(ActivePart<'_>);
 
 /// `ORDER BY` the filter's order; ties in creation time are broken by id.
 #[derive(Debug, Clone, Copy)]
@@ -280,8 +353,9 @@ mod tests {
     use diesel::debug_query;
     use diesel::sqlite::Sqlite;
 
-    use super::{Matching, OrderedBy};
-    use crate::backend::statements::{count_matching, load_matching};
+    use super::{ActivePart, Matching, OrderedBy, Part};
+    use crate::backend::statements::next_active_queue;
+    use crate::backend::statements::{active_part_ids, count_matching, load_matching};
     use crate::context::ContextRef;
     use crate::filter::{Keyset, OperationFilter, OperationOrder};
     use crate::status::{OperationResult, Status};
@@ -369,6 +443,55 @@ mod tests {
                 "SELECT COUNT(*) FROM `batchframework_batchoperation` WHERE `status` = 'running'"
             ),
             "{sql}"
+        );
+    }
+
+    /// Each part of a queue's active operations is one range of the `active` index (status,
+    /// queue, run_after): the status literal, the queue bound, one condition on `run_after`.
+    #[test]
+    fn each_active_part_is_one_range_of_the_active_index() {
+        let now = chrono::Utc::now();
+        let sql = |part| {
+            let query = active_part_ids(
+                ActivePart {
+                    queue: "mail",
+                    part,
+                },
+                11,
+            );
+            conditions(&debug_query::<Sqlite, _>(&query).to_string()).to_owned()
+        };
+        let mail = "`status` = 'unprocessed' AND `queue` = ?";
+        assert_eq!(
+            sql(Part::Immediate),
+            format!("{mail} AND `run_after` IS NULL")
+        );
+        assert_eq!(
+            sql(Part::DueDelayed(now)),
+            format!("{mail} AND `run_after` <= ?")
+        );
+        assert_eq!(
+            sql(Part::NotYetDue(now)),
+            format!("{mail} AND `run_after` > ?")
+        );
+        assert_eq!(sql(Part::Running), "`status` = 'running' AND `queue` = ?");
+    }
+
+    #[test]
+    fn the_walk_through_the_queues_starts_at_the_first_and_steps_past_each() {
+        let sql = |after| {
+            let query = next_active_queue(Status::Running, after);
+            debug_query::<Sqlite, _>(&query).to_string()
+        };
+        let first = sql(None);
+        assert!(
+            first.contains("WHERE (`status` = 'running' AND 1 = 1) ORDER BY"),
+            "{first}"
+        );
+        let next = sql(Some("mail"));
+        assert!(
+            next.contains("WHERE (`status` = 'running' AND `queue` > ?)"),
+            "{next}"
         );
     }
 }

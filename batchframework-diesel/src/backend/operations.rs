@@ -12,11 +12,12 @@ use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
 use diesel_migrations::MigrationHarness;
 
-use super::conditions::{Matching, OrderedBy};
+use super::conditions::{ActivePart, Matching, OrderedBy};
 use super::retry::retry_outside_transaction;
 use super::rows::{NewOperationRow, StatusChange};
+use super::statements::OldestDelayed;
 use super::statements::{self, ChangeStatus, ColumnOf, CountMatching, DeleteMatching};
-use super::statements::{ActiveCounts, FindOperation, LoadMatching, OldestDelayed};
+use super::statements::{ActivePartIds, FindOperation, LoadMatching, NextActiveQueue};
 use super::statements::{OldestImmediate, RequestCancel, UpdateProgress};
 use super::{Deleted, Dialect, StorageBackend, UtcDateTime};
 use crate::filter::{Keyset, OperationFilter};
@@ -85,8 +86,10 @@ pub trait Storage {
     ) -> QueryResult<Deleted>;
     /// The planner's estimate of the table's rows, if it has one.
     fn estimated_rows(&mut self) -> QueryResult<Option<i64>>;
-    /// Pending and running operations counted by queue and status.
-    fn active_counts(&mut self) -> QueryResult<Vec<(String, Status, i64)>>;
+    /// The queues with an operation in `status` (unprocessed or running), in name order.
+    fn active_queues(&mut self, status: Status) -> QueryResult<Vec<String>>;
+    /// How many operations `part` holds, counted no further than `limit`.
+    fn count_active_part(&mut self, part: ActivePart<'_>, limit: u64) -> QueryResult<u64>;
     /// Since when the longest-waiting due operation of `queue` has been due: the creation time
     /// of the oldest immediate one, or the `run_after` of the longest-due delayed one, whichever
     /// is earlier; `None` when nothing is due.
@@ -108,7 +111,8 @@ where
     for<'a> Limit<LoadMatching<'a, C::Backend>>: LoadQuery<'a, C, BatchOperation>,
     for<'a> CountMatching<'a>: LoadQuery<'a, C, i64>,
     for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
-    for<'a> ActiveCounts: LoadQuery<'a, C, (String, Status, i64)>,
+    for<'a> NextActiveQueue<'a>: LoadQuery<'a, C, String>,
+    for<'a> ActivePartIds<'a>: LoadQuery<'a, C, i64>,
     for<'a> OldestImmediate<'a>: LoadQuery<'a, C, DateTime<Utc>>,
     for<'a> OldestDelayed<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
 {
@@ -205,8 +209,22 @@ where
         C::Backend::estimated_rows(self)
     }
 
-    fn active_counts(&mut self) -> QueryResult<Vec<(String, Status, i64)>> {
-        statements::active_counts().load(self)
+    fn active_queues(&mut self, status: Status) -> QueryResult<Vec<String>> {
+        let mut queues: Vec<String> = Vec::new();
+        while let Some(queue) =
+            statements::next_active_queue(status, queues.last().map(String::as_str))
+                .get_result(self)
+                .optional()?
+        {
+            queues.push(queue);
+        }
+        Ok(queues)
+    }
+
+    fn count_active_part(&mut self, part: ActivePart<'_>, limit: u64) -> QueryResult<u64> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids: Vec<i64> = statements::active_part_ids(part, limit).load(self)?;
+        Ok(ids.len() as u64)
     }
 
     fn oldest_due(

@@ -6,12 +6,11 @@
 //! used. Statements that differ per backend are in `pg.rs`, `sqlite.rs` and `mysql.rs`.
 
 use diesel::dsl::{
-    count_star, AsSelect, Asc, Count, CountStar, Eq, Filter, Find, GroupBy, IsNotNull, IsNull,
-    Limit, LtEq, Or, Order, Select, Update,
+    AsSelect, Asc, Count, Eq, Filter, Find, IsNotNull, IsNull, Limit, LtEq, Order, Select, Update,
 };
 use diesel::prelude::*;
 
-use super::conditions::{Matching, OrderedBy, StatusIs};
+use super::conditions::{ActivePart, Matching, OrderedBy, QueueAfter, StatusIs};
 use super::rows::StatusChange;
 use super::UtcDateTime;
 use crate::operation::BatchOperation;
@@ -130,18 +129,40 @@ pub(crate) fn first_ids(matching: Matching<'_>, order: OrderedBy, limit: u32) ->
         .limit(i64::from(limit))
 }
 
-/// Pending and running operations counted by queue and status, from the `active` index.
-pub(crate) type ActiveCounts = Select<
-    GroupBy<Filter<table, Or<StatusIs, StatusIs>>, (operations::status, operations::queue)>,
-    (operations::queue, operations::status, CountStar),
+/// The first queue, in name order, with an operation in `status` (unprocessed or running),
+/// after `after` if given: one seek in the `active` index, whose entries start with status
+/// then queue. Repeated, it lists the queues with active operations however many each holds.
+pub(crate) type NextActiveQueue<'a> = Limit<
+    Order<
+        Select<Filter<Filter<table, StatusIs>, QueueAfter<'a>>, operations::queue>,
+        Asc<operations::queue>,
+    >,
 >;
 
-pub(crate) fn active_counts() -> ActiveCounts {
+pub(crate) fn next_active_queue(status: Status, after: Option<&str>) -> NextActiveQueue<'_> {
     table
-        .filter(StatusIs(Status::Unprocessed).or(StatusIs(Status::Running)))
-        // In the order of MySQL's `active` index (status, queue), which then needs no sort.
-        .group_by((operations::status, operations::queue))
-        .select((operations::queue, operations::status, count_star()))
+        .filter(StatusIs(status))
+        .filter(QueueAfter(after))
+        .select(operations::queue)
+        .order(operations::queue.asc())
+        .limit(1)
+}
+
+/// The ids of one part of a queue's active operations, at most `limit`: one range of the
+/// `active` index, read in its order.
+pub(crate) type ActivePartIds<'a> = Limit<
+    Order<
+        Select<Filter<table, ActivePart<'a>>, operations::id>,
+        (Asc<operations::run_after>, Asc<operations::id>),
+    >,
+>;
+
+pub(crate) fn active_part_ids(part: ActivePart<'_>, limit: i64) -> ActivePartIds<'_> {
+    table
+        .filter(part)
+        .select(operations::id)
+        .order((operations::run_after.asc(), operations::id.asc()))
+        .limit(limit)
 }
 
 /// The pending operations of a queue, from the `active` index (which holds, per queue and

@@ -8,8 +8,10 @@
 -- as the range `run_after <= now` after it, which holds only the rows already due.
 ALTER TABLE batchframework_batchoperation
     ADD INDEX batchframework_batchoperation_due_idx (status, operationtype, run_after, priority DESC, id),
-    -- Active operations by queue: counts by status, and the oldest due operation of a queue
-    -- (InnoDB appends the primary key, id, to every secondary key).
+    -- Active operations by status and queue: the queues that have some (one seek each), counts
+    -- of a queue's due, delayed and running operations (one range each, read no further than
+    -- the count's limit), and the oldest due operation of a queue (InnoDB appends the primary
+    -- key, id, to every secondary key).
     ADD INDEX batchframework_batchoperation_active_idx (status, queue, run_after),
     -- Failures by finish time: failures in a time window, without reading the successes.
     ADD INDEX batchframework_batchoperation_failed_idx (result, finished_datetime),

@@ -17,10 +17,12 @@ CREATE INDEX batchframework_batchoperation_due_later_idx
     ON batchframework_batchoperation (operationtype, run_after, id)
     WHERE status = 'unprocessed' AND run_after IS NOT NULL;
 
--- Active operations by queue: counts by status, and the oldest due operation of a queue (by
--- id among immediate work, by run_after among delayed work).
+-- Active operations by status and queue: the queues that have some (one seek each), counts
+-- of a queue's due, delayed and running operations (one range each, read no further than the
+-- count's limit), and the oldest due operation of a queue (by id among immediate work, by
+-- run_after among delayed work).
 CREATE INDEX batchframework_batchoperation_active_idx
-    ON batchframework_batchoperation (queue, status, run_after, id)
+    ON batchframework_batchoperation (status, queue, run_after, id)
     WHERE status = 'unprocessed' OR status = 'running';
 
 -- Failures by finish time: failures in a time window, without reading the successes.

@@ -12,12 +12,12 @@ use diesel::{QueryDsl, QueryResult, RunQueryDsl};
 use super::finish_query;
 use super::sql::{due_sql, lost_sql, FinishedRow};
 use super::WorkerBackend;
-use crate::backend::conditions::{Matching, OrderedBy};
-use crate::backend::statements::{self as shared, ActiveCounts, CountMatching, LoadMatching};
-use crate::backend::statements::{OldestDelayed, OldestImmediate};
+use crate::backend::conditions::{ActivePart, Matching, OrderedBy, Part};
+use crate::backend::statements::{self as shared, ActivePartIds, CountMatching, LoadMatching};
+use crate::backend::statements::{NextActiveQueue, OldestDelayed, OldestImmediate};
 use crate::backend::{UtcDateTime, UtcTimestamp};
 use crate::filter::{OperationFilter, OperationOrder};
-use crate::status::OperationResult;
+use crate::status::{OperationResult, Status};
 
 /// `<prefix> <query>`: the backend's EXPLAIN of a statement, with the statement's own binds.
 #[cfg_attr(
@@ -78,7 +78,8 @@ where
     i32: ToSql<diesel::sql_types::Integer, B>,
     DateTime<Utc>: ToSql<UtcTimestamp, B>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: QueryFragment<B>,
-    ActiveCounts: QueryFragment<B>,
+    for<'a> NextActiveQueue<'a>: QueryFragment<B>,
+    for<'a> ActivePartIds<'a>: QueryFragment<B>,
     for<'a> OldestImmediate<'a>: QueryFragment<B>,
     for<'a> OldestDelayed<'a>: QueryFragment<B>,
     for<'a> CountMatching<'a>: QueryFragment<B>,
@@ -114,7 +115,23 @@ where
         "group commit",
         B::explain(conn, &finish_query::<B>("a-worker", &rows))?,
     ));
-    plans.push(("active counts", B::explain(conn, &shared::active_counts())?));
+    for (name, status) in [
+        ("next pending queue", Status::Unprocessed),
+        ("next running queue", Status::Running),
+    ] {
+        // The step past `queue`: the one that must not read `queue`'s operations to find none.
+        let next = shared::next_active_queue(status, Some(queue));
+        plans.push((name, B::explain(conn, &next)?));
+    }
+    for (name, part) in [
+        ("count immediate", Part::Immediate),
+        ("count due delayed", Part::DueDelayed(now)),
+        ("count not yet due", Part::NotYetDue(now)),
+        ("count running", Part::Running),
+    ] {
+        let ids = shared::active_part_ids(ActivePart { queue, part }, 1_001);
+        plans.push((name, B::explain(conn, &ids)?));
+    }
     let immediate = shared::oldest_immediate(queue);
     plans.push(("oldest immediate", B::explain(conn, &immediate)?));
     let delayed = shared::oldest_delayed(queue, UtcDateTime(now));
