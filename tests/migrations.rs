@@ -3,7 +3,7 @@
 use batchframework_diesel::{run_migrations, BatchOperation, Error, OperationFilter};
 use batchframework_tests::{backend_tests, migrated, TestBackend};
 
-/// How many migrations this backend embeds: 5 on SQLite and MySQL, 6 on PostgreSQL (its
+/// How many migrations this backend embeds: 6 on SQLite and MySQL, 7 on PostgreSQL (its
 /// new-work notification triggers).
 fn migration_count<B: TestBackend>() -> usize {
     use diesel::migration::MigrationSource;
@@ -12,7 +12,7 @@ fn migration_count<B: TestBackend>() -> usize {
     )
     .unwrap()
     .len();
-    assert_eq!(count, if B::NAME == "postgres" { 6 } else { 5 });
+    assert_eq!(count, if B::NAME == "postgres" { 7 } else { 6 });
     count
 }
 

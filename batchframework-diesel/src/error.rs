@@ -32,6 +32,17 @@ pub enum Error {
         actual: Status,
     },
 
+    /// [`admin::retry`](crate::admin::retry) was asked to queue again an operation that
+    /// finished successfully: only failed operations are retried. Nothing was changed.
+    #[error(
+        "cannot retry batch operation {id}: it finished successfully, and only failed \
+         operations are retried; start a new operation to run it again"
+    )]
+    NotFailed {
+        /// The operation's id.
+        id: i64,
+    },
+
     /// The step raced another connection changing the same operation and the database refused
     /// it: the guarded `UPDATE` found the operation changed while this connection's transaction
     /// still sees the old state (a `REPEATABLE READ` snapshot, the MySQL/MariaDB default), or

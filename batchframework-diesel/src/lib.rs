@@ -143,6 +143,8 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod admin;
+mod attempts;
 mod backend;
 mod bulk;
 mod context;

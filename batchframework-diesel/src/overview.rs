@@ -61,7 +61,7 @@ impl Count {
     }
 
     /// Counts `found` items of a search stopped at `limit`.
-    fn of(found: u64, limit: u64) -> Count {
+    pub(crate) fn of(found: u64, limit: u64) -> Count {
         if found > limit {
             Count::AtLeast(limit)
         } else {
@@ -118,28 +118,42 @@ pub struct QueueCounts {
 /// from one snapshot: under load they may disagree by the operations that moved meanwhile.
 pub fn queue_counts<C: BatchConnection>(conn: &mut C, limit: u64) -> Result<Vec<QueueCounts>> {
     let storage = conn.storage();
-    let mut queues = storage.active_queues(Status::Unprocessed)?;
-    queues.extend(storage.active_queues(Status::Running)?);
+    let mut queues = storage.queues_with(Status::Unprocessed)?;
+    queues.extend(storage.queues_with(Status::Running)?);
     queues.sort_unstable();
     queues.dedup();
     let now = now();
-    let mut count = |queue: &str, part: Part| -> Result<Count> {
+    queues
+        .into_iter()
+        .map(|queue| count_queue(storage, queue, now, limit))
+        .collect()
+}
+
+/// The due, delayed and running operations of `queue` at `now`, each counted up to `limit`.
+pub(crate) fn count_queue<S: Storage>(
+    storage: &mut S,
+    queue: String,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<QueueCounts> {
+    let mut count = |part: Part| -> Result<Count> {
+        let part = ActivePart {
+            queue: &queue,
+            part,
+        };
         // One more than the limit tells "exactly the limit" from "more".
-        let found =
-            storage.count_active_part(ActivePart { queue, part }, limit.saturating_add(1))?;
+        let found = storage.count_active_part(part, limit.saturating_add(1))?;
         Ok(Count::of(found, limit))
     };
-    queues
-        .iter()
-        .map(|queue| {
-            Ok(QueueCounts {
-                due: count(queue, Part::Immediate)? + count(queue, Part::DueDelayed(now))?,
-                delayed: count(queue, Part::NotYetDue(now))?,
-                running: count(queue, Part::Running)?,
-                queue: queue.clone(),
-            })
-        })
-        .collect()
+    let due = count(Part::Immediate)? + count(Part::DueDelayed(now))?;
+    let delayed = count(Part::NotYetDue(now))?;
+    let running = count(Part::Running)?;
+    Ok(QueueCounts {
+        queue,
+        due,
+        delayed,
+        running,
+    })
 }
 
 /// Since when the longest-waiting due operation of `queue` has been due: the creation time of

@@ -1,4 +1,5 @@
-//! The Diesel schema of the `batchframework_batchoperation` table.
+//! The Diesel schema of the `batchframework_batchoperation` table and of `batchframework_queue`,
+//! the queues' settings.
 //!
 //! Public so an application can write its own queries against the table with Diesel's DSL
 //! (`batchframework_batchoperation::table.filter(...)`) next to the ones this crate offers.
@@ -53,5 +54,20 @@ diesel::table! {
         progress_total -> Nullable<BigInt>,
         /// Someone asked the running operation to stop.
         cancel_requested -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Varchar};
+    use crate::backend::timestamp::UtcTimestamp;
+
+    /// One row per queue that was paused or is served by a worker: its settings.
+    batchframework_queue (queue) {
+        /// The queue's name, as in `batchframework_batchoperation.queue`.
+        queue -> Varchar,
+        /// Workers claim nothing from a paused queue (what runs finishes).
+        paused -> Bool,
+        /// When the row was created or last changed (UTC, microseconds).
+        changed_datetime -> UtcTimestamp,
     }
 }

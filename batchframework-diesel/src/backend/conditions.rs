@@ -231,7 +231,7 @@ impl<DB: Backend> QueryFragment<DB> for StatusIs {
 condition_expression!(StatusIs);
 
 /// `queue > ?`, or no condition: a step of the walk through the names of the queues that have
-/// active operations, one index seek each (see `statements::next_active_queue`).
+/// active operations, one index seek each (see `statements::next_queue`).
 #[derive(Debug, Clone, Copy)]
 pub struct QueueAfter<'a>(pub(crate) Option<&'a str>);
 
@@ -354,7 +354,7 @@ mod tests {
     use diesel::sqlite::Sqlite;
 
     use super::{ActivePart, Matching, OrderedBy, Part};
-    use crate::backend::statements::next_active_queue;
+    use crate::backend::statements::next_queue;
     use crate::backend::statements::{active_part_ids, count_matching, load_matching};
     use crate::context::ContextRef;
     use crate::filter::{Keyset, OperationFilter, OperationOrder};
@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn the_walk_through_the_queues_starts_at_the_first_and_steps_past_each() {
         let sql = |after| {
-            let query = next_active_queue(Status::Running, after);
+            let query = next_queue(Status::Running, after);
             debug_query::<Sqlite, _>(&query).to_string()
         };
         let first = sql(None);

@@ -14,16 +14,17 @@ use diesel_migrations::MigrationHarness;
 
 use super::conditions::{ActivePart, Matching, OrderedBy};
 use super::retry::retry_outside_transaction;
-use super::rows::{NewOperationRow, StatusChange};
-use super::statements::OldestDelayed;
+use super::rows::{NewOperationRow, Requeue, StatusChange};
 use super::statements::{self, ChangeStatus, ColumnOf, CountMatching, DeleteMatching};
-use super::statements::{ActivePartIds, FindOperation, LoadMatching, NextActiveQueue};
+use super::statements::{ActivePartIds, FindOperation, LoadMatching, NextQueue};
+use super::statements::{InsertQueue, OldestDelayed, PausedQueues, RecentFinishes};
 use super::statements::{OldestImmediate, RequestCancel, UpdateProgress};
+use super::statements::{RequeueFailed, SetPaused};
 use super::{Deleted, Dialect, StorageBackend, UtcDateTime};
 use crate::filter::{Keyset, OperationFilter};
 use crate::operation::BatchOperation;
 use crate::schema::batchframework_batchoperation as operations;
-use crate::status::Status;
+use crate::status::{OperationResult, Status};
 
 /// The statements about operations behind [`BatchConnection`](super::BatchConnection).
 ///
@@ -86,10 +87,36 @@ pub trait Storage {
     ) -> QueryResult<Deleted>;
     /// The planner's estimate of the table's rows, if it has one.
     fn estimated_rows(&mut self) -> QueryResult<Option<i64>>;
-    /// The queues with an operation in `status` (unprocessed or running), in name order.
-    fn active_queues(&mut self, status: Status) -> QueryResult<Vec<String>>;
+    /// The queues with an operation in `status`, in name order.
+    fn queues_with(&mut self, status: Status) -> QueryResult<Vec<String>>;
+    /// When the newest `limit` operations of `queue` that finished with `result` after `since`
+    /// finished, newest first.
+    fn recent_finishes(
+        &mut self,
+        queue: &str,
+        result: OperationResult,
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> QueryResult<Vec<DateTime<Utc>>>;
     /// How many operations `part` holds, counted no further than `limit`.
     fn count_active_part(&mut self, part: ActivePart<'_>, limit: u64) -> QueryResult<u64>;
+    /// Queues operation `id` again, pending and due now with `requeue`'s output, only while it
+    /// is the failed attempt that finished at `finished_at`; returns the rows changed (0 or 1).
+    fn requeue_failed(
+        &mut self,
+        id: i64,
+        finished_at: DateTime<Utc>,
+        requeue: &Requeue<'_>,
+    ) -> QueryResult<usize>;
+    /// Pauses or resumes `queue`, creating its settings row if it has none.
+    fn set_queue_paused(
+        &mut self,
+        queue: &str,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> QueryResult<()>;
+    /// The paused queues, by name.
+    fn paused_queues(&mut self) -> QueryResult<Vec<String>>;
     /// Since when the longest-waiting due operation of `queue` has been due: the creation time
     /// of the oldest immediate one, or the `run_after` of the longest-due delayed one, whichever
     /// is earlier; `None` when nothing is due.
@@ -111,7 +138,12 @@ where
     for<'a> Limit<LoadMatching<'a, C::Backend>>: LoadQuery<'a, C, BatchOperation>,
     for<'a> CountMatching<'a>: LoadQuery<'a, C, i64>,
     for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
-    for<'a> NextActiveQueue<'a>: LoadQuery<'a, C, String>,
+    for<'a> NextQueue<'a>: LoadQuery<'a, C, String>,
+    for<'a> RecentFinishes<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
+    for<'a> RequeueFailed<'a>: ExecuteDsl<C>,
+    for<'a> SetPaused<'a>: ExecuteDsl<C>,
+    InsertQueue: ExecuteDsl<C>,
+    for<'a> PausedQueues: LoadQuery<'a, C, String>,
     for<'a> ActivePartIds<'a>: LoadQuery<'a, C, i64>,
     for<'a> OldestImmediate<'a>: LoadQuery<'a, C, DateTime<Utc>>,
     for<'a> OldestDelayed<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
@@ -209,16 +241,70 @@ where
         C::Backend::estimated_rows(self)
     }
 
-    fn active_queues(&mut self, status: Status) -> QueryResult<Vec<String>> {
+    fn queues_with(&mut self, status: Status) -> QueryResult<Vec<String>> {
         let mut queues: Vec<String> = Vec::new();
-        while let Some(queue) =
-            statements::next_active_queue(status, queues.last().map(String::as_str))
-                .get_result(self)
-                .optional()?
+        while let Some(queue) = statements::next_queue(status, queues.last().map(String::as_str))
+            .get_result(self)
+            .optional()?
         {
             queues.push(queue);
         }
         Ok(queues)
+    }
+
+    fn requeue_failed(
+        &mut self,
+        id: i64,
+        finished_at: DateTime<Utc>,
+        requeue: &Requeue<'_>,
+    ) -> QueryResult<usize> {
+        // Racing a worker that claims the same row the moment it is pending again can make it
+        // InnoDB's deadlock victim.
+        retry_outside_transaction(self, |conn| {
+            statements::requeue_failed(id, UtcDateTime(finished_at), requeue).execute(conn)
+        })
+    }
+
+    fn set_queue_paused(
+        &mut self,
+        queue: &str,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        let now = UtcDateTime(now);
+        // The row exists once a worker served the queue or someone paused it. Otherwise it is
+        // inserted; when a concurrent insert wins, that row is updated instead. Written with
+        // plain statements, the same on every backend.
+        if statements::set_paused(queue, paused, now).execute(self)? == 1 {
+            return Ok(());
+        }
+        match statements::insert_queue(queue, paused, now).execute(self) {
+            Ok(_) => Ok(()),
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => statements::set_paused(queue, paused, now)
+                .execute(self)
+                .map(|_| ()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn paused_queues(&mut self) -> QueryResult<Vec<String>> {
+        statements::paused_queues().load(self)
+    }
+
+    fn recent_finishes(
+        &mut self,
+        queue: &str,
+        result: OperationResult,
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> QueryResult<Vec<DateTime<Utc>>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let times: Vec<Option<DateTime<Utc>>> =
+            statements::recent_finishes(queue, result, UtcDateTime(since), limit).load(self)?;
+        Ok(times.into_iter().flatten().collect())
     }
 
     fn count_active_part(&mut self, part: ActivePart<'_>, limit: u64) -> QueryResult<u64> {

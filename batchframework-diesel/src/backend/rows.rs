@@ -36,3 +36,42 @@ pub struct StatusChange<'a> {
     pub(crate) finished_datetime: Option<UtcDateTime>,
     pub(crate) output_data_json: Option<&'a str>,
 }
+
+/// An operation queued again after it failed: pending and due now, its attempts counted afresh,
+/// nothing left of its run but the output (which keeps the earlier attempts).
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = batchframework_batchoperation, treat_none_as_null = true)]
+pub struct Requeue<'a> {
+    pub(crate) status: Status,
+    pub(crate) result: OperationResult,
+    pub(crate) started_running_datetime: Option<UtcDateTime>,
+    pub(crate) finished_datetime: Option<UtcDateTime>,
+    pub(crate) run_after: Option<UtcDateTime>,
+    pub(crate) attempts: i32,
+    pub(crate) locked_by: Option<&'a str>,
+    pub(crate) heartbeat_datetime: Option<UtcDateTime>,
+    pub(crate) progress_done: Option<i64>,
+    pub(crate) progress_total: Option<i64>,
+    pub(crate) cancel_requested: bool,
+    pub(crate) output_data_json: &'a str,
+}
+
+impl<'a> Requeue<'a> {
+    /// Pending, due now, no attempt made yet, with `output_data_json`.
+    pub(crate) fn with_output(output_data_json: &'a str) -> Self {
+        Requeue {
+            status: Status::Unprocessed,
+            result: OperationResult::NotAvailable,
+            started_running_datetime: None,
+            finished_datetime: None,
+            run_after: None,
+            attempts: 0,
+            locked_by: None,
+            heartbeat_datetime: None,
+            progress_done: None,
+            progress_total: None,
+            cancel_requested: false,
+            output_data_json,
+        }
+    }
+}

@@ -6,16 +6,18 @@
 //! used. Statements that differ per backend are in `pg.rs`, `sqlite.rs` and `mysql.rs`.
 
 use diesel::dsl::{
-    AsSelect, Asc, Count, Eq, Filter, Find, IsNotNull, IsNull, Limit, LtEq, Order, Select, Update,
+    insert_into, And, AsSelect, Asc, Count, Desc, Eq, Filter, Find, Gt, IsNotNull, IsNull, Limit,
+    LtEq, Order, Select, Update, Values,
 };
 use diesel::prelude::*;
 
 use super::conditions::{ActivePart, Matching, OrderedBy, QueueAfter, StatusIs};
-use super::rows::StatusChange;
+use super::rows::{Requeue, StatusChange};
 use super::UtcDateTime;
 use crate::operation::BatchOperation;
 use crate::schema::batchframework_batchoperation::{self as operations, table};
-use crate::status::Status;
+use crate::schema::batchframework_queue as queues;
+use crate::status::{OperationResult, Status};
 
 /// The operation `id`, only while it is in `status`.
 pub(crate) type WithStatus =
@@ -129,17 +131,18 @@ pub(crate) fn first_ids(matching: Matching<'_>, order: OrderedBy, limit: u32) ->
         .limit(i64::from(limit))
 }
 
-/// The first queue, in name order, with an operation in `status` (unprocessed or running),
-/// after `after` if given: one seek in the `active` index, whose entries start with status
-/// then queue. Repeated, it lists the queues with active operations however many each holds.
-pub(crate) type NextActiveQueue<'a> = Limit<
+/// The first queue, in name order, with an operation in `status`, after `after` if given: one
+/// seek in the `active` index (unprocessed, running) or the `finished` one, whose entries start
+/// with the queue (after the status on MySQL/MariaDB). Repeated, it lists the queues however
+/// many operations each holds.
+pub(crate) type NextQueue<'a> = Limit<
     Order<
         Select<Filter<Filter<table, StatusIs>, QueueAfter<'a>>, operations::queue>,
         Asc<operations::queue>,
     >,
 >;
 
-pub(crate) fn next_active_queue(status: Status, after: Option<&str>) -> NextActiveQueue<'_> {
+pub(crate) fn next_queue(status: Status, after: Option<&str>) -> NextQueue<'_> {
     table
         .filter(StatusIs(status))
         .filter(QueueAfter(after))
@@ -217,4 +220,111 @@ pub(crate) fn oldest_delayed(queue: &str, now: UtcDateTime) -> OldestDelayed<'_>
         .order(operations::run_after.asc())
         .select(operations::run_after)
         .limit(1)
+}
+
+/// The failed attempt of operation `id` that finished at `finished_at`, only while it is that
+/// attempt: a retry computed from it never overwrites a later one.
+pub(crate) type FailedAttempt = Filter<
+    Filter<Filter<table, Eq<operations::id, i64>>, StatusIs>,
+    And<Eq<operations::result, OperationResult>, Eq<operations::finished_datetime, UtcDateTime>>,
+>;
+
+/// `UPDATE ... SET <requeue> WHERE id = ? AND status = 'finished' AND result = 'failed' AND
+/// finished_datetime = ?`.
+pub(crate) type RequeueFailed<'a> = Update<FailedAttempt, &'a Requeue<'a>>;
+
+pub(crate) fn requeue_failed<'a>(
+    id: i64,
+    finished_at: UtcDateTime,
+    requeue: &'a Requeue<'a>,
+) -> RequeueFailed<'a> {
+    let attempt = table
+        .filter(operations::id.eq(id))
+        .filter(StatusIs(Status::Finished))
+        .filter(
+            operations::result
+                .eq(OperationResult::Failed)
+                .and(operations::finished_datetime.eq(finished_at)),
+        );
+    diesel::update(attempt).set(requeue)
+}
+
+/// `UPDATE batchframework_queue SET paused = ?, changed_datetime = ? WHERE queue = ?`.
+pub(crate) type SetPaused<'a> = Update<
+    Filter<queues::table, Eq<queues::queue, &'a str>>,
+    (
+        Eq<queues::paused, bool>,
+        Eq<queues::changed_datetime, UtcDateTime>,
+    ),
+>;
+
+pub(crate) fn set_paused(queue: &str, paused: bool, now: UtcDateTime) -> SetPaused<'_> {
+    diesel::update(queues::table.filter(queues::queue.eq(queue)))
+        .set((queues::paused.eq(paused), queues::changed_datetime.eq(now)))
+}
+
+/// `INSERT INTO batchframework_queue (queue, paused, changed_datetime) VALUES (?, ?, ?)`.
+/// (The queue is owned: an insert borrowing it cannot be named for every lifetime.)
+pub(crate) type InsertQueue = Values<
+    insert_into<queues::table>,
+    (
+        Eq<queues::queue, String>,
+        Eq<queues::paused, bool>,
+        Eq<queues::changed_datetime, UtcDateTime>,
+    ),
+>;
+
+pub(crate) fn insert_queue(queue: &str, paused: bool, now: UtcDateTime) -> InsertQueue {
+    diesel::insert_into(queues::table).values((
+        queues::queue.eq(queue.to_owned()),
+        queues::paused.eq(paused),
+        queues::changed_datetime.eq(now),
+    ))
+}
+
+/// The paused queues, by name.
+pub(crate) type PausedQueues = Order<
+    Select<Filter<queues::table, Eq<queues::paused, bool>>, queues::queue>,
+    Asc<queues::queue>,
+>;
+
+pub(crate) fn paused_queues() -> PausedQueues {
+    queues::table
+        .filter(queues::paused.eq(true))
+        .select(queues::queue)
+        .order(queues::queue.asc())
+}
+
+/// When the newest `limit` operations of `queue` that finished with `result` after `since`
+/// finished, newest first: one range of the `finished` index.
+pub(crate) type RecentFinishes<'a> = Limit<
+    Select<
+        Order<
+            Filter<
+                Filter<
+                    Filter<Filter<table, StatusIs>, Eq<operations::queue, &'a str>>,
+                    Eq<operations::result, OperationResult>,
+                >,
+                Gt<operations::finished_datetime, UtcDateTime>,
+            >,
+            Desc<operations::finished_datetime>,
+        >,
+        operations::finished_datetime,
+    >,
+>;
+
+pub(crate) fn recent_finishes(
+    queue: &str,
+    result: OperationResult,
+    since: UtcDateTime,
+    limit: i64,
+) -> RecentFinishes<'_> {
+    table
+        .filter(StatusIs(Status::Finished))
+        .filter(operations::queue.eq(queue))
+        .filter(operations::result.eq(result))
+        .filter(operations::finished_datetime.gt(since))
+        .order(operations::finished_datetime.desc())
+        .select(operations::finished_datetime)
+        .limit(limit)
 }

@@ -365,7 +365,7 @@ impl BatchOperation {
 
 /// Refuses a value longer than its `VARCHAR(255)` column ([`MAX_KEY_LENGTH`] characters), which
 /// one backend would truncate and another reject.
-fn check_length(field: &'static str, value: &str) -> Result<()> {
+pub(crate) fn check_length(field: &'static str, value: &str) -> Result<()> {
     let length = value.chars().count();
     if length > MAX_KEY_LENGTH {
         return Err(Error::ValueTooLong {

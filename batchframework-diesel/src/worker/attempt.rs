@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use crate::attempts::{split_output, PREVIOUS_ATTEMPTS};
 use crate::backend::{later_by, UtcDateTime};
 use crate::operation::BatchOperation;
 use crate::registry::ActionGroupResult;
@@ -130,29 +131,22 @@ pub(super) fn retry_delay(backoff: Duration, attempts: i32) -> Duration {
 /// `previous_attempts` list, oldest first, of what the earlier attempts stored. The previous
 /// attempt's output (`earlier_output`) brings its own list along, which is moved out of it and
 /// extended, so the list stays flat. An earlier output that is missing, not JSON or not an
-/// object counts as no earlier attempts (`[]`).
+/// object counts as no earlier attempts (`[]`). The first attempt after an operator queued a
+/// failed operation again ([`admin::retry`](crate::admin::retry)) finds the list alone in the
+/// output and keeps it too.
 pub(super) fn with_previous_attempts(
     attempts: i32,
     earlier_output: &str,
     result: &ActionGroupResult,
 ) -> Value {
     let mut output = serde_json::to_value(result).unwrap_or(Value::Null);
-    if attempts > 1 {
-        let earlier: Option<Value> = serde_json::from_str(earlier_output).ok();
-        let previous = match earlier {
-            Some(Value::Object(mut earlier)) => {
-                let older = earlier.remove("previous_attempts");
-                let mut list = match older {
-                    Some(Value::Array(list)) => list,
-                    _ => Vec::new(),
-                };
-                list.push(Value::Object(earlier));
-                list
-            }
-            _ => Vec::new(),
-        };
+    let (mut previous, earlier) = split_output(earlier_output);
+    if let Some(earlier) = earlier.filter(|_| attempts > 1) {
+        previous.push(Value::Object(earlier));
+    }
+    if attempts > 1 || !previous.is_empty() {
         if let Value::Object(map) = &mut output {
-            map.insert("previous_attempts".into(), Value::Array(previous));
+            map.insert(PREVIOUS_ATTEMPTS.into(), Value::Array(previous));
         }
     }
     output

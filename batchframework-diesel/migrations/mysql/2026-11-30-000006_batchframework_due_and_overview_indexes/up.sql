@@ -13,6 +13,10 @@ ALTER TABLE batchframework_batchoperation
     -- the count's limit), and the oldest due operation of a queue (InnoDB appends the primary
     -- key, id, to every secondary key).
     ADD INDEX batchframework_batchoperation_active_idx (status, queue, run_after),
+    -- Finished operations by queue, result and finish time: the queues that ever finished
+    -- work (one seek each), and a queue's successes and failures in the last hour or day,
+    -- newest first, read no further than the count's limit.
+    ADD INDEX batchframework_batchoperation_finished_idx (status, queue, result, finished_datetime),
     -- Failures by finish time: failures in a time window, without reading the successes.
     ADD INDEX batchframework_batchoperation_failed_idx (result, finished_datetime),
     -- History by creation time: a time window, and keyset pages in creation order.

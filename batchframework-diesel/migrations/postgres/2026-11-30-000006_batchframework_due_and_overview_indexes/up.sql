@@ -21,6 +21,13 @@ CREATE INDEX batchframework_batchoperation_active_idx
     ON batchframework_batchoperation (status, queue, run_after, id)
     WHERE status = 'unprocessed' OR status = 'running';
 
+-- Finished operations by queue, result and finish time: the queues that ever finished work
+-- (one seek each), and a queue's successes and failures in the last hour or day, newest first,
+-- read no further than the count's limit.
+CREATE INDEX batchframework_batchoperation_finished_idx
+    ON batchframework_batchoperation (queue, result, finished_datetime)
+    WHERE status = 'finished';
+
 -- Failures by finish time: failures in a time window, without reading the successes.
 CREATE INDEX batchframework_batchoperation_failed_idx
     ON batchframework_batchoperation (finished_datetime)

@@ -14,7 +14,7 @@ use super::sql::{due_sql, lost_sql, FinishedRow};
 use super::WorkerBackend;
 use crate::backend::conditions::{ActivePart, Matching, OrderedBy, Part};
 use crate::backend::statements::{self as shared, ActivePartIds, CountMatching, LoadMatching};
-use crate::backend::statements::{NextActiveQueue, OldestDelayed, OldestImmediate};
+use crate::backend::statements::{NextQueue, OldestDelayed, OldestImmediate};
 use crate::backend::{UtcDateTime, UtcTimestamp};
 use crate::filter::{OperationFilter, OperationOrder};
 use crate::status::{OperationResult, Status};
@@ -78,7 +78,7 @@ where
     i32: ToSql<diesel::sql_types::Integer, B>,
     DateTime<Utc>: ToSql<UtcTimestamp, B>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: QueryFragment<B>,
-    for<'a> NextActiveQueue<'a>: QueryFragment<B>,
+    for<'a> NextQueue<'a>: QueryFragment<B>,
     for<'a> ActivePartIds<'a>: QueryFragment<B>,
     for<'a> OldestImmediate<'a>: QueryFragment<B>,
     for<'a> OldestDelayed<'a>: QueryFragment<B>,
@@ -120,7 +120,7 @@ where
         ("next running queue", Status::Running),
     ] {
         // The step past `queue`: the one that must not read `queue`'s operations to find none.
-        let next = shared::next_active_queue(status, Some(queue));
+        let next = shared::next_queue(status, Some(queue));
         plans.push((name, B::explain(conn, &next)?));
     }
     for (name, part) in [

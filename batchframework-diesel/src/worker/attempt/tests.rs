@@ -270,3 +270,13 @@ fn a_lost_workers_output_is_kept_as_it_was() {
     let output = with_previous_attempts(2, &lost.to_string(), &result(false));
     assert_eq!(output["previous_attempts"], json!([lost]));
 }
+
+#[test]
+fn the_first_attempt_after_an_operator_retry_keeps_the_list() {
+    let retried = json!({ "previous_attempts": [{ "error": "first" }, { "error": "second" }] });
+    let output = with_previous_attempts(1, &retried.to_string(), &result(true));
+    assert_eq!(
+        output["previous_attempts"],
+        json!([{ "error": "first" }, { "error": "second" }])
+    );
+}

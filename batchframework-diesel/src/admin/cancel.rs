@@ -1,0 +1,73 @@
+//! Cancelling pending or running operations.
+
+use serde_json::json;
+
+use crate::backend::rows::StatusChange;
+use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
+use crate::error::{Error, Result};
+use crate::operation::BatchOperation;
+use crate::status::{OperationResult, Status};
+
+/// How often [`cancel`] tries again when the operation moved between pending and running under
+/// it (a worker claimed it, or released it for a retry).
+const ATTEMPTS: usize = 3;
+
+/// What [`cancel`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancelled {
+    /// It was pending: it is now finished, `failed`, with output `{"cancelled": true, "by":
+    /// <by>}`, and no worker will start it. The record stays (unlike
+    /// [`OperationFilter::remove_pending`](crate::OperationFilter::remove_pending)).
+    Finished(BatchOperation),
+    /// It was running: its cancel request is recorded; the action sees it through
+    /// `ActionContext::is_cancel_requested` and decides how to stop.
+    Requested(BatchOperation),
+}
+
+/// Cancels operation `id` on behalf of `by` (an operator's name, kept in the output).
+///
+/// A pending operation is finished as failed by one `UPDATE` guarded by its status, so against
+/// a worker claiming it at the same moment exactly one wins: either it is cancelled and never
+/// starts, or it runs and gets a cancel request instead.
+///
+/// # Errors
+///
+/// [`Error::NotFound`]; [`Error::IllegalTransition`] if it already finished.
+pub fn cancel<C: BatchConnection>(conn: &mut C, id: i64, by: &str) -> Result<Cancelled> {
+    let output = json!({ "cancelled": true, "by": by }).to_string();
+    for _ in 0..ATTEMPTS {
+        let at = UtcDateTime(now());
+        let change = StatusChange {
+            status: Status::Finished,
+            result: Some(OperationResult::Failed),
+            // It never ran; the table requires a start time for every finished operation.
+            started_running_datetime: Some(at),
+            finished_datetime: Some(at),
+            output_data_json: Some(&output),
+        };
+        if conn
+            .storage()
+            .change_status(id, Status::Unprocessed, &change)?
+            == 1
+        {
+            return Ok(Cancelled::Finished(BatchOperation::find(conn, id)?));
+        }
+        if conn.storage().request_cancel(id)? == 1 {
+            return Ok(Cancelled::Requested(BatchOperation::find(conn, id)?));
+        }
+        let current = BatchOperation::find(conn, id)?;
+        if current.status() == Status::Finished {
+            return Err(Error::IllegalTransition {
+                id,
+                action: "cancel",
+                expected: Status::Unprocessed,
+                actual: Status::Finished,
+            });
+        }
+    }
+    Err(Error::Conflict {
+        id,
+        action: "cancel",
+        expected: Status::Unprocessed,
+    })
+}
