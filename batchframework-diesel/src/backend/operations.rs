@@ -18,8 +18,8 @@ use super::rows::{NewOperationRow, Requeue, StatusChange};
 use super::statements::{self, ChangeStatus, ColumnOf, CountMatching, DeleteMatching};
 use super::statements::{ActivePartIds, FindOperation, LoadMatching, NextQueue};
 use super::statements::{InsertQueue, OldestDelayed, PausedQueues, RecentFinishes};
+use super::statements::{KnownQueues, RequeueFailed, SetPaused};
 use super::statements::{OldestImmediate, RequestCancel, UpdateProgress};
-use super::statements::{RequeueFailed, SetPaused};
 use super::{Deleted, Dialect, StorageBackend, UtcDateTime};
 use crate::filter::{Keyset, OperationFilter};
 use crate::operation::BatchOperation;
@@ -117,6 +117,9 @@ pub trait Storage {
     ) -> QueryResult<()>;
     /// The paused queues, by name.
     fn paused_queues(&mut self) -> QueryResult<Vec<String>>;
+    /// Creates the settings rows `queues` do not have yet (not paused), so that claims can lock
+    /// them; a row a concurrent call created first is left as it is.
+    fn add_queues(&mut self, queues: &[String], now: DateTime<Utc>) -> QueryResult<()>;
     /// Since when the longest-waiting due operation of `queue` has been due: the creation time
     /// of the oldest immediate one, or the `run_after` of the longest-due delayed one, whichever
     /// is earlier; `None` when nothing is due.
@@ -144,6 +147,7 @@ where
     for<'a> SetPaused<'a>: ExecuteDsl<C>,
     InsertQueue: ExecuteDsl<C>,
     for<'a> PausedQueues: LoadQuery<'a, C, String>,
+    for<'a> KnownQueues: LoadQuery<'a, C, String>,
     for<'a> ActivePartIds<'a>: LoadQuery<'a, C, i64>,
     for<'a> OldestImmediate<'a>: LoadQuery<'a, C, DateTime<Utc>>,
     for<'a> OldestDelayed<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
@@ -292,6 +296,21 @@ where
 
     fn paused_queues(&mut self) -> QueryResult<Vec<String>> {
         statements::paused_queues().load(self)
+    }
+
+    fn add_queues(&mut self, queues: &[String], now: DateTime<Utc>) -> QueryResult<()> {
+        let known: Vec<String> = statements::known_queues(queues.to_vec()).load(self)?;
+        for queue in queues.iter().filter(|queue| !known.contains(queue)) {
+            match statements::insert_queue(queue, false, UtcDateTime(now)).execute(self) {
+                Ok(_)
+                | Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
 
     fn recent_finishes(

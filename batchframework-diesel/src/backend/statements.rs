@@ -6,8 +6,8 @@
 //! used. Statements that differ per backend are in `pg.rs`, `sqlite.rs` and `mysql.rs`.
 
 use diesel::dsl::{
-    insert_into, And, AsSelect, Asc, Count, Desc, Eq, Filter, Find, Gt, IsNotNull, IsNull, Limit,
-    LtEq, Order, Select, Update, Values,
+    insert_into, And, AsSelect, Asc, Count, Desc, Eq, EqAny, Filter, Find, Gt, IsNotNull, IsNull,
+    Limit, LtEq, Order, Select, Update, Values,
 };
 use diesel::prelude::*;
 
@@ -327,4 +327,14 @@ pub(crate) fn recent_finishes(
         .order(operations::finished_datetime.desc())
         .select(operations::finished_datetime)
         .limit(limit)
+}
+
+/// Which of `names` have a settings row.
+pub(crate) type KnownQueues =
+    Select<Filter<queues::table, EqAny<queues::queue, Vec<String>>>, queues::queue>;
+
+pub(crate) fn known_queues(names: Vec<String>) -> KnownQueues {
+    queues::table
+        .filter(queues::queue.eq_any(names))
+        .select(queues::queue)
 }

@@ -90,6 +90,7 @@ use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 
+use crate::backend::{now, Storage};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
@@ -204,6 +205,7 @@ where
     pub fn start(self, threads: usize) -> Result<WorkerHandle> {
         let threads = threads.max(1);
         self.check_pool(threads)?;
+        self.add_queues()?;
         let keeper = Keeper::open(&self, self.listen)?;
         let worker = Arc::new(self);
         let shared = Arc::new(Shared::new(threads, worker.max_unwritten(threads)));
@@ -229,10 +231,18 @@ where
     pub fn run_until_idle(&self, threads: usize) -> Result<WorkerStats> {
         let threads = threads.max(1);
         self.check_pool(threads)?;
+        self.add_queues()?;
         let keeper = Keeper::open(self, false)?;
         let shared = Shared::new(threads, self.max_unwritten(threads));
         self.serve_until_idle(threads, keeper, &shared)?;
         Ok(shared.stats())
+    }
+
+    /// Gives each of the worker's queues its settings row (if it has none), which its claims
+    /// lock in share mode: a pause of the queue then waits for the claims in flight.
+    fn add_queues(&self) -> Result<()> {
+        let mut conn = self.pool.get().map_err(Error::Pool)?;
+        Ok(conn.storage().add_queues(&self.queues, now())?)
     }
 
     /// Refuses a pool too small for the worker threads and the keeper: they would wait for

@@ -14,7 +14,7 @@ use super::sql::{due_sql, lost_sql, FinishedRow};
 use super::WorkerBackend;
 use crate::backend::conditions::{ActivePart, Matching, OrderedBy, Part};
 use crate::backend::statements::{self as shared, ActivePartIds, CountMatching, LoadMatching};
-use crate::backend::statements::{NextQueue, OldestDelayed, OldestImmediate};
+use crate::backend::statements::{NextQueue, OldestDelayed, OldestImmediate, RecentFinishes};
 use crate::backend::{UtcDateTime, UtcTimestamp};
 use crate::filter::{OperationFilter, OperationOrder};
 use crate::status::{OperationResult, Status};
@@ -80,6 +80,7 @@ where
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: QueryFragment<B>,
     for<'a> NextQueue<'a>: QueryFragment<B>,
     for<'a> ActivePartIds<'a>: QueryFragment<B>,
+    for<'a> RecentFinishes<'a>: QueryFragment<B>,
     for<'a> OldestImmediate<'a>: QueryFragment<B>,
     for<'a> OldestDelayed<'a>: QueryFragment<B>,
     for<'a> CountMatching<'a>: QueryFragment<B>,
@@ -118,6 +119,7 @@ where
     for (name, status) in [
         ("next pending queue", Status::Unprocessed),
         ("next running queue", Status::Running),
+        ("next finished queue", Status::Finished),
     ] {
         // The step past `queue`: the one that must not read `queue`'s operations to find none.
         let next = shared::next_queue(status, Some(queue));
@@ -136,6 +138,9 @@ where
     plans.push(("oldest immediate", B::explain(conn, &immediate)?));
     let delayed = shared::oldest_delayed(queue, UtcDateTime(now));
     plans.push(("oldest delayed", B::explain(conn, &delayed)?));
+    let day_ago = UtcDateTime(now - chrono::Duration::days(1));
+    let successes = shared::recent_finishes(queue, OperationResult::Successful, day_ago, 1_001);
+    plans.push(("recent successes", B::explain(conn, &successes)?));
     let failures = OperationFilter::new()
         .result(OperationResult::Failed)
         .finished_after(now - chrono::Duration::hours(1));

@@ -25,7 +25,8 @@ use diesel::{QueryResult, RunQueryDsl};
 use super::{BatchConnection, StorageBackend, UtcDateTime, UtcTimestamp};
 use crate::operation::BatchOperation;
 use crate::status::Status;
-use sql::{due_sql, finish_chunks, finish_sql, lost_sql, DueId, FinishedRow, LostId};
+use sql::{due_sql, finish_chunks, finish_sql, lost_sql, queue_settings_sql};
+use sql::{DueId, FinishedRow, LostId, QueueSetting};
 use statements::{ChangeClaimed, Claim, ClaimedChange, Heartbeat};
 
 /// A connection a [`Worker`](crate::worker::Worker) runs on: `PgConnection`, `SqliteConnection`
@@ -189,6 +190,7 @@ where
     DateTime<Utc>: ToSql<UtcTimestamp, B>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, LostId>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, DueId>,
+    for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, QueueSetting>,
     for<'a> Heartbeat<'a>: ExecuteDsl<C>,
     for<'a> ChangeClaimed<'a>: ExecuteDsl<C>,
 {
@@ -202,6 +204,7 @@ where
         limit: i64,
     ) -> QueryResult<Vec<BatchOperation>> {
         B::claim_transaction(self, |conn| {
+            let queues = &open_queues(conn, queues, B::ROW_LOCKS)?;
             // A lost worker's operations first (the running index), they have waited longest;
             // then due work by priority then age, one index range per operation type.
             let mut ids = lost_ids(
@@ -242,6 +245,7 @@ where
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> QueryResult<bool> {
+        let queues = &open_queues(self, queues, false)?;
         if !lost_ids(self, queues, operation_types, stale_before, 1, false)?.is_empty() {
             return Ok(true);
         }
@@ -289,6 +293,35 @@ where
     fn work_notifications(&mut self) -> QueryResult<Vec<String>> {
         B::work_notifications(self)
     }
+}
+
+/// `queues` without the paused ones, their settings rows locked in share mode with `lock`
+/// (see [`queue_settings_sql`]). A queue without a row is open.
+fn open_queues<C, B>(conn: &mut C, queues: &[String], lock: bool) -> QueryResult<Vec<String>>
+where
+    C: LoadConnection<Backend = B>,
+    B: WorkerBackend,
+    str: ToSql<Text, B>,
+    for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, QueueSetting>,
+{
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query =
+        diesel::sql_query(queue_settings_sql(B::DIALECT, queues.len(), lock)).into_boxed::<B>();
+    for queue in queues {
+        query = query.bind::<Text, _>(queue.as_str());
+    }
+    let settings: Vec<QueueSetting> = query.load(conn)?;
+    Ok(queues
+        .iter()
+        .filter(|queue| {
+            !settings
+                .iter()
+                .any(|setting| setting.paused && &setting.queue == *queue)
+        })
+        .cloned()
+        .collect())
 }
 
 /// The ids of at most `limit` running operations of `queues` and `types` whose heartbeat is

@@ -212,6 +212,26 @@ pub(crate) fn lost_sql(
     )
 }
 
+/// The settings of `queues` (whether each is paused), their rows locked in share mode with
+/// `lock`: a claim holds them until it commits, so that pausing a queue (an `UPDATE` of its
+/// row) waits for the claims in flight, and no claim from it starts after the pause returns.
+/// SQLite needs no lock: its writers are serialised. Binds: the queues.
+pub(crate) fn queue_settings_sql(dialect: Dialect, queues: usize, lock: bool) -> String {
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        dialect.placeholder(n)
+    };
+    let queues = placeholders(&mut next, queues);
+    let lock = match dialect {
+        _ if !lock => "",
+        Dialect::Postgres => " FOR SHARE",
+        Dialect::Mysql => " LOCK IN SHARE MODE",
+        Dialect::Sqlite => "",
+    };
+    format!("SELECT queue, paused FROM batchframework_queue WHERE queue IN ({queues}){lock}")
+}
+
 /// How many of the soonest due delayed operations of a type a claim considers (at least its
 /// own size): among them priority decides. A due delayed operation behind more than this many
 /// earlier-due ones of the same type waits until they are taken, whatever its priority.
@@ -227,6 +247,15 @@ fn placeholders(next: &mut impl FnMut() -> String, count: usize) -> String {
 pub(crate) struct LostId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub(crate) id: i64,
+}
+
+/// A row read by [`queue_settings_sql`].
+#[derive(Debug, diesel::QueryableByName)]
+pub(crate) struct QueueSetting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub(crate) queue: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub(crate) paused: bool,
 }
 
 /// A candidate read by [`due_sql`].
