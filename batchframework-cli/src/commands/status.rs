@@ -170,7 +170,7 @@ fn queue_row(queue: &QueueOverview, now: DateTime<Utc>) -> Vec<Cell> {
         )),
         Cell::opt(queue.lag(now).map(format_duration)),
         Cell::plain(format!(
-            "{:.1}/{:.1}",
+            "{:.2}/{:.2}",
             queue.finished_per_minute_5m, queue.finished_per_minute_60m
         )),
     ]
