@@ -13,6 +13,7 @@ mod constraints;
 mod context;
 mod deadlocks;
 mod due;
+mod keeper_prune;
 mod layers;
 mod lifecycle;
 mod migrations;

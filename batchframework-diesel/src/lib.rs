@@ -307,6 +307,20 @@ pub mod __private {
     /// The plans of the statements that must stay cheap at scale, for the plan tests.
     #[cfg(feature = "r2d2")]
     pub use crate::backend::worker::explain::query_plans;
+    /// Takes the keeper's pruning lock on `conn`'s session without waiting (for the tests).
+    #[cfg(feature = "r2d2")]
+    pub fn try_lock_pruning<C: crate::worker::WorkerConnection>(
+        conn: &mut C,
+    ) -> diesel::QueryResult<bool> {
+        crate::backend::WorkerStorage::try_lock_pruning(conn)
+    }
+    /// Releases the keeper's pruning lock on `conn`'s session (for the tests).
+    #[cfg(feature = "r2d2")]
+    pub fn unlock_pruning<C: crate::worker::WorkerConnection>(
+        conn: &mut C,
+    ) -> diesel::QueryResult<()> {
+        crate::backend::WorkerStorage::unlock_pruning(conn)
+    }
     /// The claim's read of due work, as SQL text (for the benchmark's timings).
     #[cfg(feature = "r2d2")]
     pub use crate::backend::worker::sql::due_sql;

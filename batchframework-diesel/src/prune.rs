@@ -125,23 +125,48 @@ impl Prune {
     /// [`Error::Database`](crate::Error::Database) or
     /// [`Error::NotMigrated`](crate::Error::NotMigrated) from the database.
     pub fn run<C: BatchConnection>(&self, conn: &mut C) -> Result<u64> {
+        let mut deleted = 0u64;
+        let mut after = None;
+        loop {
+            let batch = self.run_batch(conn, after)?;
+            deleted += batch.deleted;
+            match batch.next_after {
+                Some(id) => after = Some(id),
+                None => return Ok(deleted),
+            }
+        }
+    }
+
+    /// One batch: deletes at most [`batch_size`](Self::batch_size) matching operations with an
+    /// id above `after`, lowest ids first.
+    pub(crate) fn run_batch<C: BatchConnection>(
+        &self,
+        conn: &mut C,
+        after: Option<i64>,
+    ) -> Result<PruneBatch> {
         let batch = OperationFilter {
             limit: Some(self.batch_size),
             ..self.filter.clone()
         };
-        let mut deleted = 0u64;
-        let mut after = None;
-        loop {
-            let done = conn.storage().delete_finished(&batch, after)?;
-            deleted += done.count as u64;
-            match done.highest_id {
-                // Each batch starts where the last one ended, in the primary key: operations
-                // it stepped over (kept types or results, or not old enough) are not read again.
-                Some(id) if done.count >= self.batch_size as usize => {
-                    after = Some(Keyset { id, created: None });
-                }
-                _ => return Ok(deleted),
-            }
-        }
+        let keyset = after.map(|id| Keyset { id, created: None });
+        let done = conn.storage().delete_finished(&batch, keyset)?;
+        Ok(PruneBatch {
+            deleted: done.count as u64,
+            // The next batch starts where this one ended, in the primary key: operations it
+            // stepped over (kept types or results, or not old enough) are not read again. A
+            // batch short of its size was the last.
+            next_after: done
+                .highest_id
+                .filter(|_| done.count >= self.batch_size as usize),
+        })
     }
+}
+
+/// What one batch of a [`Prune`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PruneBatch {
+    /// How many operations it deleted.
+    pub(crate) deleted: u64,
+    /// The id the next batch starts after; `None` when this batch was the last.
+    pub(crate) next_after: Option<i64>,
 }

@@ -174,6 +174,14 @@ impl super::worker::WorkerBackend for Mysql {
             .collect())
     }
 
+    fn try_lock_pruning(conn: &mut Self::Connection) -> QueryResult<bool> {
+        session_lock(conn, "GET_LOCK", ", 0")
+    }
+
+    fn unlock_pruning(conn: &mut Self::Connection) -> QueryResult<()> {
+        session_lock(conn, "RELEASE_LOCK", "").map(|_| ())
+    }
+
     fn explain(
         conn: &mut Self::Connection,
         query: &dyn diesel::query_builder::QueryFragment<Self>,
@@ -187,4 +195,20 @@ impl super::worker::WorkerBackend for Mysql {
         let rows: Vec<Plan> = explain.load(conn)?;
         Ok(rows.into_iter().map(|row| row.plan).collect())
     }
+}
+
+/// Calls named lock function `function` on the pruning lock: one per database (named locks are
+/// server-wide), its name cut to the 64 characters a lock name may have.
+#[cfg(feature = "r2d2")]
+fn session_lock(
+    conn: &mut diesel::MysqlConnection,
+    function: &str,
+    arguments: &str,
+) -> QueryResult<bool> {
+    let answer: super::worker::sql::LockAnswer = diesel::sql_query(format!(
+        "SELECT CAST({function}(LEFT(CONCAT(DATABASE(), '.batchframework_prune'), 64){arguments}) \
+         AS SIGNED) AS locked"
+    ))
+    .get_result(conn)?;
+    Ok(answer.locked == Some(1))
 }

@@ -142,6 +142,14 @@ impl super::worker::WorkerBackend for Pg {
         conn.batch_execute("UNLISTEN *")
     }
 
+    fn try_lock_pruning(conn: &mut Self::Connection) -> QueryResult<bool> {
+        session_lock(conn, "pg_try_advisory_lock")
+    }
+
+    fn unlock_pruning(conn: &mut Self::Connection) -> QueryResult<()> {
+        session_lock(conn, "pg_advisory_unlock").map(|_| ())
+    }
+
     fn explain(
         conn: &mut Self::Connection,
         query: &dyn diesel::query_builder::QueryFragment<Self>,
@@ -177,4 +185,16 @@ impl super::worker::WorkerBackend for Pg {
         }
         Ok(queues)
     }
+}
+
+/// Calls advisory lock function `function` on the pruning lock's key: one per schema (tables
+/// of the same name in two schemas are two installations), hashed to the lock's integer key.
+#[cfg(feature = "r2d2")]
+fn session_lock(conn: &mut diesel::PgConnection, function: &str) -> QueryResult<bool> {
+    let answer: super::worker::sql::LockAnswer = diesel::sql_query(format!(
+        "SELECT CASE WHEN {function}(hashtext(current_schema() || '.batchframework_prune')) \
+         THEN 1 ELSE 0 END::BIGINT AS locked"
+    ))
+    .get_result(conn)?;
+    Ok(answer.locked == Some(1))
 }

@@ -20,6 +20,11 @@
 //! * **Wake-up**: on PostgreSQL, the migrations' triggers NOTIFY new due work and the keeper
 //!   LISTENs, so an idle worker starts new work within milliseconds; the other backends, and
 //!   work that becomes due later (`run_after`), are found by polling every `poll_interval`.
+//! * **Paused queues** ([`admin::pause_queue`](crate::admin::pause_queue)) are not claimed
+//!   from; each claim locks its queues' settings rows in share mode, so a pause waits for the
+//!   claims in flight and none starts after it returns.
+//! * **Pruning** ([`Worker::prune_finished_after`]): the keeper deletes old finished
+//!   operations in small batches between its other work, one worker at a time.
 //!
 //! On SQLite, give the pool's connections a busy timeout (`PRAGMA busy_timeout = 10000`, with an
 //! r2d2 connection customizer): the worker's threads, its keeper and the application take
@@ -99,6 +104,13 @@ pub use handle::{WorkerHandle, RESULT_GRACE};
 use keeper::Keeper;
 use shared::Shared;
 
+/// How often a worker with [`Worker::prune_finished_after`] starts a round of pruning.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// How many operations one of the keeper's prune statements deletes at most: small enough
+/// that results wait for it only a few milliseconds.
+pub const PRUNE_BATCH: u32 = 1_000;
+
 /// What a run of the workers did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -128,6 +140,8 @@ pub struct Worker<C: R2D2Connection + 'static> {
     batch_size: i64,
     poll_interval: Duration,
     listen: bool,
+    /// How long finished operations are kept when the keeper prunes them.
+    prune_after: Option<Duration>,
 }
 
 impl<C> Worker<C>
@@ -150,6 +164,7 @@ where
             batch_size: 10,
             poll_interval: Duration::from_secs(1),
             listen: true,
+            prune_after: None,
         }
     }
 
@@ -196,6 +211,19 @@ where
     /// transaction mode, where LISTEN does not work; the worker then only polls.
     pub fn listen(mut self, listen: bool) -> Self {
         self.listen = listen;
+        self
+    }
+
+    /// Has the keeper of a started worker delete finished operations once they are older than
+    /// `age` (by `finished_datetime`): a round when the worker starts and then every
+    /// [`PRUNE_EVERY`], in batches of [`PRUNE_BATCH`] between its other work, so results keep
+    /// being written while it prunes. One worker at a time prunes: a session lock on the
+    /// keeper's connection (an advisory lock per schema on PostgreSQL, a named lock per
+    /// database on MySQL/MariaDB; on SQLite, whose writers take turns, none is needed), which
+    /// a worker that dies releases with its connection. Off by default; see
+    /// [`Prune`](crate::Prune) to prune from your own schedule instead.
+    pub fn prune_finished_after(mut self, age: Duration) -> Self {
+        self.prune_after = Some(age);
         self
     }
 

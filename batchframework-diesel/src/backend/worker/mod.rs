@@ -108,6 +108,21 @@ pub trait WorkerBackend:
         Ok(())
     }
 
+    /// Takes, without waiting, the session lock that lets one keeper at a time prune history
+    /// (one per database, or per schema on PostgreSQL); whether it got it. The default, for
+    /// SQLite, always gets it: its writers are serialised, and two keepers pruning the same
+    /// rows delete each row once.
+    fn try_lock_pruning(conn: &mut Self::Connection) -> QueryResult<bool> {
+        let _ = conn;
+        Ok(true)
+    }
+
+    /// Releases the lock of [`try_lock_pruning`](Self::try_lock_pruning).
+    fn unlock_pruning(conn: &mut Self::Connection) -> QueryResult<()> {
+        let _ = conn;
+        Ok(())
+    }
+
     /// The database's plan for `query`, as text (for the plan tests; see `explain.rs`).
     fn explain(
         conn: &mut Self::Connection,
@@ -178,6 +193,10 @@ pub trait WorkerStorage {
     fn stop_listening(&mut self) -> QueryResult<()>;
     /// See [`WorkerBackend::work_notifications`].
     fn work_notifications(&mut self) -> QueryResult<Vec<String>>;
+    /// See [`WorkerBackend::try_lock_pruning`].
+    fn try_lock_pruning(&mut self) -> QueryResult<bool>;
+    /// See [`WorkerBackend::unlock_pruning`].
+    fn unlock_pruning(&mut self) -> QueryResult<()>;
 }
 
 impl<C, B> WorkerStorage for C
@@ -292,6 +311,14 @@ where
 
     fn work_notifications(&mut self) -> QueryResult<Vec<String>> {
         B::work_notifications(self)
+    }
+
+    fn try_lock_pruning(&mut self) -> QueryResult<bool> {
+        B::try_lock_pruning(self)
+    }
+
+    fn unlock_pruning(&mut self) -> QueryResult<()> {
+        B::unlock_pruning(self)
     }
 }
 

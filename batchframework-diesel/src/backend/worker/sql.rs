@@ -249,6 +249,14 @@ pub(crate) struct LostId {
     pub(crate) id: i64,
 }
 
+/// The answer of a session lock function: 1 when taken (or released), 0 or NULL otherwise.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[derive(Debug, diesel::QueryableByName)]
+pub(crate) struct LockAnswer {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub(crate) locked: Option<i64>,
+}
+
 /// A row read by [`queue_settings_sql`].
 #[derive(Debug, diesel::QueryableByName)]
 pub(crate) struct QueueSetting {

@@ -17,6 +17,8 @@ pub(super) struct KeeperConnection<C: WorkerConnection> {
     pub(super) listen: bool,
     /// The most bytes one statement may have, where the backend limits it (MySQL/MariaDB).
     statement_budget: Option<usize>,
+    /// Whether this connection's session holds the pruning lock (see `prune`).
+    pruning_lock: bool,
 }
 
 impl<C> KeeperConnection<C>
@@ -31,6 +33,7 @@ where
             conn: None,
             listen,
             statement_budget: None,
+            pruning_lock: false,
         };
         keeper.connect()?;
         Ok(keeper)
@@ -58,7 +61,31 @@ where
     /// Drops a connection that failed; the next use takes a fresh one.
     pub(super) fn discard(&mut self) {
         self.stop_listening();
+        self.unlock_pruning();
         self.conn = None;
+    }
+
+    /// Takes the pruning lock on this connection's session, without waiting; whether it got
+    /// it.
+    pub(super) fn lock_pruning(&mut self) -> Result<bool> {
+        let (conn, _) = self.connect()?;
+        self.pruning_lock = WorkerStorage::try_lock_pruning(conn)?;
+        Ok(self.pruning_lock)
+    }
+
+    /// Whether the current connection holds the pruning lock.
+    pub(super) fn holds_pruning_lock(&self) -> bool {
+        self.pruning_lock && self.conn.is_some()
+    }
+
+    /// Releases the pruning lock, if held, before the connection goes back to the pool (which
+    /// keeps its session, and would keep the lock). Should this fail, the connection is broken
+    /// and its session, with the lock, is gone.
+    pub(super) fn unlock_pruning(&mut self) {
+        if let (true, Some(conn)) = (self.pruning_lock, self.conn.as_mut()) {
+            let _ = WorkerStorage::unlock_pruning(&mut **conn);
+        }
+        self.pruning_lock = false;
     }
 
     /// Unsubscribes the connection before it goes back to the pool, so that whoever takes it
@@ -77,5 +104,6 @@ where
 {
     fn drop(&mut self) {
         self.stop_listening();
+        self.unlock_pruning();
     }
 }

@@ -6,6 +6,8 @@
 //!   transaction, one `UPDATE` per chunk. Each write is still fenced.
 //! * **Heartbeats** (`heartbeat`) for every operation held, every third of the lease, until
 //!   its result is written.
+//! * **Pruning** (`prune`), if the worker prunes: one batch of old finished operations per
+//!   turn of the loop.
 //! * **Wake-ups** (`wakeup`, PostgreSQL): the connection LISTENs for the new-work
 //!   notifications the migrations' triggers send, and the keeper wakes idle worker threads when
 //!   one names a queue of theirs. Diesel reads notifications without blocking, so the keeper
@@ -17,6 +19,7 @@
 
 mod connection;
 mod heartbeat;
+mod prune;
 mod results;
 mod wakeup;
 
@@ -28,6 +31,7 @@ use crate::error::{Error, Result};
 use super::shared::Shared;
 use super::Worker;
 use connection::KeeperConnection;
+use prune::Pruning;
 
 /// How often a listening keeper reads the notifications that have arrived.
 const NOTIFICATION_CHECK: Duration = Duration::from_millis(5);
@@ -45,6 +49,8 @@ pub(super) struct Keeper<C: WorkerConnection> {
     queues: Vec<String>,
     /// How often held operations get a heartbeat: a third of the lease.
     beat_every: Duration,
+    /// Old finished operations to delete, if the worker prunes.
+    pruning: Option<Pruning>,
     conn: KeeperConnection<C>,
 }
 
@@ -60,6 +66,7 @@ where
             name: worker.name.clone(),
             queues: worker.queues.clone(),
             beat_every: worker.lease / 3,
+            pruning: worker.prune_after.map(Pruning::new),
             conn: KeeperConnection::open(worker.pool.clone(), listen)?,
         })
     }
@@ -90,6 +97,7 @@ where
             if self.conn.listen && due {
                 listen_again_at = self.read_notifications(shared);
             }
+            self.prune_step();
         }
     }
 }
