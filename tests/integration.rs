@@ -16,6 +16,7 @@ mod due;
 mod keeper_prune;
 mod layers;
 mod lifecycle;
+mod metrics;
 mod migrations;
 mod model;
 mod msrv;

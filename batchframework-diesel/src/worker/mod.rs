@@ -23,6 +23,8 @@
 //! * **Paused queues** ([`admin::pause_queue`](crate::admin::pause_queue)) are not claimed
 //!   from; each claim locks its queues' settings rows in share mode, so a pause waits for the
 //!   claims in flight and none starts after it returns.
+//! * **Metrics**, with the `metrics` feature: counters, a duration histogram and queue gauges
+//!   through the `metrics` facade (the [`metrics`](self::metrics) module lists them).
 //! * **Pruning** ([`Worker::prune_finished_after`]): the keeper deletes old finished
 //!   operations in small batches between its other work, one worker at a time.
 //!
@@ -86,6 +88,7 @@
 mod attempt;
 mod handle;
 mod keeper;
+pub mod metrics;
 mod release;
 mod serve;
 mod shared;
@@ -142,6 +145,8 @@ pub struct Worker<C: R2D2Connection + 'static> {
     listen: bool,
     /// How long finished operations are kept when the keeper prunes them.
     prune_after: Option<Duration>,
+    /// How often the keeper reports the queue gauges, if it does.
+    queue_metrics_every: Option<Duration>,
 }
 
 impl<C> Worker<C>
@@ -165,6 +170,7 @@ where
             poll_interval: Duration::from_secs(1),
             listen: true,
             prune_after: None,
+            queue_metrics_every: None,
         }
     }
 
@@ -224,6 +230,18 @@ where
     /// [`Prune`](crate::Prune) to prune from your own schedule instead.
     pub fn prune_finished_after(mut self, age: Duration) -> Self {
         self.prune_after = Some(age);
+        self
+    }
+
+    /// Has the keeper report the depth (`batchframework_queue_depth`, due, delayed and running,
+    /// each counted up to 10,000) and lag (`batchframework_queue_lag_seconds`) of each of the
+    /// worker's queues through the `metrics` facade every `interval` (at least a second): a
+    /// few index reads per queue. Off by default; the counters and the duration histogram (see
+    /// the [`metrics`](self::metrics) module) need no setting.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn queue_metrics_every(mut self, interval: Duration) -> Self {
+        self.queue_metrics_every = Some(interval.max(Duration::from_secs(1)));
         self
     }
 

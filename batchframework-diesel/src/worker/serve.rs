@@ -22,6 +22,8 @@ use super::attempt::{self, Attempt, Decision};
 use super::keeper::Keeper;
 use super::release::Release;
 use super::shared::{self, Finished, ServingGuard, Shared};
+use super::metrics::{self, Labels};
+use crate::status::OperationResult;
 use super::Worker;
 use crate::backend::retry_on_deadlock;
 
@@ -102,6 +104,7 @@ where
         while !shared.is_stopping() {
             let generation = shared.generation();
             let claimed = self.claim(&mut conn)?;
+            claimed.iter().for_each(metrics::claimed);
             if claimed.is_empty() {
                 if until_idle {
                     // Due work that could not be claimed is held by a concurrent claim (or an
@@ -213,7 +216,10 @@ where
             worker = %self.name,
         );
         let _entered = span.enter();
-        match self.decide(conn, operation) {
+        let started = std::time::Instant::now();
+        let decision = self.decide(conn, operation);
+        metrics::ran(operation, started.elapsed());
+        match decision {
             Decision::Finish {
                 result,
                 output,
@@ -227,6 +233,7 @@ where
                     output: output.to_string(),
                     finished_at: UtcDateTime(now()),
                     outcome,
+                    labels: Labels::of(operation),
                 });
                 Ok(())
             }
@@ -237,6 +244,7 @@ where
                 let outcome = self.release(conn, shared, operation, &retry)?;
                 tracing::info!(?outcome, "ran");
                 shared.count(outcome);
+                metrics::ended(&Labels::of(operation), outcome, OperationResult::NotAvailable);
                 Ok(())
             }
         }

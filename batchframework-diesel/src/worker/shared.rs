@@ -4,6 +4,7 @@
 //! One mutex and one condition variable cover the results queue and the wake-ups, so that a
 //! thread going idle and a notification arriving cannot miss each other.
 
+use super::metrics::Labels;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,6 +31,8 @@ pub(super) struct Finished {
     pub(super) finished_at: UtcDateTime,
     /// What to count once it is written.
     pub(super) outcome: Outcome,
+    /// Its queue and type, for the metrics counted once it is written.
+    pub(super) labels: Labels,
 }
 
 /// How one operation's attempt ended, as counted in [`WorkerStats`].

@@ -6,6 +6,7 @@
 //!   transaction, one `UPDATE` per chunk. Each write is still fenced.
 //! * **Heartbeats** (`heartbeat`) for every operation held, every third of the lease, until
 //!   its result is written.
+//! * **Queue gauges** (`gauges`), if the worker reports them: depth and lag per queue.
 //! * **Pruning** (`prune`), if the worker prunes: one batch of old finished operations per
 //!   turn of the loop.
 //! * **Wake-ups** (`wakeup`, PostgreSQL): the connection LISTENs for the new-work
@@ -18,6 +19,7 @@
 //! past a shutdown's timeout, so an action that outlives it still gets its result recorded.
 
 mod connection;
+mod gauges;
 mod heartbeat;
 mod prune;
 mod results;
@@ -31,6 +33,7 @@ use crate::error::{Error, Result};
 use super::shared::Shared;
 use super::Worker;
 use connection::KeeperConnection;
+use gauges::Gauges;
 use prune::Pruning;
 
 /// How often a listening keeper reads the notifications that have arrived.
@@ -51,6 +54,8 @@ pub(super) struct Keeper<C: WorkerConnection> {
     beat_every: Duration,
     /// Old finished operations to delete, if the worker prunes.
     pruning: Option<Pruning>,
+    /// When to report the queue gauges, if the worker reports them.
+    gauges: Option<Gauges>,
     conn: KeeperConnection<C>,
 }
 
@@ -67,6 +72,7 @@ where
             queues: worker.queues.clone(),
             beat_every: worker.lease / 3,
             pruning: worker.prune_after.map(Pruning::new),
+            gauges: worker.queue_metrics_every.map(Gauges::new),
             conn: KeeperConnection::open(worker.pool.clone(), listen)?,
         })
     }
@@ -98,6 +104,7 @@ where
                 listen_again_at = self.read_notifications(shared);
             }
             self.prune_step();
+            self.report_gauges();
         }
     }
 }

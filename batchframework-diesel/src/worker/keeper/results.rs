@@ -13,6 +13,7 @@ use crate::backend::WorkerConnection;
 use crate::error::Result;
 use crate::status::OperationResult;
 
+use super::super::metrics;
 use super::super::shared::{Finished, Outcome, Shared};
 use super::Keeper;
 use crate::backend::retry_on_deadlock;
@@ -68,13 +69,17 @@ where
         };
         for (finished, written) in results.iter().zip(&written) {
             match written {
-                Some(true) => shared.count(finished.outcome),
+                Some(true) => {
+                    shared.count(finished.outcome);
+                    metrics::ended(&finished.labels, finished.outcome, finished.result);
+                }
                 Some(false) => {
                     tracing::warn!(
                         operation.id = finished.id,
                         "lost the operation to another worker; result not written"
                     );
                     shared.count(Outcome::Fenced);
+                    metrics::ended(&finished.labels, Outcome::Fenced, finished.result);
                 }
                 None => {}
             }
@@ -123,6 +128,7 @@ mod tests {
     use serde_json::Value;
 
     use super::{refuse_if_too_large, Finished, Outcome, FINISH_ROW_OVERHEAD};
+    use crate::worker::metrics::Labels;
     use crate::backend::UtcDateTime;
     use crate::status::OperationResult;
 
@@ -134,6 +140,7 @@ mod tests {
             output: output.to_owned(),
             finished_at: UtcDateTime(Utc::now()),
             outcome: Outcome::Succeeded,
+            labels: Labels::default(),
         }
     }
 
