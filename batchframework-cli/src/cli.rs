@@ -45,7 +45,7 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Create or update the batchframework table.
+    /// Create or update the batchframework tables.
     ///
     /// Applies the embedded migrations that are not applied yet, and prints their versions.
     ///
@@ -102,8 +102,8 @@ pub(crate) enum Command {
     /// {"retried": <int>}.
     Retry(RetryArgs),
 
-    /// Cancel an operation: a pending one is finished as cancelled, a running one is asked to
-    /// stop.
+    /// Cancel an operation: a pending one is finished (failed, recorded as cancelled), a running
+    /// one is asked to stop.
     ///
     /// JSON: {"outcome": "cancelled" or "requested", "operation": <operation as `show --json`>}.
     Cancel {
