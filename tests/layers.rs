@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     // Plain values with no dependency on the rest of the crate.
     "context",
     "stored_json",
+    "attempts",
     // Per-database constants and the SQL type of the timestamps, which the table needs.
     "backend::dialect",
     "backend::timestamp",
@@ -36,6 +37,8 @@ const LAYERS: &[&str] = &[
     "prune",
     "tracking",
     "bulk",
+    // The operators' API, on the queries and the overview.
+    "admin",
     // The registry of action groups, then the workers that run them.
     "registry",
     "worker",

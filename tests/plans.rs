@@ -159,11 +159,13 @@ fn intended(backend: &str, statement: &str) -> Vec<&'static [&'static str]> {
         // Either holds only running operations under that condition.
         // Its rows by id in the primary key (SQLite's rowid), or among the running operations
         // (as many as the workers hold); never a scan of every pending one.
+        // (`active` leads with the status: its `running` range is the running operations too.)
         "group commit" => vec![&[
             "batchframework_batchoperation_pkey",
             "PRIMARY",
             "INTEGER PRIMARY KEY",
             "batchframework_batchoperation_running_idx",
+            "batchframework_batchoperation_active_idx",
         ]],
         "lost" => vec![&[
             "batchframework_batchoperation_running_idx",
