@@ -54,7 +54,21 @@ fn an_outdated_database_says_to_run_the_migrations<B: TestBackend>() {
     assert_eq!(OperationFilter::new().count(&mut conn).unwrap(), 0);
 }
 
+/// A database migrated by a release before the queue settings table: pausing a queue says to
+/// migrate too.
+fn a_missing_queue_table_says_to_run_the_migrations<B: TestBackend>() {
+    let db = B::create_database();
+    let mut conn = B::connect(&db);
+    run_migrations(&mut conn).unwrap();
+    B::revert_last_migration(&mut conn);
+    let error = batchframework_diesel::admin::pause_queue(&mut conn, "mail").unwrap_err();
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
+    assert_eq!(run_migrations(&mut conn).unwrap().len(), 1);
+    batchframework_diesel::admin::pause_queue(&mut conn, "mail").unwrap();
+}
+
 backend_tests!(
+    a_missing_queue_table_says_to_run_the_migrations,
     an_outdated_database_says_to_run_the_migrations,
     applying_the_migrations_twice_is_a_no_op,
     an_unmigrated_database_says_to_run_the_migrations,

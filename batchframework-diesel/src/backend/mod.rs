@@ -162,7 +162,8 @@ impl From<diesel::result::Error> for crate::error::Error {
     }
 }
 
-/// Recognises a missing table or column of ours as any enabled backend words it.
+/// Recognises a missing table or column of ours (any `batchframework_` table: a database
+/// migrated by an older release lacks the newer ones) as any enabled backend words it.
 fn is_missing_schema(error: &diesel::result::Error) -> bool {
     let diesel::result::Error::DatabaseError(_, info) = error else {
         return false;
@@ -176,7 +177,7 @@ fn is_missing_schema(error: &diesel::result::Error) -> bool {
         #[cfg(feature = "mysql")]
         <diesel::mysql::Mysql as StorageBackend>::MISSING_SCHEMA,
     ];
-    message.contains("batchframework_batchoperation")
+    message.contains("batchframework_")
         && markers
             .iter()
             .flat_map(|markers| markers.iter())
