@@ -55,7 +55,7 @@ impl From<Error> for CliError {
             // The library's message tells a program to call `run_migrations`; an operator runs
             // the command instead.
             Error::NotMigrated { source } => CliError::failed(format!(
-                "the batchframework table is missing or out of date in this database ({source}); \
+                "the batchframework tables are missing or out of date in this database ({source}); \
                  run `batchframework migrate`"
             )),
             Error::NotFound { id } => {
@@ -71,31 +71,7 @@ impl From<Error> for CliError {
                  be `{expected}`; `batchframework show {id}` shows its state"
             )),
             error @ Error::InvalidIdentifier { .. } => CliError::usage(error.to_string()),
-            Error::Database(source) if names_a_missing_table(&source) => CliError::failed(format!(
-                "the batchframework tables are missing or out of date in this database \
-                 ({source}); run `batchframework migrate`"
-            )),
             other => CliError::failed(other.to_string()),
         }
     }
-}
-
-/// Whether the database said one of the batchframework tables is missing, in any backend's
-/// words. The library reports its main table missing as `Error::NotMigrated`; a table added by
-/// a later migration (such as the queue settings) may reach here as a plain database error.
-fn names_a_missing_table(error: &diesel::result::Error) -> bool {
-    let diesel::result::Error::DatabaseError(_, info) = error else {
-        return false;
-    };
-    let message = info.message();
-    message.contains("batchframework_")
-        && [
-            "does not exist",
-            "doesn't exist",
-            "no such table",
-            "no such column",
-            "Unknown column",
-        ]
-        .iter()
-        .any(|marker| message.contains(marker))
 }
