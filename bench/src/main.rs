@@ -14,8 +14,10 @@
 //! cargo run --release -p batchframework-bench -- --backend postgres --sizes 10000,100000,1000000
 //! cargo run --release -p batchframework-bench -- --workers      # the worker benchmark
 //! cargo run --release -p batchframework-bench -- --scale        # cost at scale (see scale.rs)
+//! cargo run --release -p batchframework-bench -- --admin        # operators' reads, prune (admin.rs)
 //! ```
 
+mod admin;
 mod models;
 mod scale;
 mod workers;
@@ -76,6 +78,14 @@ struct Args {
     /// With `--scale`: keep the last case's database for inspection (drop it by hand).
     #[arg(long, requires = "scale")]
     scale_keep: bool,
+    /// Measure the operators' reads (`queue_overview`, list pages) and the prune on a million
+    /// finished operations (any backend; its own `bf_scale` database or SQLite file, dropped
+    /// afterwards).
+    #[arg(long, conflicts_with_all = ["workers", "url", "only", "scale"])]
+    admin: bool,
+    /// With `--admin`: print the statements of one `queue_overview` and the plans behind it.
+    #[arg(long, requires = "admin")]
+    admin_explain: bool,
     /// Internal: run one variant once and print its peak RSS (used for the RSS child process).
     #[arg(long, value_enum, hide = true)]
     only: Option<Variant>,
@@ -294,6 +304,9 @@ fn main() -> Result<(), AnyError> {
         return Ok(());
     }
 
+    if args.admin {
+        return admin::run(args.backend, args.admin_explain);
+    }
     if args.scale {
         return scale::run(
             args.backend,

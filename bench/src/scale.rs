@@ -73,7 +73,7 @@ use crate::{AnyError, Backend};
 
 /// What fills the table before a case is measured.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Finished,
     Delayed,
     Backoff,
@@ -178,12 +178,12 @@ fn cases(backend: Backend, sizes: Option<&[String]>) -> Result<Vec<Case>, AnyErr
 }
 
 /// Microseconds in a minute, an hour, a day.
-const MINUTE_US: i64 = 60_000_000;
-const HOUR_US: i64 = 60 * MINUTE_US;
-const DAY_US: i64 = 24 * HOUR_US;
+pub(crate) const MINUTE_US: i64 = 60_000_000;
+pub(crate) const HOUR_US: i64 = 60 * MINUTE_US;
+pub(crate) const DAY_US: i64 = 24 * HOUR_US;
 
 /// Rows per fill statement: each chunk commits on its own.
-const FILL_CHUNK: u64 = 1_000_000;
+pub(crate) const FILL_CHUNK: u64 = 1_000_000;
 
 /// How the rows of a kind are spread in time: for row g of n (1-based), microseconds from now
 /// (negative: in the past) of its creation and of its `run_after` (if any), as SQL expressions
@@ -259,7 +259,7 @@ fn fill_select(kind: Kind, n: u64, ts: impl Fn(String) -> String) -> String {
 }
 
 /// What differs per backend.
-trait Target: WorkerConnection + LoadConnection<Backend = Self::DB> {
+pub(crate) trait Target: WorkerConnection + LoadConnection<Backend = Self::DB> {
     type DB: DieselBackend + HasSqlType<Text> + HasSqlType<UtcTimestamp>;
     const DIALECT: Dialect;
     /// Whether the claim's read locks its rows (in a transaction).
@@ -454,7 +454,7 @@ where
 }
 
 /// The median of `times` in milliseconds.
-fn median_ms(mut times: Vec<Duration>) -> f64 {
+pub(crate) fn median_ms(mut times: Vec<Duration>) -> f64 {
     times.sort();
     percentile(&times, 0.5).as_secs_f64() * 1000.0
 }
@@ -739,9 +739,9 @@ fn print_statements(name: &str, statements: &[String]) {
 
 /// A fresh database for one case (`bf_scale` on the server, or a new SQLite file), dropped
 /// when this is.
-struct Fresh {
+pub(crate) struct Fresh {
     backend: Backend,
-    url: String,
+    pub(crate) url: String,
     admin: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -749,7 +749,7 @@ struct Fresh {
 const DATABASE: &str = "bf_scale";
 
 impl Fresh {
-    fn new(backend: Backend) -> Result<Self, AnyError> {
+    pub(crate) fn new(backend: Backend) -> Result<Self, AnyError> {
         let (admin, url) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir()?;
