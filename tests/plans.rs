@@ -194,6 +194,17 @@ fn intended(backend: &str, statement: &str) -> Vec<&'static [&'static str]> {
 
 /// What is wrong with `plan`, if anything.
 fn check(backend: &str, statement: &str, plan: &str) -> Vec<String> {
+    // MySQL/MariaDB answer the walk through the queues (a `MIN` under an equality on the
+    // status) while planning, with one index lookup: no table is read at all.
+    let answered_while_planning = ["Select tables optimized away", "No matching min/max row"];
+    if backend == "mysql"
+        && statement.starts_with("next ")
+        && answered_while_planning
+            .iter()
+            .any(|message| plan.contains(message))
+    {
+        return Vec::new();
+    }
     let mut problems: Vec<String> = intended(backend, statement)
         .into_iter()
         .filter(|alternatives| !alternatives.iter().any(|index| plan.contains(index)))

@@ -141,7 +141,7 @@ where
     for<'a> Limit<LoadMatching<'a, C::Backend>>: LoadQuery<'a, C, BatchOperation>,
     for<'a> CountMatching<'a>: LoadQuery<'a, C, i64>,
     for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
-    for<'a> NextQueue<'a>: LoadQuery<'a, C, String>,
+    for<'a> NextQueue<'a>: LoadQuery<'a, C, Option<String>>,
     for<'a> RecentFinishes<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
     for<'a> RequeueFailed<'a>: ExecuteDsl<C>,
     for<'a> SetPaused<'a>: ExecuteDsl<C>,
@@ -247,9 +247,8 @@ where
 
     fn queues_with(&mut self, status: Status) -> QueryResult<Vec<String>> {
         let mut queues: Vec<String> = Vec::new();
-        while let Some(queue) = statements::next_queue(status, queues.last().map(String::as_str))
-            .get_result(self)
-            .optional()?
+        while let Some(queue) =
+            statements::next_queue(status, queues.last().map(String::as_str)).get_result(self)?
         {
             queues.push(queue);
         }

@@ -6,9 +6,10 @@
 //! used. Statements that differ per backend are in `pg.rs`, `sqlite.rs` and `mysql.rs`.
 
 use diesel::dsl::{
-    insert_into, And, AsSelect, Asc, Count, Desc, Eq, EqAny, Filter, Find, Gt, IsNotNull, IsNull,
-    Limit, LtEq, Order, Select, Update, Values,
+    insert_into, min, And, AsSelect, Asc, Count, Desc, Eq, EqAny, Filter, Find, Gt, IsNotNull,
+    IsNull, Limit, LtEq, Order, Select, Update, Values,
 };
+use diesel::helper_types::min as Min;
 use diesel::prelude::*;
 
 use super::conditions::{ActivePart, Matching, OrderedBy, QueueAfter, StatusIs};
@@ -135,20 +136,19 @@ pub(crate) fn first_ids(matching: Matching<'_>, order: OrderedBy, limit: u32) ->
 /// seek in the `active` index (unprocessed, running) or the `finished` one, whose entries start
 /// with the queue (after the status on MySQL/MariaDB). Repeated, it lists the queues however
 /// many operations each holds.
-pub(crate) type NextQueue<'a> = Limit<
-    Order<
-        Select<Filter<Filter<table, StatusIs>, QueueAfter<'a>>, operations::queue>,
-        Asc<operations::queue>,
-    >,
->;
+///
+/// Written as `MIN(queue)` rather than `ORDER BY queue LIMIT 1`: MySQL/MariaDB answer a `MIN`
+/// under an equality on the leading column with one index lookup, where for the `LIMIT` form
+/// they may read the status's entries from the start, past every operation of the earlier
+/// queues; PostgreSQL plans either form as the same one-row index scan.
+pub(crate) type NextQueue<'a> =
+    Select<Filter<Filter<table, StatusIs>, QueueAfter<'a>>, Min<operations::queue>>;
 
 pub(crate) fn next_queue(status: Status, after: Option<&str>) -> NextQueue<'_> {
     table
         .filter(StatusIs(status))
         .filter(QueueAfter(after))
-        .select(operations::queue)
-        .order(operations::queue.asc())
-        .limit(1)
+        .select(min(operations::queue))
 }
 
 /// The ids of one part of a queue's active operations, at most `limit`: one range of the

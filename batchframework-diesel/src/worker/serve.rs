@@ -20,12 +20,12 @@ use crate::registry::engine::run_actions;
 
 use super::attempt::{self, Attempt, Decision};
 use super::keeper::Keeper;
+use super::metrics::{self, Labels};
 use super::release::Release;
 use super::shared::{self, Finished, ServingGuard, Shared};
-use super::metrics::{self, Labels};
-use crate::status::OperationResult;
 use super::Worker;
 use crate::backend::retry_on_deadlock;
+use crate::status::OperationResult;
 
 /// How often `run_until_idle` looks again when a claim came back empty while work is due.
 const IDLE_RECHECKS: u32 = 100;
@@ -244,7 +244,11 @@ where
                 let outcome = self.release(conn, shared, operation, &retry)?;
                 tracing::info!(?outcome, "ran");
                 shared.count(outcome);
-                metrics::ended(&Labels::of(operation), outcome, OperationResult::NotAvailable);
+                metrics::ended(
+                    &Labels::of(operation),
+                    outcome,
+                    OperationResult::NotAvailable,
+                );
                 Ok(())
             }
         }

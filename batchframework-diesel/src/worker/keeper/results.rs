@@ -128,9 +128,9 @@ mod tests {
     use serde_json::Value;
 
     use super::{refuse_if_too_large, Finished, Outcome, FINISH_ROW_OVERHEAD};
-    use crate::worker::metrics::Labels;
     use crate::backend::UtcDateTime;
     use crate::status::OperationResult;
+    use crate::worker::metrics::Labels;
 
     fn finished(output: &str) -> Finished {
         Finished {
