@@ -8,8 +8,9 @@
 //!   worker that knows them); each claimed operation becomes `running`, locked by the worker,
 //!   `attempts + 1`.
 //! * **Lease**: the keeper thread refreshes the held operations' heartbeats; one whose holder stopped
-//!   beating for longer than the lease (killed, disconnected) is claimed again, or, once its
-//!   `max_attempts` are spent, finished `failed` as "worker lost". None stays `running` forever.
+//!   beating for longer than the lease (killed, disconnected) is claimed again (claims look for
+//!   such operations a tenth of a lease apart, at most a second), or, once its `max_attempts`
+//!   are spent, finished `failed` as "worker lost". None stays `running` forever.
 //! * **Fencing**: every finish and release is `WHERE status = 'running' AND locked_by = me AND
 //!   attempts = the claimed attempt`, so a worker that lost its lease cannot overwrite the new
 //!   holder's result, even when the new holder is another thread of the same worker.
@@ -147,6 +148,49 @@ pub struct Worker<C: R2D2Connection + 'static> {
     prune_after: Option<Duration>,
     /// How often the keeper reports the queue gauges, if it does.
     queue_metrics_every: Option<Duration>,
+    /// When the threads' claims next look for lost workers' operations.
+    lost_check: LostCheck,
+}
+
+/// When a claim looks for operations whose worker was lost (running, heartbeat older than the
+/// lease), shared by a worker's threads. Such an operation has waited a whole lease already, so
+/// looking a tenth of a lease apart (between 10 ms and a second) delays it little, and spares
+/// every other claim a statement. An idle thread's check for work looks every time.
+#[derive(Debug)]
+pub(crate) struct LostCheck {
+    every: Duration,
+    next: std::sync::Mutex<std::time::Instant>,
+}
+
+impl LostCheck {
+    fn new(lease: Duration) -> Self {
+        LostCheck {
+            every: (lease / 10).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+            next: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Whether this claim looks; if so, the next look is due an interval later.
+    pub(crate) fn due(&self) -> bool {
+        let mut next = self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if now < *next {
+            return false;
+        }
+        *next = now + self.every;
+        true
+    }
+
+    /// Makes the next claim look again.
+    pub(crate) fn again(&self) {
+        *self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+    }
 }
 
 impl<C> Worker<C>
@@ -171,6 +215,7 @@ where
             listen: true,
             prune_after: None,
             queue_metrics_every: None,
+            lost_check: LostCheck::new(Duration::from_secs(30)),
         }
     }
 
@@ -194,6 +239,7 @@ where
     /// (between 300 ms and 24 hours). Heartbeats are sent every third of it.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.clamp(Duration::from_millis(300), Duration::from_secs(24 * 3600));
+        self.lost_check = LostCheck::new(self.lease);
         self
     }
 

@@ -175,19 +175,28 @@ where
         Ok(())
     }
 
+    /// Claims a batch. It looks for lost workers' operations only when the worker's last look
+    /// is old enough (see [`LostCheck`](super::LostCheck)), or may have left some behind.
     fn claim(&self, conn: &mut C) -> Result<Vec<BatchOperation>> {
         let (now, stale_before) = self.claim_times();
-        Ok(retry_on_deadlock(|| {
+        let look_for_lost = self.lost_check.due();
+        let claimed = retry_on_deadlock(|| {
             let _span = tracing::debug_span!("claim", worker = %self.name).entered();
             conn.claim_operations(
                 &self.name,
                 &self.queues,
                 &self.operation_types,
                 now,
-                stale_before,
+                look_for_lost.then_some(stale_before),
                 self.batch_size,
             )
-        })?)
+        })?;
+        if look_for_lost && claimed.len() >= usize::try_from(self.batch_size).unwrap_or(1) {
+            // A full batch may have left lost operations behind (they come first): look again
+            // at the next claim.
+            self.lost_check.again();
+        }
+        Ok(claimed)
     }
 
     /// Whether work is due although a claim came back empty (see

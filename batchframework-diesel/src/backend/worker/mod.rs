@@ -141,8 +141,8 @@ pub trait WorkerBackend:
 /// module, so it cannot be named or implemented outside the crate.
 pub trait WorkerStorage {
     /// Claims up to `limit` operations for `worker` on `queues` whose type is one of
-    /// `operation_types` (the worker's registry): running ones whose holder's heartbeat is
-    /// older than `stale_before` (a lost worker) first, then pending ones due by `now`, by
+    /// `operation_types` (the worker's registry): with `stale_before`, running ones whose
+    /// holder's heartbeat is older than it (a lost worker) first, then pending ones due by `now`, by
     /// priority then age. Each is set `running`, locked by `worker`, heartbeat `now`,
     /// `attempts + 1`, and returned by priority then id. Concurrent claimers never get the same
     /// operation.
@@ -152,7 +152,7 @@ pub trait WorkerStorage {
         queues: &[String],
         operation_types: &[String],
         now: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
+        stale_before: Option<DateTime<Utc>>,
         limit: i64,
     ) -> QueryResult<Vec<BatchOperation>>;
     /// Whether [`claim_operations`](Self::claim_operations) would find work, read without
@@ -219,21 +219,24 @@ where
         queues: &[String],
         operation_types: &[String],
         now: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
+        stale_before: Option<DateTime<Utc>>,
         limit: i64,
     ) -> QueryResult<Vec<BatchOperation>> {
         B::claim_transaction(self, |conn| {
             let queues = &open_queues(conn, queues, B::ROW_LOCKS)?;
             // A lost worker's operations first (the running index), they have waited longest;
             // then due work by priority then age, one index range per operation type.
-            let mut ids = lost_ids(
-                conn,
-                queues,
-                operation_types,
-                stale_before,
-                limit,
-                B::ROW_LOCKS,
-            )?;
+            let mut ids = match stale_before {
+                Some(stale_before) => lost_ids(
+                    conn,
+                    queues,
+                    operation_types,
+                    stale_before,
+                    limit,
+                    B::ROW_LOCKS,
+                )?,
+                None => Vec::new(),
+            };
             let room = limit - i64::try_from(ids.len()).unwrap_or(limit);
             if room > 0 {
                 let due = due_ids(conn, queues, operation_types, now, room, B::ROW_LOCKS)?;
