@@ -10,6 +10,9 @@
 
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
+// The doc comments of `cli.rs` are the `--help` text clap prints, where `<ID>`-style
+// placeholders are the convention; rustdoc would read them as HTML tags.
+#![allow(rustdoc::invalid_html_tags)]
 // Built with no backend (`--no-default-features`), only `tracking-sql` can run: the commands
 // that need a connection are compiled but never reached.
 #![cfg_attr(

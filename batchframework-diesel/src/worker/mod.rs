@@ -25,7 +25,7 @@
 //!   from; each claim locks its queues' settings rows in share mode, so a pause waits for the
 //!   claims in flight and none starts after it returns.
 //! * **Metrics**, with the `metrics` feature: counters, a duration histogram and queue gauges
-//!   through the `metrics` facade (the [`metrics`](self::metrics) module lists them).
+//!   through the `metrics` facade (the [`metrics`] module lists them).
 //! * **Pruning** ([`Worker::prune_finished_after`]): the keeper deletes old finished
 //!   operations in small batches between its other work, one worker at a time.
 //!
@@ -283,7 +283,7 @@ where
     /// each counted up to 10,000) and lag (`batchframework_queue_lag_seconds`) of each of the
     /// worker's queues through the `metrics` facade every `interval` (at least a second): a
     /// few index reads per queue. Off by default; the counters and the duration histogram (see
-    /// the [`metrics`](self::metrics) module) need no setting.
+    /// the [`metrics`] module) need no setting.
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn queue_metrics_every(mut self, interval: Duration) -> Self {
