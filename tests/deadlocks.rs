@@ -92,9 +92,12 @@ mod mysql {
             &format!("SELECT id FROM {TABLE} WHERE id = {second} FOR UPDATE"),
         );
 
+        let mut remover_conn = Mysql::connect(&db);
+        let remover_id = Mysql::select_i64s(&mut remover_conn, "SELECT CONNECTION_ID() AS v")[0]
+            .expect("a connection id");
         let removed = std::thread::scope(|scope| {
-            let remover = scope.spawn(|| remove(&mut Mysql::connect(&db)));
-            wait_for_a_lock_wait(&mut holder);
+            let remover = scope.spawn(move || remove(&mut remover_conn));
+            wait_for_a_lock_wait(&mut holder, remover_id);
             // Claims the first victim, which the DELETE holds: a cycle, and the DELETE is the
             // lighter transaction.
             run(
@@ -114,14 +117,17 @@ mod mysql {
         diesel::sql_query(sql).execute(conn).unwrap();
     }
 
-    /// Waits (bounded) until another transaction waits for a row lock.
-    fn wait_for_a_lock_wait(conn: &mut MysqlConnection) {
+    /// Waits (bounded) until connection `waiter` waits for a row lock. (The server's other
+    /// transactions, such as other tests', may wait too: only this one counts.)
+    fn wait_for_a_lock_wait(conn: &mut MysqlConnection, waiter: i64) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let waiting = Mysql::select_i64s(
                 conn,
-                "SELECT COUNT(*) AS v FROM information_schema.INNODB_TRX \
-                 WHERE trx_state = 'LOCK WAIT'",
+                &format!(
+                    "SELECT COUNT(*) AS v FROM information_schema.INNODB_TRX \
+                     WHERE trx_state = 'LOCK WAIT' AND trx_mysql_thread_id = {waiter}"
+                ),
             );
             if waiting != [Some(0)] {
                 return;

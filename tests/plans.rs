@@ -172,9 +172,14 @@ fn intended(backend: &str, statement: &str) -> Vec<&'static [&'static str]> {
             "batchframework_batchoperation_active_idx",
         ]],
         "next pending queue" | "next running queue" | "count immediate" | "count due delayed"
-        | "count not yet due" | "count running" | "oldest immediate" | "oldest delayed" => {
+        | "count not yet due" | "oldest immediate" | "oldest delayed" => {
             vec![&["batchframework_batchoperation_active_idx"]]
         }
+        // Either holds the running operations alone (as many as the workers hold).
+        "count running" => vec![&[
+            "batchframework_batchoperation_active_idx",
+            "batchframework_batchoperation_running_idx",
+        ]],
         "next finished queue" | "recent successes" => {
             vec![&["batchframework_batchoperation_finished_idx"]]
         }
