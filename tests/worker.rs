@@ -37,6 +37,22 @@ fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
                     })),
             )
             .group(
+                ActionGroup::new("second-time-lucky")
+                    .asynchronous()
+                    .max_attempts(2)
+                    .retry_backoff(Duration::ZERO)
+                    .action(action_fn(
+                        "flaky",
+                        |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
+                            let seen = json!({ "attempt": ctx.attempt(), "key": ctx.idempotency_key() });
+                            if ctx.attempt() == 1 {
+                                return Err(ActionError::with_data(seen, "the first try fails"));
+                            }
+                            Ok(seen)
+                        },
+                    )),
+            )
+            .group(
                 ActionGroup::new("usurped").asynchronous().action(action_fn(
                     "steal",
                     |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
@@ -218,6 +234,29 @@ fn retries_stop_at_max_attempts_and_keep_every_error<B: TestBackend>() {
     assert_eq!(
         output["previous_attempts"].as_array().map(Vec::len),
         Some(2)
+    );
+}
+
+/// Each run sees its attempt number, and the same idempotency key as the runs before it.
+fn each_run_sees_its_attempt_and_the_operations_idempotency_key<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>();
+    let op = queue::<B>(&mut conn, &registry, "second-time-lucky");
+    let stats = drain_with_one_thread::<B>(&db, &registry);
+    assert_eq!((stats.retried, stats.succeeded), (1, 1));
+    let output: Value = BatchOperation::find(&mut conn, op.id())
+        .unwrap()
+        .output_data()
+        .unwrap()
+        .unwrap();
+    let key = format!("batchframework-operation-{}", op.id());
+    assert_eq!(
+        output["previous_attempts"][0]["results"][0]["errordata"]["data"],
+        json!({ "attempt": 1, "key": key })
+    );
+    assert_eq!(
+        output["results"][0]["success_output_data"],
+        json!({ "attempt": 2, "key": key })
     );
 }
 
@@ -610,6 +649,7 @@ backend_tests!(
     every_operation_runs_exactly_once_with_4_threads,
     delayed_operations_never_start_early,
     retries_stop_at_max_attempts_and_keep_every_error,
+    each_run_sees_its_attempt_and_the_operations_idempotency_key,
     a_lost_workers_operation_is_recovered,
     a_fenced_worker_cannot_finish,
 );

@@ -193,6 +193,36 @@ impl<'a, C: BatchConnection> ActionContext<'a, C> {
         self.operation
     }
 
+    /// Which run of the operation this is: 1 for the first (and for a synchronous run), 2 and
+    /// more when a worker runs it again, after a failure or because the worker that ran it
+    /// before died mid-run. An operator's [`admin::retry`](crate::admin::retry) counts afresh.
+    pub fn attempt(&self) -> i32 {
+        self.operation.attempts().max(1)
+    }
+
+    /// A key that is the same for every run of this operation and different for every other
+    /// operation of the database: `batchframework-operation-<id>`. An action's effects on
+    /// other systems may happen more than once, since an action whose worker died runs again;
+    /// pass this as the idempotency key those systems take (a payment provider's, a mail
+    /// service's), or store it with what the action creates and skip what already exists.
+    ///
+    /// ```
+    /// # use batchframework_diesel::registry::{action_fn, ActionError, ActionGroup};
+    /// # use diesel::SqliteConnection;
+    /// # fn send(_to: &str, _idempotency_key: &str) -> Result<(), std::io::Error> { Ok(()) }
+    /// let group = ActionGroup::new("send-invoice").asynchronous().action(action_fn(
+    ///     "send",
+    ///     |ctx: &mut batchframework_diesel::registry::ActionContext<'_, SqliteConnection>| {
+    ///         // A rerun after a lost worker sends the same key: the mail service sends once.
+    ///         send("billing@example.com", &ctx.idempotency_key())?;
+    ///         Ok(serde_json::json!({ "attempt": ctx.attempt() }))
+    ///     },
+    /// ));
+    /// ```
+    pub fn idempotency_key(&self) -> String {
+        format!("batchframework-operation-{}", self.operation.id())
+    }
+
     /// The operation's input data as `T` (`Ok(None)` when there is none).
     pub fn input<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         self.operation.input_data()
