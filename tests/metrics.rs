@@ -195,15 +195,20 @@ fn a_worker_reports_its_queues_depth_and_lag<B: TestBackend>() {
     };
     // Each snapshot empties the recorder: the one that shows the report is kept.
     let mut reported = Snapshot::new();
+    // The keeper sets the four gauges one after another: a snapshot may catch it in between
+    // (and empties the recorder), so wait for one that holds all four.
+    let lag_labels = [("queue", queue.as_str())];
     eventually("the keeper to report the queue's gauges", || {
         reported = snapshot();
-        depth(&reported, "due").is_some()
+        ["due", "delayed", "running"]
+            .iter()
+            .all(|state| depth(&reported, state).is_some())
+            && series(&reported, "batchframework_queue_lag_seconds", &lag_labels).is_some()
     });
     handle.shutdown(Duration::from_secs(10)).unwrap();
     let states = ["due", "delayed", "running"].map(|state| depth(&reported, state));
     assert_eq!(states, [Some(2.0), Some(0.0), Some(0.0)]);
-    let labels = [("queue", queue.as_str())];
-    match series(&reported, "batchframework_queue_lag_seconds", &labels) {
+    match series(&reported, "batchframework_queue_lag_seconds", &lag_labels) {
         Some(DebugValue::Gauge(lag)) => assert!(lag.0 > 0.0, "{lag}"),
         other => panic!("no lag gauge: {other:?}"),
     }

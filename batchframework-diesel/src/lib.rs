@@ -124,6 +124,8 @@
 //! * [`batch_tracked`], [`bulk_insertable`], [`bulk_insert_tracked`], [`bulk_insert`],
 //!   [`tracking_column_sql`], [`add_tracking_column`]: the 5-statement bulk pattern.
 //! * [`registry`]: action groups, run inline or queued. `worker` (feature `r2d2`): the workers.
+//! * [`overview`] and [`admin`]: the queues at a glance, and retry, cancel and pause for
+//!   operators (what the `batchframework` command line is built on).
 //! * [`migrations`], [`run_migrations`]: the embedded migrations. [`schema`]: the `table!`.
 //! * [`Error`]: every error, each saying what to do.
 //!
@@ -136,6 +138,7 @@
 //! | `mysql` | `MysqlConnection` support for MySQL 8.0.16+ and MariaDB 10.6+ (needs libmysqlclient or libmariadb) |
 //! | `r2d2` | passing r2d2 `PooledConnection`s wherever a connection is taken, and the `worker` module |
 //! | `uuid` | `uuid::Uuid` primary keys for context objects |
+//! | `metrics` | the workers' counters, histogram and queue gauges through the `metrics` facade (implies `r2d2`) |
 //!
 //! No backend is enabled by default; enable the ones your application uses.
 

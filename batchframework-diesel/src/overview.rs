@@ -60,6 +60,15 @@ impl Count {
         matches!(self, Count::Exact(_))
     }
 
+    /// Past `limit`, `AtLeast(limit)`: a sum of two counts stays within the same limit.
+    pub(crate) fn capped(self, limit: u64) -> Count {
+        if self.value() > limit {
+            Count::AtLeast(limit)
+        } else {
+            self
+        }
+    }
+
     /// Counts `found` items of a search stopped at `limit`.
     pub(crate) fn of(found: u64, limit: u64) -> Count {
         if found > limit {
@@ -145,7 +154,7 @@ pub(crate) fn count_queue<S: Storage>(
         let found = storage.count_active_part(part, limit.saturating_add(1))?;
         Ok(Count::of(found, limit))
     };
-    let due = count(Part::Immediate)? + count(Part::DueDelayed(now))?;
+    let due = (count(Part::Immediate)? + count(Part::DueDelayed(now))?).capped(limit);
     let delayed = count(Part::NotYetDue(now))?;
     let running = count(Part::Running)?;
     Ok(QueueCounts {

@@ -45,11 +45,7 @@ pub fn cancel<C: BatchConnection>(conn: &mut C, id: i64, by: &str) -> Result<Can
             finished_datetime: Some(at),
             output_data_json: Some(&output),
         };
-        if conn
-            .storage()
-            .change_status(id, Status::Unprocessed, &change)?
-            == 1
-        {
+        if conn.storage().cancel_pending(id, &change)? == 1 {
             return Ok(Cancelled::Finished(BatchOperation::find(conn, id)?));
         }
         if conn.storage().request_cancel(id)? == 1 {

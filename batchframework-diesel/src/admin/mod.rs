@@ -9,9 +9,8 @@
 //!   [`cancel`] pending or running work; [`pause_queue`] and [`resume_queue`]; prune history
 //!   with [`Prune`](crate::Prune).
 //!
-//! Each change is one guarded statement: it happens only if the operation is still in the
-//! state it was read in, so an operator racing a worker either wins or gets a typed error, and
-//! nothing is changed twice.
+//! Each change to an operation is made by an `UPDATE` guarded by the state it was read in, so
+//! an operator racing a worker either wins or gets a typed error, and nothing is changed twice.
 //!
 //! ```
 //! use batchframework_diesel::admin::{self, Cancelled};

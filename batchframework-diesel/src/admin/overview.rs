@@ -157,7 +157,11 @@ impl Finishes {
     /// Finishes per minute over `window`; past the limit, over the span of the newest `limit`.
     fn per_minute(&self, window: Duration) -> f64 {
         let (count, span) = match (self.within(window), self.times.last()) {
-            (Count::AtLeast(count), Some(oldest)) => (count, self.now - *oldest),
+            // At least a second: a finish stamped after `now` (another host's clock) must not
+            // make the span vanish.
+            (Count::AtLeast(count), Some(oldest)) => {
+                (count, (self.now - *oldest).max(Duration::seconds(1)))
+            }
             (count, _) => (count.value(), window),
         };
         let minutes = span.num_milliseconds().max(1) as f64 / 60_000.0;

@@ -5,9 +5,10 @@ use crate::error::Result;
 use crate::lifecycle::check_length;
 
 /// Pauses `queue`: workers claim nothing more from it until [`resume_queue`]; what is running
-/// finishes. A claim in flight when this is called commits first (workers lock their queues'
-/// settings in share mode while they claim, and this waits for them), so no operation of the
-/// queue starts after it returns. A queue that does not exist yet can be paused.
+/// finishes, and so do operations a worker claimed before the pause in a batch and has not
+/// started yet. A claim in flight when this is called commits first (workers lock their queues'
+/// settings in share mode while they claim, and this waits for them), so no claim of the
+/// queue's operations happens after it returns. A queue that does not exist yet can be paused.
 ///
 /// # Errors
 ///

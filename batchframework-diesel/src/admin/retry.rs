@@ -34,9 +34,9 @@ pub fn retry<C: BatchConnection>(conn: &mut C, id: i64) -> Result<BatchOperation
 }
 
 /// Queues again every failed operation matching `filter` (its status and result conditions are
-/// replaced by finished and failed; its limit, if any, caps how many), reading them 500 at a
-/// time by id; returns how many were queued. One that changed meanwhile (a concurrent retry)
-/// is skipped.
+/// replaced by finished and failed, its order and `after_id` are ignored, and its limit, if
+/// any, caps how many), reading them 500 at a time by id; returns how many were queued. One
+/// that changed meanwhile (a concurrent retry) is skipped.
 ///
 /// # Errors
 ///
@@ -52,12 +52,14 @@ pub fn retry_failed<C: BatchConnection>(conn: &mut C, filter: &OperationFilter) 
         if room == 0 {
             return Ok(retried);
         }
-        let mut page = filter
-            .clone()
-            .status(Status::Finished)
-            .result(OperationResult::Failed)
-            .order_by(crate::filter::OperationOrder::IdAscending)
-            .limit(u32::try_from(room).unwrap_or(RETRY_BATCH));
+        let mut page = OperationFilter {
+            after_id: None,
+            ..filter.clone()
+        }
+        .status(Status::Finished)
+        .result(OperationResult::Failed)
+        .order_by(crate::filter::OperationOrder::IdAscending)
+        .limit(u32::try_from(room).unwrap_or(RETRY_BATCH));
         if let Some(id) = after {
             page = page.after_id(id);
         }

@@ -100,6 +100,10 @@ pub trait Storage {
     ) -> QueryResult<Vec<DateTime<Utc>>>;
     /// How many operations `part` holds, counted no further than `limit`.
     fn count_active_part(&mut self, part: ActivePart<'_>, limit: u64) -> QueryResult<u64>;
+    /// Finishes pending operation `id` with `change` (a cancel), only while it is
+    /// `unprocessed`; run again as InnoDB's deadlock victim outside a transaction. Returns the
+    /// rows changed (0 or 1).
+    fn cancel_pending(&mut self, id: i64, change: &StatusChange<'_>) -> QueryResult<usize>;
     /// Queues operation `id` again, pending and due now with `requeue`'s output, only while it
     /// is the failed attempt that finished at `finished_at`; returns the rows changed (0 or 1).
     fn requeue_failed(
@@ -253,6 +257,13 @@ where
             queues.push(queue);
         }
         Ok(queues)
+    }
+
+    fn cancel_pending(&mut self, id: i64, change: &StatusChange<'_>) -> QueryResult<usize> {
+        // Racing a worker's claim of the same row, the UPDATE can be InnoDB's deadlock victim.
+        retry_outside_transaction(self, |conn| {
+            statements::change_status(id, Status::Unprocessed, change).execute(conn)
+        })
     }
 
     fn requeue_failed(

@@ -188,11 +188,12 @@ impl super::worker::WorkerBackend for Pg {
 }
 
 /// Calls advisory lock function `function` on the pruning lock's key: one per schema (tables
-/// of the same name in two schemas are two installations), hashed to the lock's integer key.
+/// of the same name in two schemas are two installations). The two-integer form keeps it apart
+/// from an application's single-key advisory locks.
 #[cfg(feature = "r2d2")]
 fn session_lock(conn: &mut diesel::PgConnection, function: &str) -> QueryResult<bool> {
     let answer: super::worker::sql::LockAnswer = diesel::sql_query(format!(
-        "SELECT CASE WHEN {function}(hashtext(current_schema() || '.batchframework_prune')) \
+        "SELECT CASE WHEN {function}(hashtext('batchframework_prune'), hashtext(current_schema())) \
          THEN 1 ELSE 0 END::BIGINT AS locked"
     ))
     .get_result(conn)?;

@@ -23,7 +23,8 @@
 //!   work that becomes due later (`run_after`), are found by polling every `poll_interval`.
 //! * **Paused queues** ([`admin::pause_queue`](crate::admin::pause_queue)) are not claimed
 //!   from; each claim locks its queues' settings rows in share mode, so a pause waits for the
-//!   claims in flight and none starts after it returns.
+//!   claims in flight and no claim happens after it returns (operations claimed before it in a
+//!   batch still run).
 //! * **Metrics**, with the `metrics` feature: counters, a duration histogram and queue gauges
 //!   through the `metrics` facade (the [`metrics`] module lists them).
 //! * **Pruning** ([`Worker::prune_finished_after`]): the keeper deletes old finished
@@ -281,13 +282,15 @@ where
 
     /// Has the keeper report the depth (`batchframework_queue_depth`, due, delayed and running,
     /// each counted up to 10,000) and lag (`batchframework_queue_lag_seconds`) of each of the
-    /// worker's queues through the `metrics` facade every `interval` (at least a second): a
+    /// worker's queues through the `metrics` facade every `interval` (between a second and a
+    /// day): a
     /// few index reads per queue. Off by default; the counters and the duration histogram (see
     /// the [`metrics`] module) need no setting.
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn queue_metrics_every(mut self, interval: Duration) -> Self {
-        self.queue_metrics_every = Some(interval.max(Duration::from_secs(1)));
+        self.queue_metrics_every =
+            Some(interval.clamp(Duration::from_secs(1), Duration::from_secs(24 * 3600)));
         self
     }
 

@@ -225,10 +225,7 @@ where
             worker = %self.name,
         );
         let _entered = span.enter();
-        let started = std::time::Instant::now();
-        let decision = self.decide(conn, operation);
-        metrics::ran(operation, started.elapsed());
-        match decision {
+        match self.decide(conn, operation) {
             Decision::Finish {
                 result,
                 output,
@@ -273,7 +270,9 @@ where
         let Some(group) = self.registry.group(operation.operation_type()) else {
             return attempt::no_group(operation.operation_type());
         };
+        let started = std::time::Instant::now();
         let result = run_actions(conn, group, operation);
+        metrics::ran(operation, started.elapsed());
         attempt.after_run(group.backoff(), &result, Utc::now())
     }
 }
