@@ -52,7 +52,8 @@ pub trait Storage {
     ) -> QueryResult<usize>;
     /// Sets a running operation's progress; returns the rows changed (0 or 1).
     fn update_progress(&mut self, id: i64, done: i64, total: Option<i64>) -> QueryResult<usize>;
-    /// Flags a running operation for cancellation; returns the rows changed (0 or 1).
+    /// Flags a running operation for cancellation; returns the rows changed (0 or 1). Run again
+    /// as InnoDB's deadlock victim outside a transaction.
     fn request_cancel(&mut self, id: i64) -> QueryResult<usize>;
     /// Whether the operation was asked to cancel (`None`: it no longer exists); reads one
     /// column, for actions that check it often.
@@ -187,7 +188,9 @@ where
     }
 
     fn request_cancel(&mut self, id: i64) -> QueryResult<usize> {
-        statements::request_cancel(id).execute(self)
+        // Racing the worker that finishes the same row, the UPDATE can be InnoDB's deadlock
+        // victim.
+        retry_outside_transaction(self, |conn| statements::request_cancel(id).execute(conn))
     }
 
     fn cancel_requested(&mut self, id: i64) -> QueryResult<Option<bool>> {
