@@ -84,11 +84,7 @@ fn pick(values: &[&str]) -> String {
     sql
 }
 
-/// The columns every fill writes, in this order.
-const FILL_COLUMNS: &str = "created_datetime, started_running_datetime, finished_datetime, \
-     operationtype, status, result, queue, priority, run_after, attempts, max_attempts";
-
-/// Which rows a fill statement writes.
+/// Which rows a fill statement writes, in `--scale`'s columns (`scale::FILL_COLUMNS`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Rows {
     Finished,
@@ -138,9 +134,6 @@ impl Rows {
 trait Admin: Target {
     /// The database server and its version, for the table's heading.
     fn server(conn: &mut Self) -> QueryResult<String>;
-    /// The statement inserting rows `lo..=hi` of `rows`; `now_us` is now in microseconds since
-    /// the epoch.
-    fn rows_sql(rows: Rows, lo: u64, hi: u64, now_us: i64) -> String;
     /// The library's plans of its cheap-at-scale statements for `operation_type` on `queue`.
     fn library_plans(
         conn: &mut Self,
@@ -160,9 +153,8 @@ trait Admin: Target {
 
 /// The overview's step from `queue` to the next queue with finished work, as the library
 /// writes it on MySQL/MariaDB.
-const STEP_PAST_QUEUE_MYSQL: &str = "SELECT `batchframework_batchoperation`.`queue` \
-     FROM `batchframework_batchoperation` WHERE (`status` = 'finished' AND `queue` > ?) \
-     ORDER BY `batchframework_batchoperation`.`queue` ASC LIMIT ?";
+const STEP_PAST_QUEUE_MYSQL: &str = "SELECT min(`batchframework_batchoperation`.`queue`) \
+     FROM `batchframework_batchoperation` WHERE (`status` = 'finished' AND `queue` > ?)";
 
 /// A row of `ANALYZE FORMAT=JSON` (MariaDB).
 #[derive(diesel::QueryableByName)]
@@ -195,14 +187,6 @@ impl Admin for PgConnection {
         ))
     }
 
-    fn rows_sql(rows: Rows, lo: u64, hi: u64, _now_us: i64) -> String {
-        let select = rows.select(|us| format!("now() + ({us}) * interval '1 microsecond'"));
-        format!(
-            "INSERT INTO batchframework_batchoperation ({FILL_COLUMNS}) \
-             SELECT {select} FROM generate_series({lo}::bigint, {hi}::bigint) AS g"
-        )
-    }
-
     fn library_plans(
         conn: &mut Self,
         queue: &str,
@@ -228,19 +212,6 @@ impl Admin for MysqlConnection {
         Ok(format!("{name} {version}"))
     }
 
-    /// Row numbers from a recursive CTE of 1,000 rows crossed with itself, as `--scale` does
-    /// (within the servers' default recursion limits), so a chunk holds at most 1,000,000 rows.
-    fn rows_sql(rows: Rows, lo: u64, hi: u64, _now_us: i64) -> String {
-        let select = rows.select(|us| format!("TIMESTAMPADD(MICROSECOND, {us}, UTC_TIMESTAMP(6))"));
-        format!(
-            "INSERT INTO batchframework_batchoperation ({FILL_COLUMNS}) \
-             WITH RECURSIVE d (n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM d WHERE n < 999) \
-             SELECT {select} FROM (SELECT {lo} + a.n * 1000 + b.n AS g \
-             FROM d AS a CROSS JOIN d AS b WHERE a.n * 1000 + b.n <= {}) AS numbers",
-            hi - lo
-        )
-    }
-
     fn library_plans(
         conn: &mut Self,
         queue: &str,
@@ -257,18 +228,14 @@ impl Admin for MysqlConnection {
     /// Its time and row reads as a prepared statement, and MariaDB's `ANALYZE FORMAT=JSON`
     /// (MySQL has no such statement: then the time and reads alone).
     fn step_past_queue(conn: &mut Self, queue: &str) -> QueryResult<Option<String>> {
-        let step = || {
-            diesel::sql_query(STEP_PAST_QUEUE_MYSQL)
-                .bind::<Text, _>(queue.to_owned())
-                .bind::<diesel::sql_types::BigInt, _>(1_i64)
-        };
+        let step = || diesel::sql_query(STEP_PAST_QUEUE_MYSQL).bind::<Text, _>(queue.to_owned());
         let before = handler_reads(conn)?;
         let started = Instant::now();
         step().execute(conn)?;
         let took = started.elapsed();
         let after = handler_reads(conn)?;
         let mut out = format!(
-            "{STEP_PAST_QUEUE_MYSQL}\n-- binds: [{queue:?}, 1]; {:.3} ms; handler reads:",
+            "{STEP_PAST_QUEUE_MYSQL}\n-- binds: [{queue:?}]; {:.3} ms; handler reads:",
             took.as_secs_f64() * 1000.0
         );
         for ((name, was), (_, is)) in before.iter().zip(&after) {
@@ -279,7 +246,6 @@ impl Admin for MysqlConnection {
         let analyzed: QueryResult<Vec<Analyzed>> =
             diesel::sql_query(format!("ANALYZE FORMAT=JSON {STEP_PAST_QUEUE_MYSQL}"))
                 .bind::<Text, _>(queue.to_owned())
-                .bind::<diesel::sql_types::BigInt, _>(1_i64)
                 .load(conn);
         if let Ok(analyzed) = analyzed {
             for row in analyzed {
@@ -306,23 +272,6 @@ impl Admin for SqliteConnection {
             "SQLite {}",
             text("sqlite_version()").get_result::<String>(conn)?
         ))
-    }
-
-    /// Timestamps as the library writes them: fixed-width UTC text with microseconds.
-    fn rows_sql(rows: Rows, lo: u64, hi: u64, now_us: i64) -> String {
-        let select = rows.select(|us| {
-            let at = format!("({now_us} + {us})");
-            format!(
-                "strftime('%Y-%m-%d %H:%M:%S', {at} / 1000000, 'unixepoch') \
-                 || printf('.%06d', {at} % 1000000)"
-            )
-        });
-        format!(
-            "WITH RECURSIVE numbers (g) AS (SELECT {lo} UNION ALL SELECT g + 1 FROM numbers \
-             WHERE g < {hi}) \
-             INSERT INTO batchframework_batchoperation ({FILL_COLUMNS}) \
-             SELECT {select} FROM numbers"
-        )
     }
 
     fn library_plans(
@@ -509,7 +458,8 @@ fn measure<C: Admin>(url: &str, explain: bool) -> Result<Measured, AnyError> {
         let mut lo = 1;
         while lo <= rows.count() {
             let hi = (lo + FILL_CHUNK - 1).min(rows.count());
-            conn.batch_execute(&C::rows_sql(rows, lo, hi, now_us))?;
+            let select = rows.select(|us| C::timestamp_sql(&us, now_us));
+            conn.batch_execute(&C::insert_numbered_sql(&select, lo, hi))?;
             lo = hi + 1;
         }
     }

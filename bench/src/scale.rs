@@ -225,7 +225,8 @@ fn spread(kind: Kind, n: u64) -> Spread {
 }
 
 /// The columns every fill writes, in this order.
-const FILL_COLUMNS: &str = "created_datetime, started_running_datetime, finished_datetime, \
+const FILL_COLUMNS: &str =
+    "created_datetime, started_running_datetime, finished_datetime, \
      operationtype, status, result, queue, priority, run_after, attempts, max_attempts";
 
 /// The SELECT list of a fill, with `ts(expr_us)` turning microseconds from now into the
@@ -267,9 +268,12 @@ pub(crate) trait Target: WorkerConnection + LoadConnection<Backend = Self::DB> {
     /// Whether started workers are woken by LISTEN/NOTIFY (else they poll every 10 ms).
     const LISTEN: bool;
     const ANALYZE: &'static str;
-    /// The statement inserting rows `lo..=hi` of `n` of `kind`; `now_us` is now in microseconds
-    /// since the epoch.
-    fn fill_sql(kind: Kind, n: u64, lo: u64, hi: u64, now_us: i64) -> String;
+    /// The instant `us` microseconds (an SQL expression) from now, in the column's type;
+    /// `now_us` is now in microseconds since the epoch, for a backend without a clock of its own
+    /// that precise.
+    fn timestamp_sql(us: &str, now_us: i64) -> String;
+    /// `INSERT` of [`FILL_COLUMNS`] as `select` for each row number `g` in `lo..=hi`.
+    fn insert_numbered_sql(select: &str, lo: u64, hi: u64) -> String;
     /// Statements run on each new connection of the pool.
     const SETUP: &'static str = "";
     /// The claim's read runs in this transaction.
@@ -290,10 +294,11 @@ impl Target for PgConnection {
     const LISTEN: bool = true;
     const ANALYZE: &'static str = "ANALYZE batchframework_batchoperation";
 
-    fn fill_sql(kind: Kind, n: u64, lo: u64, hi: u64, _now_us: i64) -> String {
-        let select = fill_select(kind, n, |us| {
-            format!("now() + ({us}) * interval '1 microsecond'")
-        });
+    fn timestamp_sql(us: &str, _now_us: i64) -> String {
+        format!("now() + ({us}) * interval '1 microsecond'")
+    }
+
+    fn insert_numbered_sql(select: &str, lo: u64, hi: u64) -> String {
         format!(
             "INSERT INTO batchframework_batchoperation ({FILL_COLUMNS}) \
              SELECT {select} FROM generate_series({lo}::bigint, {hi}::bigint) AS g"
@@ -320,10 +325,11 @@ impl Target for MysqlConnection {
     /// Row numbers from a recursive CTE of 1,000 rows crossed with itself (1,000 recursions
     /// stay under MySQL's `cte_max_recursion_depth` and MariaDB's `max_recursive_iterations`
     /// defaults), so a chunk holds at most 1,000,000 rows.
-    fn fill_sql(kind: Kind, n: u64, lo: u64, hi: u64, _now_us: i64) -> String {
-        let select = fill_select(kind, n, |us| {
-            format!("TIMESTAMPADD(MICROSECOND, {us}, UTC_TIMESTAMP(6))")
-        });
+    fn timestamp_sql(us: &str, _now_us: i64) -> String {
+        format!("TIMESTAMPADD(MICROSECOND, {us}, UTC_TIMESTAMP(6))")
+    }
+
+    fn insert_numbered_sql(select: &str, lo: u64, hi: u64) -> String {
         format!(
             "INSERT INTO batchframework_batchoperation ({FILL_COLUMNS}) \
              WITH RECURSIVE d (n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM d WHERE n < 999) \
@@ -360,15 +366,16 @@ impl Target for SqliteConnection {
     const ANALYZE: &'static str = "ANALYZE";
     const SETUP: &'static str = "PRAGMA busy_timeout = 10000";
 
-    /// Timestamps as the library writes them: fixed-width UTC text with microseconds.
-    fn fill_sql(kind: Kind, n: u64, lo: u64, hi: u64, now_us: i64) -> String {
-        let select = fill_select(kind, n, |us| {
-            let at = format!("({now_us} + {us})");
-            format!(
-                "strftime('%Y-%m-%d %H:%M:%S', {at} / 1000000, 'unixepoch') \
-                 || printf('.%06d', {at} % 1000000)"
-            )
-        });
+    /// As the library writes them: fixed-width UTC text with microseconds.
+    fn timestamp_sql(us: &str, now_us: i64) -> String {
+        let at = format!("({now_us} + {us})");
+        format!(
+            "strftime('%Y-%m-%d %H:%M:%S', {at} / 1000000, 'unixepoch') \
+             || printf('.%06d', {at} % 1000000)"
+        )
+    }
+
+    fn insert_numbered_sql(select: &str, lo: u64, hi: u64) -> String {
         format!(
             "WITH RECURSIVE numbers (g) AS (SELECT {lo} UNION ALL SELECT g + 1 FROM numbers \
              WHERE g < {hi}) \
@@ -594,7 +601,8 @@ where
     let mut lo = 1;
     while lo <= case.size {
         let hi = (lo + FILL_CHUNK - 1).min(case.size);
-        conn.batch_execute(&C::fill_sql(case.kind, case.size, lo, hi, now_us))?;
+        let select = fill_select(case.kind, case.size, |us| C::timestamp_sql(&us, now_us));
+        conn.batch_execute(&C::insert_numbered_sql(&select, lo, hi))?;
         lo = hi + 1;
     }
     let fill = started.elapsed();
