@@ -5,30 +5,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batchframework_diesel::admin::{self, Cancelled, Count, QueueOverview, RecentCounts};
-use batchframework_diesel::registry::{action_fn, ActionContext, ActionError, ActionGroup};
+use batchframework_diesel::registry::{action_fn, ActionError, ActionGroup};
 use batchframework_diesel::registry::{Registry, RunArgs};
 use batchframework_diesel::worker::Worker;
 use batchframework_diesel::{BatchOperation, Error, OperationFilter, OperationResult, Status};
 use batchframework_tests::{backend_tests, migrated, TestBackend};
 use chrono::{Duration as Span, Utc};
-use diesel::connection::SimpleConnection;
 use serde_json::{json, Value};
 
 use crate::queries::set_timestamp;
-use crate::worker::{eventually, executions, queue_many, set_up};
+use crate::worker::{eventually, executions, queue_many, record, set_up};
 
-/// `record` (queue `default`) and `record-elsewhere` (queue `elsewhere`) leave a row in
-/// `executions` per run; `fails` fails once, on its only attempt.
+/// `record` (queue `default`) and `record-elsewhere` (queue `elsewhere`) run [`record`] (a row in
+/// `executions` per run); `fails` fails once, on its only attempt.
 fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
-    let record = |ctx: &mut ActionContext<'_, B::Connection>| {
-        let id = ctx.operation().id();
-        ctx.conn()
-            .batch_execute(&format!(
-                "INSERT INTO executions (operation_id) VALUES ({id})"
-            ))
-            .map_err(ActionError::from)?;
-        Ok(json!(id))
-    };
+    let record = record::<B>;
     Arc::new(
         Registry::builder()
             .queue("elsewhere")

@@ -12,18 +12,24 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use serde_json::{json, Value};
 
+/// The test action that records its run: a row in `executions` (see [`set_up`]), so a test
+/// can count runs; its output is the operation's id.
+pub(crate) fn record<B: TestBackend>(
+    ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>,
+) -> Result<Value, ActionError> {
+    let id = ctx.operation().id();
+    ctx.conn()
+        .batch_execute(&format!(
+            "INSERT INTO executions (operation_id) VALUES ({id})"
+        ))
+        .map_err(ActionError::from)?;
+    Ok(json!(id))
+}
+
 /// Every run of `record` (and of `slow`, which then takes 300 ms) leaves a row in `executions`,
 /// so the test can count them.
 fn registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
-    let record = |ctx: &mut batchframework_diesel::registry::ActionContext<'_, B::Connection>| {
-        let id = ctx.operation().id();
-        ctx.conn()
-            .batch_execute(&format!(
-                "INSERT INTO executions (operation_id) VALUES ({id})"
-            ))
-            .map_err(ActionError::from)?;
-        Ok(json!(id))
-    };
+    let record = record::<B>;
     Arc::new(
         Registry::builder()
             .group(ActionGroup::new("record").asynchronous().action(action_fn("record", record)))

@@ -225,8 +225,7 @@ fn spread(kind: Kind, n: u64) -> Spread {
 }
 
 /// The columns every fill writes, in this order.
-const FILL_COLUMNS: &str =
-    "created_datetime, started_running_datetime, finished_datetime, \
+const FILL_COLUMNS: &str = "created_datetime, started_running_datetime, finished_datetime, \
      operationtype, status, result, queue, priority, run_after, attempts, max_attempts";
 
 /// The SELECT list of a fill, with `ts(expr_us)` turning microseconds from now into the
