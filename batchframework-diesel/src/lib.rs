@@ -126,7 +126,7 @@
 //! * [`registry`]: action groups, run inline or queued. `worker` (feature `r2d2`): the workers.
 //! * [`overview`] and [`admin`]: the queues at a glance, and retry, cancel and pause for
 //!   operators (what the `batchframework` command line is built on).
-//! * [`migrations`], [`run_migrations`]: the embedded migrations. [`schema`]: the `table!`.
+//! * [`migrations`], [`run_migrations`], [`pending_migrations`]: the embedded migrations. [`schema`]: the `table!`.
 //! * [`Error`]: every error, each saying what to do.
 //!
 //! # Feature flags
@@ -283,7 +283,7 @@ pub use context::{ContextId, ContextObject, ContextRef};
 pub use error::{Error, Result};
 pub use filter::{OperationFilter, OperationOrder};
 pub use lifecycle::{NewOperation, DEFAULT_QUEUE, HIGH_PRIORITY_QUEUE, MAX_KEY_LENGTH};
-pub use migrations::run_migrations;
+pub use migrations::{pending_migrations, run_migrations};
 pub use operation::BatchOperation;
 pub use prune::Prune;
 pub use status::{OperationResult, Status, UnknownValue};

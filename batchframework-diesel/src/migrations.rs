@@ -38,3 +38,27 @@ pub fn run_migrations<C: BatchConnection>(conn: &mut C) -> Result<Vec<String>> {
         .run_embedded_migrations()
         .map_err(Error::Migration)
 }
+
+/// The versions of the batchframework migrations this connection's database has not applied
+/// yet, oldest first: empty when it is up to date. For a health check, or a deployment step
+/// that refuses to start on an old schema.
+///
+/// ```
+/// # use diesel::{Connection, SqliteConnection};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut conn = SqliteConnection::establish(":memory:")?;
+/// assert!(!batchframework_diesel::pending_migrations(&mut conn)?.is_empty());
+/// batchframework_diesel::run_migrations(&mut conn)?;
+/// assert!(batchframework_diesel::pending_migrations(&mut conn)?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Migration`] when the migrations table cannot be read.
+pub fn pending_migrations<C: BatchConnection>(conn: &mut C) -> Result<Vec<String>> {
+    conn.storage()
+        .pending_embedded_migrations()
+        .map_err(Error::Migration)
+}

@@ -3,6 +3,7 @@
 //!
 //! * See the queues: [`queue_overview`] (due, delayed and running work, recent successes and
 //!   failures, lag, throughput, whether paused), from indexes whose reads stop at a limit.
+//! * See how fast work goes: [`finishes_per_minute`] by result, for a chart.
 //! * Find operations: [`BatchOperation::find`](crate::BatchOperation::find) and
 //!   [`OperationFilter`](crate::OperationFilter) (newest first, keyset pages).
 //! * Act on them: [`retry`] a failure or [`retry_failed`] every failure matching a filter;
@@ -45,9 +46,11 @@ mod cancel;
 mod overview;
 mod queues;
 mod retry;
+mod throughput;
 
 pub use crate::overview::Count;
 pub use cancel::{cancel, Cancelled};
 pub use overview::{queue_overview, QueueOverview, RecentCounts};
 pub use queues::{pause_queue, paused_queues, resume_queue};
 pub use retry::{retry, retry_failed};
+pub use throughput::{finishes_per_minute, MinuteCounts, Throughput};

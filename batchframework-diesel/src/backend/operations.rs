@@ -41,6 +41,10 @@ pub trait Storage {
     fn run_embedded_migrations(
         &mut self,
     ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>>;
+    /// The versions of this backend's embedded migrations not applied yet.
+    fn pending_embedded_migrations(
+        &mut self,
+    ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>>;
     /// Inserts one operation row and returns its id.
     fn insert_operation(&mut self, row: &NewOperationRow<'_>) -> QueryResult<i64>;
     /// `UPDATE ... SET change WHERE id = ? AND status = from`; returns the rows changed (0 or 1).
@@ -168,6 +172,16 @@ where
     ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
         let applied = self.run_pending_migrations(C::Backend::MIGRATIONS)?;
         Ok(applied.iter().map(ToString::to_string).collect())
+    }
+
+    fn pending_embedded_migrations(
+        &mut self,
+    ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+        let pending = self.pending_migrations(C::Backend::MIGRATIONS)?;
+        Ok(pending
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect())
     }
 
     fn insert_operation(&mut self, row: &NewOperationRow<'_>) -> QueryResult<i64> {
