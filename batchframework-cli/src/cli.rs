@@ -155,6 +155,17 @@ pub(crate) enum Command {
         backend: Option<BackendArg>,
     },
 
+    /// Serve the web dashboard: queues, operations and failures in the browser.
+    ///
+    /// The overview (one row per queue, finishes per minute over the last hour, the latest
+    /// failures), the operations with every filter, each operation's input, output, actions and
+    /// earlier attempts, and buttons to retry, cancel, pause, resume and prune. Also
+    /// `/metrics` (Prometheus) and `/healthz`. Runs until Ctrl-C or SIGTERM.
+    ///
+    /// It binds to loopback by default. Any other address needs --token: the browser then asks
+    /// for it once, and scripts send `Authorization: Bearer <token>`.
+    Serve(ServeArgs),
+
     /// Follow an operation with a progress bar until it finishes, then print its result.
     ///
     /// Exits with 0 when it succeeded and 1 when it failed. The bar shows the progress the
@@ -168,6 +179,31 @@ pub(crate) enum Command {
         #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
         interval: std::time::Duration,
     },
+}
+
+/// `serve`'s flags.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDRESS:PORT")]
+    pub(crate) bind: std::net::SocketAddr,
+    /// Ask every request for this token (needed to bind an address other than loopback).
+    #[arg(
+        long,
+        env = "BATCHFRAMEWORK_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) token: Option<String>,
+    /// Show everything, change nothing: no buttons, every POST refused.
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// The name in the pages' header.
+    #[arg(long, default_value = "Batch operations")]
+    pub(crate) title: String,
+    /// Database connections the dashboard may hold at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) pool_size: u32,
 }
 
 /// The conditions `list` and `retry --all-failed` share.

@@ -4,7 +4,9 @@
 //! The backend is chosen here once, and every command is written once, generic over
 //! [`BatchConnection`]: [`OnConnection`] is what a command is to this module.
 
+use batchframework_diesel::worker::WorkerConnection;
 use batchframework_diesel::{BatchConnection, Dialect};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 
 use crate::error::CliError;
 
@@ -118,19 +120,59 @@ impl DatabaseUrl {
         creating: bool,
         job: J,
     ) -> Result<J::Output, CliError> {
-        if let (Some(path), false) = (&self.sqlite_file, creating) {
-            if !std::path::Path::new(path).exists() {
-                return Err(CliError::failed(format!(
-                    "there is no SQLite database at `{path}`; check the path, or create it with \
-                     `batchframework migrate`"
-                )));
-            }
+        if !creating {
+            self.check_sqlite_file()?;
         }
         match self.backend {
             Backend::Postgres => self.postgres(job),
             Backend::Sqlite => self.sqlite(job),
             Backend::Mysql => self.mysql(job),
         }
+    }
+
+    /// Opens a pool of `size` connections and runs `job` with it, on whichever backend the
+    /// URL names. Fails when no connection can be made.
+    pub(crate) fn run_pooled<J: OnPool>(&self, size: u32, job: J) -> Result<J::Output, CliError> {
+        self.check_sqlite_file()?;
+        match self.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => job.run(self.pool::<diesel::PgConnection>(size)?),
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => job.run(self.pool::<diesel::SqliteConnection>(size)?),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => job.run(self.pool::<diesel::MysqlConnection>(size)?),
+            #[allow(unreachable_patterns)] // reached only by builds without some backend
+            _ => {
+                let _ = (size, job);
+                Err(self.not_built())
+            }
+        }
+    }
+
+    /// An SQLite file must exist before anything but `migrate` opens it: opening would create
+    /// an empty one.
+    fn check_sqlite_file(&self) -> Result<(), CliError> {
+        match &self.sqlite_file {
+            Some(path) if !std::path::Path::new(path).exists() => Err(CliError::failed(format!(
+                "there is no SQLite database at `{path}`; check the path, or create it with \
+                 `batchframework migrate`"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    #[cfg(any(feature = "postgres", feature = "sqlite", feature = "mysql"))]
+    fn pool<C: WorkerConnection + SetUp>(
+        &self,
+        size: u32,
+    ) -> Result<Pool<ConnectionManager<C>>, CliError> {
+        Pool::builder()
+            .max_size(size)
+            .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .connection_customizer(Box::new(SetUpConnection))
+            .build(ConnectionManager::new(&self.target))
+            .map_err(|e| self.connect_error(&e.to_string()))
     }
 
     #[cfg(feature = "postgres")]
@@ -141,11 +183,8 @@ impl DatabaseUrl {
 
     #[cfg(feature = "sqlite")]
     fn sqlite<J: OnConnection>(&self, job: J) -> Result<J::Output, CliError> {
-        use diesel::connection::SimpleConnection;
         let mut conn = self.establish::<diesel::SqliteConnection>()?;
-        // Wait for a worker's write lock instead of failing at once; enforce the tracking
-        // columns' `ON DELETE SET NULL` when pruning, as the other backends always do.
-        conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
+        conn.set_up()
             .map_err(|e| self.connect_error(&e.to_string()))?;
         job.run(&mut conn)
     }
@@ -203,6 +242,51 @@ pub(crate) trait OnConnection {
 
     /// Runs the command on `conn`.
     fn run<C: BatchConnection>(self, conn: &mut C) -> Result<Self::Output, CliError>;
+}
+
+/// A command that needs a pool of connections rather than one (`serve`).
+pub(crate) trait OnPool {
+    /// What the command returns.
+    type Output;
+
+    /// Runs the command with `pool`.
+    fn run<C: WorkerConnection>(
+        self,
+        pool: Pool<ConnectionManager<C>>,
+    ) -> Result<Self::Output, CliError>;
+}
+
+/// The session settings the command's connections get.
+trait SetUp {
+    fn set_up(&mut self) -> diesel::QueryResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl SetUp for diesel::PgConnection {}
+
+#[cfg(feature = "mysql")]
+impl SetUp for diesel::MysqlConnection {}
+
+#[cfg(feature = "sqlite")]
+impl SetUp for diesel::SqliteConnection {
+    /// Waits for a worker's write lock instead of failing at once, and enforces the tracking
+    /// columns' `ON DELETE SET NULL` when pruning, as the other backends always do.
+    fn set_up(&mut self) -> diesel::QueryResult<()> {
+        use diesel::connection::SimpleConnection;
+        self.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
+    }
+}
+
+/// Applies [`SetUp`] to each pooled connection.
+#[derive(Debug)]
+struct SetUpConnection;
+
+impl<C: SetUp> CustomizeConnection<C, diesel::r2d2::Error> for SetUpConnection {
+    fn on_acquire(&self, conn: &mut C) -> Result<(), diesel::r2d2::Error> {
+        conn.set_up().map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// `postgres`, `mysql`, `http`: an RFC 3986 scheme, as opposed to a Windows drive or a path

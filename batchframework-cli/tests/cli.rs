@@ -17,3 +17,5 @@ mod inspect;
 mod offline;
 #[path = "cli/prune.rs"]
 mod prune;
+#[path = "cli/serve.rs"]
+mod serve;

@@ -7,6 +7,7 @@ mod migrate;
 mod operation;
 mod prune;
 mod queues;
+mod serve;
 mod show;
 mod status;
 mod tracking;
@@ -39,6 +40,9 @@ pub(crate) fn run(cli: Cli) -> Result<Outcome, CliError> {
     let url = url.ok_or_else(|| {
         CliError::usage("no database given: pass --database-url <URL> or set DATABASE_URL")
     })??;
+    if let Command::Serve(args) = cli.command {
+        return serve::run(&url, args);
+    }
     let creating = matches!(cli.command, Command::Migrate);
     url.run(
         creating,
@@ -71,9 +75,9 @@ impl OnConnection for Job {
             Command::Resume { queue } => queues::pause(conn, format, &queue, false)?,
             Command::Prune(args) => prune::run(conn, format, &args)?,
             Command::Watch { id, interval } => return watch::run(conn, format, id, interval),
-            Command::TrackingSql { .. } => {
+            Command::TrackingSql { .. } | Command::Serve(_) => {
                 return Err(CliError::failed(
-                    "internal error: tracking-sql needs no connection",
+                    "internal error: tracking-sql and serve are run before connecting",
                 ))
             }
         };
