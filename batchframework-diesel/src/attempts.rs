@@ -24,11 +24,20 @@ pub(crate) fn split_output(output: &str) -> (Vec<Value>, Option<Map<String, Valu
 
 /// Every attempt `output` records, oldest first: its `previous_attempts`, then the rest of it
 /// unless nothing is left (an output that is only the list, as a retried operation has before
-/// it runs again).
+/// it runs again). An output that is not an object (`finish_failed(conn, &"file not found")`
+/// stores a JSON string) is kept as it is, and text that is not JSON as a JSON string: what
+/// the operator retries must not lose the error it failed with.
 pub(crate) fn attempts_so_far(output: &str) -> Vec<Value> {
     let (mut attempts, last) = split_output(output);
-    if let Some(last) = last.filter(|last| !last.is_empty()) {
-        attempts.push(Value::Object(last));
+    match last {
+        Some(last) if !last.is_empty() => attempts.push(Value::Object(last)),
+        Some(_) => {}
+        None => match serde_json::from_str::<Value>(output) {
+            Ok(Value::Null) => {}
+            Ok(value) => attempts.push(value),
+            Err(_) if output.trim().is_empty() => {}
+            Err(_) => attempts.push(Value::String(output.to_owned())),
+        },
     }
     attempts
 }
@@ -58,9 +67,19 @@ mod tests {
     }
 
     #[test]
-    fn no_output_or_not_an_object_is_no_attempt() {
-        for output in ["", "null", "[1]", "not json", "\"text\""] {
+    fn no_output_is_no_attempt() {
+        for output in ["", " ", "null", "{}"] {
             assert!(attempts_so_far(output).is_empty(), "{output}");
         }
+    }
+
+    #[test]
+    fn an_output_that_is_not_an_object_is_kept_as_it_is() {
+        assert_eq!(
+            attempts_so_far("\"file not found\""),
+            [json!("file not found")]
+        );
+        assert_eq!(attempts_so_far("[1]"), [json!([1])]);
+        assert_eq!(attempts_so_far("not json"), [json!("not json")]);
     }
 }

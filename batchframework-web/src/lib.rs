@@ -19,6 +19,9 @@
 //! # }
 //! ```
 //!
+//! Mounted under `/admin/batch`, the overview is `/admin/batch` (axum's `nest` does not route
+//! `/admin/batch/`; add a redirect route there if your users type the slash).
+//!
 //! # Routes
 //!
 //! Relative to where the router is mounted, stable for an application to link to:

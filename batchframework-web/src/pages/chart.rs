@@ -6,8 +6,8 @@ use maud::{html, Markup};
 
 use crate::format;
 
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 160.0;
+const WIDTH: f64 = 1200.0;
+const HEIGHT: f64 = 170.0;
 const LEFT: f64 = 44.0;
 const BOTTOM: f64 = 20.0;
 

@@ -15,6 +15,8 @@ pub(crate) fn page(session: &Session, heading: &str, content: Markup) -> Markup 
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (heading) " · " (session.title) }
+                // No icon: without this line the browser asks the site's root for one.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(session.link("/assets/dashboard.css"));
                 script src=(session.link("/assets/dashboard.js")) defer {}
             }

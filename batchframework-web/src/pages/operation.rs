@@ -15,7 +15,7 @@ use crate::error::WebError;
 use crate::filters;
 use crate::format;
 use crate::pages::layout;
-use crate::pages::operations::{progress, status_badge};
+use crate::pages::operations::progress;
 use crate::security::Session;
 use crate::state::AppState;
 
@@ -37,8 +37,15 @@ fn render(session: &Session, op: &BatchOperation) -> Markup {
         section #summary data-refresh {
             p.status-line {
                 "Status " span #status class=(format!("status {}", op.status().as_str())) { (op.status().as_str()) }
-                " · result " span #result { (op.result().as_str()) }
-                " · " (status_badge(op))
+                @if op.status() == Status::Finished {
+                    " · result " span #result class=(format!("status {}", op.result().as_str())) { (op.result().as_str()) }
+                }
+                @if op.status() != Status::Finished {
+                    @if op.run_after().is_some_and(|at| at > chrono::Utc::now()) {
+                        " · " span.badge.delayed { "delayed" }
+                    }
+                    @if op.cancel_requested() { " · " span.badge.cancelling { "cancelling" } }
+                }
                 @if op.progress().is_some() { " · " (progress(op)) }
             }
             @if !session.read_only { (actions(session, op)) }
@@ -47,7 +54,11 @@ fn render(session: &Session, op: &BatchOperation) -> Markup {
         section #input {
             details open {
                 summary { h2 { "Input" } }
-                pre.json { (format::pretty_json(op.input_data_json())) }
+                @if op.input_data_json().trim().is_empty() || op.input_data_json().trim() == "null" {
+                    p.muted { "No input." }
+                } @else {
+                    pre.json { (format::pretty_json(op.input_data_json())) }
+                }
             }
         }
         section #output data-refresh {
