@@ -1,5 +1,6 @@
-//! A worker thread whose database connection dies: the worker stops and says why, instead of
-//! running on with a thread short, and what it did not get to stays for another worker.
+//! A worker thread whose database connection dies: the worker takes a new connection and
+//! carries on (counting the reconnect), and with `give_up_after(0)` it stops instead and says
+//! why, leaving what it did not get to for another worker.
 //!
 //! The action kills its own server session, which only the server backends can do, so these
 //! tests run on PostgreSQL and MySQL/MariaDB.
@@ -11,7 +12,7 @@ use batchframework_diesel::registry::{
     action_fn, ActionContext, ActionError, ActionGroup, Registry, RunArgs,
 };
 use batchframework_diesel::worker::Worker;
-use batchframework_diesel::{BatchOperation, OperationResult, Status};
+use batchframework_diesel::{BatchOperation, OperationFilter, OperationResult, Status};
 use batchframework_tests::TestBackend;
 use diesel::connection::SimpleConnection;
 use serde_json::Value;
@@ -31,9 +32,47 @@ fn kill_own_session<B: TestBackend>(conn: &mut B::Connection) -> Result<(), Acti
     Ok(())
 }
 
-fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another<B: TestBackend>() {
+fn a_lost_connection_is_replaced_and_the_worker_carries_on<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
-    let registry: Arc<Registry<B::Connection>> = Arc::new(
+    let registry = cutting_registry::<B>();
+    let cut = queue::<B>(&mut conn, &registry, "cut");
+    let plain: Vec<BatchOperation> = (0..2)
+        .map(|_| {
+            registry
+                .run(&mut conn, "plain", RunArgs::new())
+                .unwrap()
+                .operation
+        })
+        .collect();
+
+    let handle = Worker::new(Arc::clone(&registry), B::pool(&db, 2))
+        .batch_size(1)
+        .poll_interval(Duration::from_millis(20))
+        .start(1)
+        .unwrap();
+    eventually("every operation to finish", || {
+        OperationFilter::new()
+            .status(Status::Finished)
+            .count(&mut conn)
+            .unwrap()
+            == 3
+    });
+    assert!(!handle.is_stopping());
+    let stats = handle.shutdown(Duration::from_secs(10)).unwrap();
+    assert_eq!(stats.succeeded, 3);
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    for op in plain.iter().chain([&cut]) {
+        let stored = BatchOperation::find(&mut conn, op.id()).unwrap();
+        assert_eq!(
+            (stored.status(), stored.result(), stored.attempts()),
+            (Status::Finished, OperationResult::Successful, 1)
+        );
+    }
+}
+
+/// `cut` ends its own session; `plain` does nothing.
+fn cutting_registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
+    Arc::new(
         Registry::builder()
             .group(ActionGroup::new("cut").asynchronous().action(action_fn(
                 "cut",
@@ -49,7 +88,12 @@ fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another<B: TestBac
             )
             .build()
             .unwrap(),
-    );
+    )
+}
+
+fn with_no_patience_a_lost_connection_stops_the_worker<B: TestBackend>() {
+    let (db, mut conn) = set_up::<B>();
+    let registry = cutting_registry::<B>();
     let cut = queue::<B>(&mut conn, &registry, "cut");
     let plain: Vec<BatchOperation> = (0..2)
         .map(|_| {
@@ -63,6 +107,7 @@ fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another<B: TestBac
     let handle = Worker::new(Arc::clone(&registry), B::pool(&db, 2))
         .batch_size(1)
         .poll_interval(Duration::from_millis(20))
+        .give_up_after(Duration::ZERO)
         .start(1)
         .unwrap();
     eventually("the worker to stop on its own", || handle.is_stopping());
@@ -90,19 +135,29 @@ fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another<B: TestBac
 #[cfg(feature = "postgres")]
 mod postgres {
     #[test]
-    fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another() {
-        super::a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another::<
+    fn a_lost_connection_is_replaced_and_the_worker_carries_on() {
+        super::a_lost_connection_is_replaced_and_the_worker_carries_on::<
             batchframework_tests::Postgres,
         >();
+    }
+
+    #[test]
+    fn with_no_patience_a_lost_connection_stops_the_worker() {
+        super::with_no_patience_a_lost_connection_stops_the_worker::<batchframework_tests::Postgres>(
+        );
     }
 }
 
 #[cfg(feature = "mysql")]
 mod mysql {
     #[test]
-    fn a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another() {
-        super::a_lost_connection_stops_the_worker_and_leaves_the_rest_for_another::<
-            batchframework_tests::Mysql,
-        >();
+    fn a_lost_connection_is_replaced_and_the_worker_carries_on() {
+        super::a_lost_connection_is_replaced_and_the_worker_carries_on::<batchframework_tests::Mysql>(
+        );
+    }
+
+    #[test]
+    fn with_no_patience_a_lost_connection_stops_the_worker() {
+        super::with_no_patience_a_lost_connection_stops_the_worker::<batchframework_tests::Mysql>();
     }
 }

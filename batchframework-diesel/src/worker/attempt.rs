@@ -38,6 +38,8 @@ pub(super) enum Decision {
         output: Value,
         run_after: UtcDateTime,
     },
+    /// The run was cut short by a lost connection: no result, the attempt not counted.
+    Interrupted,
 }
 
 /// What the decision needs to know of the claimed operation.

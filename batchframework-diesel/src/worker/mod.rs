@@ -91,6 +91,7 @@ mod attempt;
 mod handle;
 mod keeper;
 pub mod metrics;
+mod outage;
 mod release;
 mod serve;
 mod shared;
@@ -129,6 +130,9 @@ pub struct WorkerStats {
     pub lost: usize,
     /// Results not written because another worker had taken the operation over.
     pub fenced: usize,
+    /// Times one of the worker's connections (a thread's or the keeper's) worked again after
+    /// the database had become unreachable to it.
+    pub reconnects: usize,
 }
 
 /// A set of worker threads sharing a connection pool and a registry.
@@ -149,6 +153,8 @@ pub struct Worker<C: R2D2Connection + 'static> {
     prune_after: Option<Duration>,
     /// How often the keeper reports the queue gauges, if it does.
     queue_metrics_every: Option<Duration>,
+    /// How long to wait for an unreachable database before stopping (`None`: forever).
+    give_up_after: Option<Duration>,
     /// When the threads' claims next look for lost workers' operations.
     lost_check: LostCheck,
 }
@@ -216,6 +222,7 @@ where
             listen: true,
             prune_after: None,
             queue_metrics_every: None,
+            give_up_after: None,
             lost_check: LostCheck::new(Duration::from_secs(30)),
         }
     }
@@ -256,6 +263,22 @@ where
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval =
             interval.clamp(Duration::from_millis(10), Duration::from_secs(24 * 3600));
+        self
+    }
+
+    /// How long the worker waits for an unreachable database before it stops (default: it
+    /// never stops for that).
+    ///
+    /// When the database goes away (a restart, a failover, a connection cut by a proxy), each
+    /// thread and the keeper drop their connection, wait with an exponential backoff (100 ms
+    /// doubling to 10 s, with jitter) and carry on once the database answers again; results
+    /// wait in memory meanwhile. The operations a thread could not end are given back when it
+    /// reconnects (their attempt not counted) unless another worker took them over; those whose
+    /// results were waiting are finished if the worker still holds them. After this long without
+    /// a database the worker stops as it does on any other error: [`WorkerHandle::is_stopping`]
+    /// turns true and [`WorkerHandle::shutdown`] returns the error.
+    pub fn give_up_after(mut self, patience: Duration) -> Self {
+        self.give_up_after = Some(patience);
         self
     }
 
@@ -303,7 +326,11 @@ where
         self.add_queues()?;
         let keeper = Keeper::open(&self, self.listen)?;
         let worker = Arc::new(self);
-        let shared = Arc::new(Shared::new(threads, worker.max_unwritten(threads)));
+        let shared = Arc::new(Shared::new(
+            threads,
+            worker.max_unwritten(threads),
+            worker.give_up_after,
+        ));
         let threads = (0..threads)
             .map(|_| Self::spawn_serving(&worker, &shared))
             .collect();
@@ -328,7 +355,7 @@ where
         self.check_pool(threads)?;
         self.add_queues()?;
         let keeper = Keeper::open(self, false)?;
-        let shared = Shared::new(threads, self.max_unwritten(threads));
+        let shared = Shared::new(threads, self.max_unwritten(threads), self.give_up_after);
         self.serve_until_idle(threads, keeper, &shared)?;
         Ok(shared.stats())
     }

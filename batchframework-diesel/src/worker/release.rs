@@ -86,9 +86,11 @@ where
     ) -> diesel::QueryResult<Outcome> {
         let (id, attempt) = (operation.id(), operation.attempts());
         let change = release.change();
-        let written = retry_on_deadlock(|| conn.change_claimed(id, attempt, &self.name, &change));
+        // On an error the operation stays held: the caller decides (given back later, or
+        // left to its lease).
+        let written = retry_on_deadlock(|| conn.change_claimed(id, attempt, &self.name, &change))?;
         shared.release(id);
-        Ok(if written? == 1 {
+        Ok(if written == 1 {
             Outcome::Retried
         } else {
             Outcome::Fenced

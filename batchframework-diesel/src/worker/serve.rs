@@ -21,6 +21,7 @@ use crate::registry::engine::run_actions;
 use super::attempt::{self, Attempt, Decision};
 use super::keeper::Keeper;
 use super::metrics::{self, Labels};
+use super::outage::{is_connection_trouble, ConnectionState};
 use super::release::Release;
 use super::shared::{self, Finished, ServingGuard, Shared};
 use super::Worker;
@@ -99,17 +100,62 @@ where
     }
 
     fn serve_until_stopped(&self, shared: &Shared, until_idle: bool) -> Result<()> {
-        let mut conn = self.pool.get().map_err(Error::Pool)?;
+        let mut connection = ConnectionState::new();
+        let mut interrupted = Vec::new();
+        loop {
+            let served =
+                self.serve_connected(shared, until_idle, &mut connection, &mut interrupted);
+            let Err(Trouble::Connection(error)) = served else {
+                return served.map_err(Trouble::into_error);
+            };
+            let pause = connection.failed(&shared.outage, &error, "worker thread");
+            if shared.outage.given_up() || shared.is_stopping() {
+                // What it could not give back is taken over once its lease expires.
+                interrupted
+                    .iter()
+                    .for_each(|op: &BatchOperation| shared.release(op.id()));
+                return if shared.is_stopping() {
+                    Ok(())
+                } else {
+                    Err(error)
+                };
+            }
+            shared.pause_unless_stopping(pause);
+        }
+    }
+
+    /// Serves on one connection from the pool until the worker stops, the drain ends, or the
+    /// connection fails. `interrupted` holds the claims whose attempt a lost connection cut
+    /// short: they are given back first thing on the next connection.
+    fn serve_connected(
+        &self,
+        shared: &Shared,
+        until_idle: bool,
+        connection: &mut ConnectionState,
+        interrupted: &mut Vec<BatchOperation>,
+    ) -> std::result::Result<(), Trouble> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| Trouble::Connection(Error::Pool(e)))?;
+        while let Some(operation) = interrupted.last() {
+            let release = Release::unstarted(operation);
+            let released = self.release(&mut conn, shared, operation, &release);
+            Trouble::check(released.map_err(Error::from), &mut *conn)?;
+            interrupted.pop();
+        }
         let mut rechecks = 0;
         while !shared.is_stopping() {
             let generation = shared.generation();
-            let claimed = self.claim(&mut conn)?;
+            let claimed = Trouble::check(self.claim(&mut conn), &mut *conn)?;
+            connection.worked(&shared.outage);
             claimed.iter().for_each(metrics::claimed);
             if claimed.is_empty() {
                 if until_idle {
                     // Due work that could not be claimed is held by a concurrent claim (or an
                     // application's lock): look again shortly, for a while.
-                    if rechecks < IDLE_RECHECKS && self.has_claimable(&mut conn)? {
+                    let claimable = Trouble::check(self.has_claimable(&mut conn), &mut *conn)?;
+                    if rechecks < IDLE_RECHECKS && claimable {
                         rechecks += 1;
                         std::thread::sleep(IDLE_RECHECK_PAUSE);
                         continue;
@@ -121,46 +167,55 @@ where
             }
             rechecks = 0;
             shared.hold(claimed.iter().map(BatchOperation::id));
-            self.run_claimed(&mut conn, shared, claimed)?;
+            self.run_claimed(&mut conn, shared, claimed, interrupted)?;
         }
         Ok(())
     }
 
-    /// Runs a claimed batch in order, stopping early when the worker stops or an error ends
-    /// the thread; what was not started then is given back.
     fn run_claimed(
         &self,
         conn: &mut PooledConnection<ConnectionManager<C>>,
         shared: &Shared,
         claimed: Vec<BatchOperation>,
-    ) -> Result<()> {
-        let mut started = 0;
+        interrupted: &mut Vec<BatchOperation>,
+    ) -> std::result::Result<(), Trouble> {
+        let mut claimed = claimed.into_iter();
         let mut ran = Ok(());
-        for operation in &claimed {
-            started += 1;
-            ran = self
-                .process(conn, shared, operation)
-                .and_then(|()| self.close_leaked_transactions(conn));
-            if ran.is_err() || shared.is_stopping() {
+        for operation in claimed.by_ref() {
+            let processed = self
+                .process(conn, shared, &operation)
+                .and_then(|()| self.close_leaked_transactions(conn).map_err(Unended::later));
+            if let Err(unended) = processed {
+                ran = Err(Trouble::of(unended.error, &mut **conn));
+                if unended.still_held && matches!(ran, Err(Trouble::Connection(_))) {
+                    interrupted.push(operation);
+                }
+                break;
+            }
+            if shared.is_stopping() {
                 break;
             }
         }
-        for operation in &claimed[started..] {
+        let rest: Vec<BatchOperation> = claimed.collect();
+        if matches!(ran, Err(Trouble::Connection(_))) {
+            // Given back once the connection is back, still held (and its lease kept) until then.
+            interrupted.extend(rest);
+            return ran;
+        }
+        for operation in &rest {
             // After an error this is best effort: what cannot be given back is taken over by
             // other workers once the lease expires.
             let released = self.release(conn, shared, operation, &Release::unstarted(operation));
-            if ran.is_ok() {
-                ran = released.map(drop).map_err(Error::from);
+            if let Err(error) = released {
+                shared.release(operation.id());
+                if ran.is_ok() {
+                    ran = Err(Trouble::of(Error::from(error), &mut **conn));
+                }
             }
         }
         ran
     }
 
-    /// An action that panicked inside `conn.transaction(...)` leaves that transaction open:
-    /// Diesel rolls back on an `Err`, not on a panic. The thread's next claim would then run
-    /// nested inside it, never committed, holding its row locks. Roll such transactions back;
-    /// should that fail (the action broke or lost the connection), the thread cannot go on,
-    /// and the error stops the worker.
     fn close_leaked_transactions(&self, conn: &mut C) -> Result<()> {
         use diesel::connection::TransactionManager;
         // `is_broken` is true while a transaction is open or the transaction manager failed.
@@ -216,7 +271,12 @@ where
 
     /// Runs one claimed operation, then hands a final result to the keeper or releases the
     /// operation for a retry.
-    fn process(&self, conn: &mut C, shared: &Shared, operation: &BatchOperation) -> Result<()> {
+    fn process(
+        &self,
+        conn: &mut C,
+        shared: &Shared,
+        operation: &BatchOperation,
+    ) -> std::result::Result<(), Unended> {
         let span = tracing::info_span!(
             "run",
             operation.id = operation.id(),
@@ -247,7 +307,9 @@ where
                 // Written here, not group-committed by the keeper: see the `release` module.
                 let output = output.to_string();
                 let retry = Release::retry(operation.attempts(), &output, run_after);
-                let outcome = self.release(conn, shared, operation, &retry)?;
+                let outcome = self
+                    .release(conn, shared, operation, &retry)
+                    .map_err(|error| Unended::now(Error::from(error)))?;
                 tracing::info!(?outcome, "ran");
                 shared.count(outcome);
                 metrics::ended(
@@ -257,11 +319,17 @@ where
                 );
                 Ok(())
             }
+            Decision::Interrupted => {
+                tracing::info!("the connection was lost during the run; it runs again");
+                // The error the pool reports when it cannot serve: connection trouble.
+                let ping = R2D2Connection::ping(conn).err().map(Error::Database);
+                Err(Unended::now(ping.unwrap_or(Error::Internal(
+                    "the worker thread's connection was lost while the action ran",
+                ))))
+            }
         }
     }
 
-    /// Runs the operation's actions, unless its worker was lost too often or it has no group,
-    /// and decides how the attempt ends (see the `attempt` module).
     fn decide(&self, conn: &mut C, operation: &BatchOperation) -> Decision {
         let attempt = Attempt::of(operation);
         if let Some(lost) = attempt.worker_lost() {
@@ -273,6 +341,68 @@ where
         let started = std::time::Instant::now();
         let result = run_actions(conn, group, operation);
         metrics::ran(operation, started.elapsed());
+        // An action that failed on a connection that died under it failed because of the
+        // outage, not of itself: the attempt does not count, and it runs again.
+        if result.failed() && R2D2Connection::ping(conn).is_err() {
+            return Decision::Interrupted;
+        }
         attempt.after_run(group.backoff(), &result, Utc::now())
+    }
+}
+
+/// Why a worker thread stopped serving on its connection.
+#[derive(Debug)]
+enum Trouble {
+    /// The database cannot be reached: wait, and serve again on a new connection.
+    Connection(Error),
+    /// Anything else: the worker stops.
+    Fatal(Error),
+}
+
+impl Trouble {
+    fn of<D: R2D2Connection>(error: Error, conn: &mut D) -> Trouble {
+        if is_connection_trouble(&error, Some(conn)) {
+            Trouble::Connection(error)
+        } else {
+            Trouble::Fatal(error)
+        }
+    }
+
+    fn check<T, D: R2D2Connection>(
+        result: Result<T>,
+        conn: &mut D,
+    ) -> std::result::Result<T, Trouble> {
+        result.map_err(|error| Trouble::of(error, conn))
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Trouble::Connection(error) | Trouble::Fatal(error) => error,
+        }
+    }
+}
+
+/// An operation's attempt that did not end: the error, and whether the operation is still held
+/// (its claim neither finished nor given back).
+struct Unended {
+    error: Error,
+    still_held: bool,
+}
+
+impl Unended {
+    /// The attempt itself could not end.
+    fn now(error: Error) -> Self {
+        Unended {
+            error,
+            still_held: true,
+        }
+    }
+
+    /// The attempt ended (its result handed over); what failed came after.
+    fn later(error: Error) -> Self {
+        Unended {
+            error,
+            still_held: false,
+        }
     }
 }

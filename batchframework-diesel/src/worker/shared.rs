@@ -14,6 +14,7 @@ use crate::backend::UtcDateTime;
 use crate::error::Error;
 use crate::status::OperationResult;
 
+use super::outage::Outage;
 use super::WorkerStats;
 
 /// The longest a waiting thread sleeps before it looks at the stop flag again, which a signal
@@ -71,6 +72,8 @@ pub(super) struct Shared {
     held: Mutex<HashMap<i64, usize>>,
     /// The first error the keeper met, reported by the shutdown or `run_until_idle`.
     pub(super) keeper_error: Mutex<Option<Error>>,
+    /// Which of the worker's connections are down, and since when.
+    pub(super) outage: Outage,
     /// How many results may wait unwritten before worker threads wait for the keeper.
     max_unwritten: usize,
     counters: [AtomicUsize; 5],
@@ -79,12 +82,17 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(threads: usize, max_unwritten: usize) -> Self {
+    pub(super) fn new(
+        threads: usize,
+        max_unwritten: usize,
+        give_up_after: Option<Duration>,
+    ) -> Self {
         Shared {
             stop: Arc::default(),
             serving: AtomicUsize::new(threads),
             held: Mutex::default(),
             keeper_error: Mutex::default(),
+            outage: Outage::new(give_up_after),
             max_unwritten: max_unwritten.max(1),
             counters: Default::default(),
             state: Mutex::default(),
@@ -114,6 +122,20 @@ impl Shared {
             retried: get(Outcome::Retried),
             lost: get(Outcome::Lost),
             fenced: get(Outcome::Fenced),
+            reconnects: self.outage.reconnects(),
+        }
+    }
+
+    /// Waits `pause`, or less if the worker is told to stop meanwhile.
+    pub(super) fn pause_unless_stopping(&self, pause: Duration) {
+        let deadline = deadline_after(pause);
+        let mut state = lock(&self.state);
+        while !self.is_stopping() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = wait(&self.changed, state, left.min(STOP_CHECK));
         }
     }
 
@@ -220,6 +242,17 @@ impl Shared {
             }
             state = wait(&self.changed, state, left);
         }
+    }
+
+    /// Puts results the keeper could not write (the database was unreachable) back at the
+    /// front of the queue, to be written when it answers again.
+    pub(super) fn put_back_results(&self, mut results: Vec<Finished>) {
+        let mut state = lock(&self.state);
+        results.append(&mut state.unwritten);
+        state.unwritten = results;
+        state.writing = 0;
+        drop(state);
+        self.changed.notify_all();
     }
 
     /// The results last taken are written (or given up).

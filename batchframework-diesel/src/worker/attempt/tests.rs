@@ -44,7 +44,7 @@ fn now() -> DateTime<Utc> {
 fn retry_time(decision: Decision) -> Option<DateTime<Utc>> {
     match decision {
         Decision::Retry { run_after, .. } => Some(run_after.0),
-        Decision::Finish { .. } => None,
+        Decision::Finish { .. } | Decision::Interrupted => None,
     }
 }
 

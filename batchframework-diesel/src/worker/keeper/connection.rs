@@ -8,6 +8,7 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 
 use crate::backend::{statement_budget, Storage, WorkerConnection, WorkerStorage};
 use crate::error::{Error, Result};
+use crate::worker::outage::is_connection_trouble;
 
 /// The keeper's connection, opened on demand.
 pub(super) struct KeeperConnection<C: WorkerConnection> {
@@ -59,6 +60,11 @@ where
     }
 
     /// Drops a connection that failed; the next use takes a fresh one.
+    /// Whether `error`, from a call on this connection, means the database cannot be reached.
+    pub(super) fn is_lost(&mut self, error: &Error) -> bool {
+        is_connection_trouble(error, self.conn.as_deref_mut())
+    }
+
     pub(super) fn discard(&mut self) {
         self.stop_listening();
         self.unlock_pruning();

@@ -23,9 +23,17 @@ where
             .conn
             .connect()
             .and_then(|(conn, _)| Ok(conn.heartbeat(name, &ids, now())?));
-        if let Err(error) = beaten {
-            tracing::warn!(%error, "heartbeat failed; retrying at the next one");
-            self.conn.discard();
+        match beaten {
+            Ok(_) => self.connection.worked(&shared.outage),
+            Err(error) if self.conn.is_lost(&error) => {
+                // Logged once per outage; the next beat tries again.
+                self.connection.failed(&shared.outage, &error, "keeper");
+                self.conn.discard();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "heartbeat failed; retrying at the next one");
+                self.conn.discard();
+            }
         }
     }
 }

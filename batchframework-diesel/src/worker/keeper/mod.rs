@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use crate::backend::WorkerConnection;
 use crate::error::{Error, Result};
 
+use super::outage::ConnectionState;
 use super::shared::Shared;
 use super::Worker;
 use connection::KeeperConnection;
@@ -57,6 +58,8 @@ pub(super) struct Keeper<C: WorkerConnection> {
     /// When to report the queue gauges, if the worker reports them.
     gauges: Option<Gauges>,
     conn: KeeperConnection<C>,
+    /// Whether the keeper's connection is down, for the worker's outage count.
+    connection: ConnectionState,
 }
 
 impl<C> Keeper<C>
@@ -74,6 +77,7 @@ where
             pruning: worker.prune_after.map(Pruning::new),
             gauges: worker.queue_metrics_every.map(Gauges::new),
             conn: KeeperConnection::open(worker.pool.clone(), listen)?,
+            connection: ConnectionState::new(),
         })
     }
 
@@ -92,7 +96,12 @@ where
                 return;
             };
             if !results.is_empty() {
-                self.write_results(shared, results);
+                if let Some(pause) = self.write_results(shared, results) {
+                    // The database is unreachable: the results wait (put back in the queue,
+                    // the threads' operations still held) for it to answer again.
+                    std::thread::sleep(pause);
+                    continue;
+                }
             }
             shared.written();
             if last_beat.elapsed() >= self.beat_every {

@@ -26,7 +26,13 @@ where
     /// (the second time on a fresh connection), each result is tried alone, and those that
     /// still fail stop the worker with the error: their operations stay `running` and are
     /// taken over by other workers once the lease expires.
-    pub(super) fn write_results(&mut self, shared: &Shared, mut results: Vec<Finished>) {
+    /// Writes `results`; when the database cannot be reached, puts them back to be written
+    /// later and returns how long to wait before trying again.
+    pub(super) fn write_results(
+        &mut self,
+        shared: &Shared,
+        mut results: Vec<Finished>,
+    ) -> Option<std::time::Duration> {
         // Rows in id order: concurrent writers lock them in the same order.
         results.sort_by_key(|finished| finished.id);
         if let Ok((_, Some(budget))) = self.conn.connect() {
@@ -51,7 +57,22 @@ where
             self.try_write(&rows)
         });
         let written: Vec<Option<bool>> = match group {
-            Ok(written) => written.into_iter().map(Some).collect(),
+            Ok(written) => {
+                self.connection.worked(&shared.outage);
+                written.into_iter().map(Some).collect()
+            }
+            Err(error) if self.conn.is_lost(&error) => {
+                self.conn.discard();
+                let pause = self.connection.failed(&shared.outage, &error, "keeper");
+                drop(rows);
+                if !shared.outage.given_up() {
+                    shared.put_back_results(results);
+                    return Some(pause);
+                }
+                tracing::error!(%error, "no database for too long; stopping without writing these results");
+                shared.keeper_failed(error);
+                vec![None; results.len()]
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not write a group of results; writing each alone");
                 rows.iter()
@@ -88,6 +109,7 @@ where
         if written.iter().any(Option::is_none) {
             shared.request_stop();
         }
+        None
     }
 
     /// One attempt at writing `rows` in one transaction, fenced per row; which were written.

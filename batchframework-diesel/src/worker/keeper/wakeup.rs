@@ -33,9 +33,15 @@ where
                 None
             }
             Err(error) => {
-                tracing::warn!(%error, "lost the notification connection; reconnecting");
+                if self.conn.is_lost(&error) {
+                    self.connection.failed(&shared.outage, &error, "keeper");
+                } else {
+                    tracing::warn!(%error, "could not read notifications; listening again");
+                }
                 self.conn.discard();
                 if self.conn.connect().is_ok() {
+                    // Listening again: whatever was announced meanwhile is found by a claim.
+                    self.connection.worked(&shared.outage);
                     shared.wake_all();
                     None
                 } else {
