@@ -134,10 +134,10 @@ pub(crate) async fn prune<C: WorkerConnection>(
     Form(form): Form<PruneForm>,
 ) -> Result<Response, WebError> {
     session.check_csrf(&form.csrf)?;
-    let request = form.query.request()?.ok_or_else(|| {
+    let request = form.query.request(Utc::now())?.ok_or_else(|| {
         WebError::BadRequest("say how old the operations to prune must be (older_than)".to_owned())
     })?;
-    let prune = request.prune(Utc::now());
+    let prune = request.prune();
     let deleted = with_conn(&state, move |conn| Ok(prune.run(conn)?)).await?;
     let message = format!(
         "Deleted {deleted} finished operation{}.",

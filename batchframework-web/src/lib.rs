@@ -42,8 +42,11 @@
 //!
 //! # Security
 //!
-//! * Every POST carries a CSRF token that must match the browser's cookie (`SameSite=Strict`),
-//!   and a cross-site request (`Sec-Fetch-Site: cross-site`) is refused.
+//! * Every POST from a browser carries a CSRF token that must match its cookie (`HttpOnly`,
+//!   `SameSite=Lax`), and a request a browser marks as coming from another site
+//!   (`Sec-Fetch-Site` other than `same-origin` or `none`) is refused. A script that sends the
+//!   token in `Authorization: Bearer` needs no CSRF token: a cross-site form cannot set that
+//!   header.
 //! * [`Options::read_only`] shows no action and refuses every POST.
 //! * [`Options::token`] asks for a token (a login form sets it as a cookie; scripts send
 //!   `Authorization: Bearer`); without it, put the router behind the application's own

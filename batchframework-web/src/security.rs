@@ -33,6 +33,9 @@ pub(crate) struct Session {
     pub(crate) read_only: bool,
     /// How often pages refresh their figures (0: never).
     pub(crate) refresh_seconds: u32,
+    /// The request carries the token in its `Authorization` header: a script, not a browser
+    /// (a cross-site form cannot set that header), so it needs no CSRF token.
+    pub(crate) by_header: bool,
 }
 
 impl Session {
@@ -47,7 +50,7 @@ impl Session {
 
     /// Checks a form's CSRF token against the cookie's.
     pub(crate) fn check_csrf(&self, token: &str) -> Result<(), WebError> {
-        if same(token.as_bytes(), self.csrf.as_bytes()) {
+        if self.by_header || same(token.as_bytes(), self.csrf.as_bytes()) {
             Ok(())
         } else {
             Err(WebError::Forbidden(
@@ -87,6 +90,10 @@ pub(crate) async fn guard<C: WorkerConnection>(
         title: options.title.clone(),
         read_only: options.read_only,
         refresh_seconds: options.refresh_seconds,
+        by_header: options
+            .token
+            .as_deref()
+            .is_some_and(|token| bearer_matches(&request, token)),
     };
     let open = path == "/healthz" || path.starts_with("/assets/") || path == "/login";
     let refused = if !open && !authorized(&request, options.token.as_deref()) {
@@ -106,14 +113,20 @@ pub(crate) async fn guard<C: WorkerConnection>(
         Some(response) => response,
         None => {
             request.extensions_mut().insert(session.clone());
-            next.run(request).await
+            let response = next.run(request).await;
+            if path == "/healthz" {
+                response
+            } else {
+                rejection_as_error(response).await
+            }
         }
     };
     if let Some(page) = response.extensions().get::<ErrorPage>().cloned() {
         response = (page.status, layout::error(&session, &page)).into_response();
     }
+    let status = response.status();
     let headers = response.headers_mut();
-    security_headers(headers, path.starts_with("/assets/"));
+    security_headers(headers, path.starts_with("/assets/") && status.is_success());
     let cookie_path = if base.is_empty() { "/" } else { &base };
     let html = headers
         .get(header::CONTENT_TYPE)
@@ -135,6 +148,35 @@ pub(crate) async fn guard<C: WorkerConnection>(
     response
 }
 
+/// axum's own answers to what it refuses before a handler runs (a query string or form its
+/// extractors cannot read, a body that is not a form, a method a route does not take) are plain
+/// text or empty: as an [`ErrorPage`], the layer renders them as pages like every other error.
+async fn rejection_as_error(response: Response) -> Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|kind| kind.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error())
+        || !plain
+        || response.extensions().get::<ErrorPage>().is_some()
+    {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&body).trim().to_owned();
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("Error").to_owned();
+    }
+    let mut response = status.into_response();
+    response
+        .extensions_mut()
+        .insert(ErrorPage { status, message });
+    response
+}
+
 /// Why a POST is refused before it reaches its handler, if it is.
 fn refuse_post(
     request: &Request,
@@ -142,11 +184,14 @@ fn refuse_post(
     has_cookie: bool,
     path: &str,
 ) -> Option<Response> {
-    let cross_site = request
+    // Browsers say where a request comes from: only the dashboard's own pages (or the user,
+    // typing) may post. A sibling subdomain (`same-site`) could plant a cookie, so it is refused
+    // too; clients that do not send the header are checked by the CSRF token alone.
+    let foreign = request
         .headers()
         .get("sec-fetch-site")
-        .is_some_and(|site| site.as_bytes() == b"cross-site");
-    if cross_site {
+        .is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
+    if foreign {
         return Some(
             WebError::Forbidden("a request from another site is refused".to_owned())
                 .into_response(),
@@ -164,7 +209,7 @@ fn refuse_post(
             .into_response(),
         );
     }
-    if !has_cookie {
+    if !has_cookie && !session.by_header {
         return Some(session.check_csrf("").err()?.into_response());
     }
     None
@@ -185,16 +230,21 @@ fn unauthorized() -> Response {
 /// Whether the request carries the token (if one is asked for).
 fn authorized(request: &Request, token: Option<&str>) -> bool {
     let Some(token) = token else { return true };
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    if bearer.is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes())) {
+    if bearer_matches(request, token) {
         return true;
     }
     cookie(request.headers(), TOKEN_COOKIE)
         .is_some_and(|given| same(given.as_bytes(), hex(token.as_bytes()).as_bytes()))
+}
+
+/// Whether the request's `Authorization: Bearer` header holds `token`.
+fn bearer_matches(request: &Request, token: &str) -> bool {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()))
 }
 
 /// Where the router is mounted: the part of the original path before the path it routes.

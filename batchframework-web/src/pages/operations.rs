@@ -29,17 +29,25 @@ pub(crate) async fn page<C: WorkerConnection>(
         let id = filters::id("id", id)?;
         return Ok(Redirect::to(&session.link(&format!("/operations/{id}"))).into_response());
     }
-    let filter = query.filter(PAGE_SIZE)?;
-    let operations = with_conn(&state, move |conn| Ok(filter.load(conn)?)).await?;
+    // One more than a page: whether an older page exists.
+    let filter = query.filter(PAGE_SIZE + 1)?;
+    let mut operations = with_conn(&state, move |conn| Ok(filter.load(conn)?)).await?;
+    let more = operations.len() > PAGE_SIZE as usize;
+    operations.truncate(PAGE_SIZE as usize);
     Ok(layout::page(
         &session,
         "Operations",
-        render(&session, &query, &operations),
+        render(&session, &query, &operations, more),
     )
     .into_response())
 }
 
-fn render(session: &Session, query: &ListQuery, operations: &[BatchOperation]) -> Markup {
+fn render(
+    session: &Session,
+    query: &ListQuery,
+    operations: &[BatchOperation],
+    more: bool,
+) -> Markup {
     let filters = query.query_string();
     html! {
         (filter_form(session, query))
@@ -74,7 +82,7 @@ fn render(session: &Session, query: &ListQuery, operations: &[BatchOperation]) -
             @if given(&query.after).is_some() {
                 a href=(session.link(&format!("/operations?{filters}"))) { "← Newest" }
             }
-            @if operations.len() == PAGE_SIZE as usize {
+            @if more {
                 @if let Some(last) = operations.last() {
                     @let and = if filters.is_empty() { "" } else { "&" };
                     a.next href=(session.link(&format!("/operations?{filters}{and}after={}", last.id()))) { "Older →" }

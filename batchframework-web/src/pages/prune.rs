@@ -21,22 +21,29 @@ use crate::state::AppState;
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PruneQuery {
     pub(crate) older_than: Option<String>,
+    /// The cutoff the confirmation showed (RFC 3339): the deletion uses it, so it deletes what
+    /// was counted, not what crossed the age since.
+    pub(crate) before: Option<String>,
     pub(crate) operation_type: Option<String>,
     pub(crate) result: Option<String>,
 }
 
 /// A prune request, checked.
 pub(crate) struct PruneRequest {
-    pub(crate) older_than: Duration,
+    pub(crate) cutoff: DateTime<Utc>,
     pub(crate) operation_type: Option<String>,
     pub(crate) result: Option<OperationResult>,
 }
 
 impl PruneQuery {
-    /// The request, or `None` when no age is given yet.
-    pub(crate) fn request(&self) -> Result<Option<PruneRequest>, WebError> {
+    /// The request at `now`, or `None` when no age is given yet.
+    pub(crate) fn request(&self, now: DateTime<Utc>) -> Result<Option<PruneRequest>, WebError> {
         let Some(age) = given(&self.older_than) else {
             return Ok(None);
+        };
+        let cutoff = match given(&self.before) {
+            Some(before) => crate::filters::instant("before", before)?,
+            None => now - age_of(age)?,
         };
         let result = match given(&self.result) {
             None => None,
@@ -47,7 +54,7 @@ impl PruneQuery {
             })?),
         };
         Ok(Some(PruneRequest {
-            older_than: age_of(age)?,
+            cutoff,
             operation_type: given(&self.operation_type).map(str::to_owned),
             result,
         }))
@@ -55,15 +62,11 @@ impl PruneQuery {
 }
 
 impl PruneRequest {
-    pub(crate) fn cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now - self.older_than
-    }
-
     /// The finished operations it deletes.
-    fn filter(&self, now: DateTime<Utc>) -> OperationFilter {
+    fn filter(&self) -> OperationFilter {
         let mut filter = OperationFilter::new()
             .status(Status::Finished)
-            .finished_before(self.cutoff(now));
+            .finished_before(self.cutoff);
         if let Some(kind) = &self.operation_type {
             filter = filter.operation_type(kind.clone());
         }
@@ -74,8 +77,8 @@ impl PruneRequest {
     }
 
     /// The deletion itself.
-    pub(crate) fn prune(&self, now: DateTime<Utc>) -> Prune {
-        let mut prune = Prune::finished_before(self.cutoff(now));
+    pub(crate) fn prune(&self) -> Prune {
+        let mut prune = Prune::finished_before(self.cutoff);
         if let Some(kind) = &self.operation_type {
             prune = prune.operation_type(kind.clone());
         }
@@ -122,25 +125,19 @@ pub(crate) async fn page<C: WorkerConnection>(
             "this dashboard is read-only: it shows the operations but changes nothing".to_owned(),
         ));
     }
-    let request = query.request()?;
-    let now = Utc::now();
+    let request = query.request(Utc::now())?;
     let count = match &request {
         Some(request) => {
-            let filter = request.filter(now);
+            let filter = request.filter();
             Some(with_conn(&state, move |conn| Ok(filter.count(conn)?)).await?)
         }
         None => None,
     };
-    let content = render(&session, &query, request.as_ref().zip(count), now);
+    let content = render(&session, &query, request.as_ref().zip(count));
     Ok(layout::page(&session, "Prune history", content).into_response())
 }
 
-fn render(
-    session: &Session,
-    query: &PruneQuery,
-    counted: Option<(&PruneRequest, i64)>,
-    now: DateTime<Utc>,
-) -> Markup {
+fn render(session: &Session, query: &PruneQuery, counted: Option<(&PruneRequest, i64)>) -> Markup {
     let older_than = given(&query.older_than).unwrap_or("30d");
     let result = given(&query.result).unwrap_or("");
     html! {
@@ -162,7 +159,7 @@ fn render(
             section #prune-confirm {
                 p.confirm {
                     strong { (count) } " finished operation" (if count == 1 { "" } else { "s" })
-                    " finished before " (format::time(request.cutoff(now)))
+                    " finished before " (format::time(request.cutoff))
                     @if let Some(kind) = &request.operation_type { " of type " code { (kind) } }
                     @if let Some(result) = request.result { " with result " code { (result.as_str()) } }
                     " would be deleted."
@@ -171,6 +168,7 @@ fn render(
                     form #prune method="post" action=(session.link("/prune")) {
                         (layout::csrf_field(session))
                         input type="hidden" name="older_than" value=(older_than);
+                        input type="hidden" name="before" value=(request.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
                         input type="hidden" name="operation_type" value=(given(&query.operation_type).unwrap_or(""));
                         input type="hidden" name="result" value=(result);
                         button.danger type="submit" { "Delete them" }
