@@ -10,7 +10,6 @@ mod mysql {
 
     use batchframework_diesel::{BatchOperation, Error, OperationFilter, Status};
     use batchframework_tests::{migrated, Mysql, TestBackend, TestDatabase};
-    use diesel::result::{DatabaseErrorKind, Error as DieselError};
     use diesel::{Connection, MysqlConnection, RunQueryDsl};
 
     const TABLE: &str = "batchframework_batchoperation";
@@ -49,10 +48,9 @@ mod mysql {
         assert!(
             matches!(
                 removed,
-                Err(Error::Database(DieselError::DatabaseError(
-                    DatabaseErrorKind::SerializationFailure,
-                    _
-                )))
+                Err(Error::RolledBack {
+                    action: "remove pending operations"
+                })
             ),
             "{removed:?}"
         );

@@ -63,6 +63,19 @@ pub enum Error {
         expected: Status,
     },
 
+    /// The database rolled back the caller's whole transaction to break a deadlock
+    /// (MySQL/MariaDB's InnoDB picks a victim, even of statements that lock rows in the same
+    /// table as a worker's claim), so the step could not run again by itself: everything the
+    /// transaction did before is undone. Retry the whole transaction.
+    #[error(
+        "cannot {action}: the database broke a deadlock by rolling back this transaction, with \
+         everything it did before; retry the transaction"
+    )]
+    RolledBack {
+        /// The step that was refused.
+        action: &'static str,
+    },
+
     /// The operation's row no longer exists (it was removed, or never committed).
     #[error("batch operation {id} does not exist (it was removed or never committed)")]
     NotFound {

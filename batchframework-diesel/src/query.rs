@@ -172,11 +172,21 @@ impl OperationFilter {
     /// # Errors
     ///
     /// As for [`load`](Self::load). Inside a transaction, a deadlock victim is
-    /// [`Error::Database`] with `SerializationFailure`: the database rolled back the whole
-    /// transaction; retry it.
+    /// [`Error::RolledBack`]: the database rolled back the whole transaction; retry it.
     pub fn remove_pending<C: BatchConnection>(&self, conn: &mut C) -> Result<usize> {
         let keyset = self.keyset(conn)?;
-        Ok(conn.storage().delete_pending(self, keyset)?)
+        match conn.storage().delete_pending(self, keyset) {
+            Ok(removed) => Ok(removed),
+            // Outside a transaction the statement already ran again (the backend layer's
+            // deadlock retry): a victim here was inside the caller's transaction.
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::SerializationFailure,
+                _,
+            )) => Err(Error::RolledBack {
+                action: "remove pending operations",
+            }),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Resolves [`after_id`](Self::after_id) into the key of the current order.
