@@ -7,6 +7,7 @@
 mod actions;
 mod admin;
 mod bulk;
+mod clock;
 mod concurrency;
 mod connection_loss;
 mod constraints;

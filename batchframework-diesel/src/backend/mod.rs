@@ -48,6 +48,7 @@ pub use pg::MIGRATIONS as POSTGRES;
 pub use sqlite::MIGRATIONS as SQLITE;
 
 use diesel::connection::LoadConnection;
+use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 
 use conditions::{Matching, OrderedBy};
@@ -116,6 +117,16 @@ pub trait StorageBackend: diesel::backend::Backend + Sized {
 
     /// The most bytes one statement's packet may have, where the backend limits it.
     fn max_packet_bytes<C>(conn: &mut C) -> QueryResult<Option<usize>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        let _ = conn;
+        Ok(None)
+    }
+
+    /// The database server's clock, or `None` where the database runs in this process (SQLite),
+    /// whose clock is this machine's.
+    fn database_now<C>(conn: &mut C) -> QueryResult<Option<DateTime<Utc>>>
     where
         C: LoadConnection<Backend = Self>,
     {

@@ -10,7 +10,8 @@ use diesel::sql_types::{BigInt, Unsigned};
 use super::conditions::{Matching, OrderedBy};
 use super::rows::NewOperationRow;
 use super::statements::{delete_matching, first_ids};
-use super::{BatchConnection, Deleted, Dialect, StorageBackend};
+use super::{BatchConnection, Deleted, Dialect, StorageBackend, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use crate::schema::batchframework_batchoperation as operations;
 
 /// MySQL/MariaDB migrations (`migrations/mysql` in this crate).
@@ -61,6 +62,16 @@ impl StorageBackend for Mysql {
             diesel::select(diesel::dsl::sql::<Unsigned<BigInt>>("@@max_allowed_packet"))
                 .get_result(conn)?;
         Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX)))
+    }
+
+    /// `UTC_TIMESTAMP(6)`: the server's clock, in UTC whatever the session's time zone.
+    fn database_now<C>(conn: &mut C) -> QueryResult<Option<DateTime<Utc>>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        diesel::select(diesel::dsl::sql::<UtcTimestamp>("UTC_TIMESTAMP(6)"))
+            .get_result(conn)
+            .map(Some)
     }
 
     /// InnoDB's estimate in `information_schema.TABLES`, kept by its statistics.

@@ -37,6 +37,8 @@ pub trait Storage {
     /// The most bytes one statement's packet may have (MySQL's `max_allowed_packet`), where the
     /// backend limits it.
     fn max_packet_bytes(&mut self) -> QueryResult<Option<usize>>;
+    /// The database server's clock, `None` for an in-process database (SQLite).
+    fn database_now(&mut self) -> QueryResult<Option<DateTime<Utc>>>;
     /// Applies this backend's embedded migrations; returns the versions applied.
     fn run_embedded_migrations(
         &mut self,
@@ -165,6 +167,10 @@ where
 
     fn max_packet_bytes(&mut self) -> QueryResult<Option<usize>> {
         C::Backend::max_packet_bytes(self)
+    }
+
+    fn database_now(&mut self) -> QueryResult<Option<DateTime<Utc>>> {
+        C::Backend::database_now(self)
     }
 
     fn run_embedded_migrations(

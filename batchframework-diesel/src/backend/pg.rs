@@ -9,7 +9,8 @@ use diesel::sql_types::BigInt;
 use super::conditions::{Matching, OrderedBy};
 use super::rows::NewOperationRow;
 use super::statements::{delete_matching, first_ids};
-use super::{BatchConnection, Deleted, Dialect, StorageBackend};
+use super::{BatchConnection, Deleted, Dialect, StorageBackend, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use crate::schema::batchframework_batchoperation as operations;
 
 /// PostgreSQL migrations (`migrations/postgres` in this crate).
@@ -42,6 +43,17 @@ impl StorageBackend for Pg {
             .values(row)
             .returning(operations::id)
             .get_result(conn)
+    }
+
+    /// `clock_timestamp()`: the server's clock now (`CURRENT_TIMESTAMP` would be the start of
+    /// the transaction).
+    fn database_now<C>(conn: &mut C) -> QueryResult<Option<DateTime<Utc>>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        diesel::select(diesel::dsl::sql::<UtcTimestamp>("clock_timestamp()"))
+            .get_result(conn)
+            .map(Some)
     }
 
     /// `pg_class.reltuples`, kept by ANALYZE and autovacuum; -1 before the first.

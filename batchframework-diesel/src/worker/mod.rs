@@ -29,6 +29,13 @@
 //!   through the `metrics` facade (the [`metrics`] module lists them).
 //! * **Pruning** ([`Worker::prune_finished_after`]): the keeper deletes old finished
 //!   operations in small batches between its other work, one worker at a time.
+//! * **One clock**: leases, heartbeats, due times and finish times are read on the database
+//!   server's clock (its offset from the worker's machine measured at start and every minute),
+//!   so workers on machines whose clocks disagree agree on what is due and whose lease expired.
+//!   A delay given when work is queued (`RunArgs::delay`) counts from the queuing machine's
+//!   clock; keep those in time (NTP) or pass `run_at` computed from the database's.
+//! * **Outages**: a worker rides through a database restart or a cut connection, waiting with
+//!   backoff and carrying on ([`Worker::give_up_after`] says how long it waits).
 //!
 //! On SQLite, give the pool's connections a busy timeout (`PRAGMA busy_timeout = 10000`, with an
 //! r2d2 connection customizer): the worker's threads, its keeper and the application take
@@ -88,6 +95,7 @@
 // thread: group-committed results, heartbeats, wake-ups), `shared` (the state the threads
 // share) and `handle` (a started worker's controls). This file holds the public builder.
 mod attempt;
+mod clock;
 mod handle;
 mod keeper;
 pub mod metrics;
@@ -101,7 +109,7 @@ use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 
-use crate::backend::{now, Storage};
+use crate::backend::Storage;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
@@ -155,6 +163,8 @@ pub struct Worker<C: R2D2Connection + 'static> {
     queue_metrics_every: Option<Duration>,
     /// How long to wait for an unreachable database before stopping (`None`: forever).
     give_up_after: Option<Duration>,
+    /// The database server's clock, which leases and due times are read on.
+    clock: Arc<clock::Clock>,
     /// When the threads' claims next look for lost workers' operations.
     lost_check: LostCheck,
 }
@@ -223,6 +233,7 @@ where
             prune_after: None,
             queue_metrics_every: None,
             give_up_after: None,
+            clock: Arc::default(),
             lost_check: LostCheck::new(Duration::from_secs(30)),
         }
     }
@@ -279,6 +290,14 @@ where
     /// turns true and [`WorkerHandle::shutdown`] returns the error.
     pub fn give_up_after(mut self, patience: Duration) -> Self {
         self.give_up_after = Some(patience);
+        self
+    }
+
+    /// Makes the worker's machine's clock read `skew` off, to show that the worker runs on the
+    /// database's clock whatever its own says. For tests.
+    #[doc(hidden)]
+    pub fn local_clock_skew(mut self, skew: chrono::Duration) -> Self {
+        self.clock = Arc::new(clock::Clock::with_skew(skew));
         self
     }
 
@@ -362,9 +381,11 @@ where
 
     /// Gives each of the worker's queues its settings row (if it has none), which its claims
     /// lock in share mode: a pause of the queue then waits for the claims in flight.
+    /// Reads the database's clock, and records the worker's queues.
     fn add_queues(&self) -> Result<()> {
         let mut conn = self.pool.get().map_err(Error::Pool)?;
-        Ok(conn.storage().add_queues(&self.queues, now())?)
+        self.clock.sync(conn.storage())?;
+        Ok(conn.storage().add_queues(&self.queues, self.clock.now())?)
     }
 
     /// Refuses a pool too small for the worker threads and the keeper: they would wait for

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel::r2d2::{ConnectionManager, PooledConnection, R2D2Connection};
 
-use crate::backend::{now, UtcDateTime, WorkerConnection};
+use crate::backend::{UtcDateTime, WorkerConnection};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::registry::engine::run_actions;
@@ -264,7 +264,7 @@ where
 
     /// Now, and the heartbeat time before which a holder counts as lost.
     fn claim_times(&self) -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
-        let now = now();
+        let now = self.clock.now();
         let stale_before = now - chrono::Duration::from_std(self.lease).unwrap_or_default();
         (now, stale_before)
     }
@@ -297,7 +297,7 @@ where
                     attempt: operation.attempts(),
                     result,
                     output: output.to_string(),
-                    finished_at: UtcDateTime(now()),
+                    finished_at: UtcDateTime(self.clock.now()),
                     outcome,
                     labels: Labels::of(operation),
                 });
@@ -346,7 +346,7 @@ where
         if result.failed() && R2D2Connection::ping(conn).is_err() {
             return Decision::Interrupted;
         }
-        attempt.after_run(group.backoff(), &result, Utc::now())
+        attempt.after_run(group.backoff(), &result, self.clock.now())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::{now, Storage, WorkerConnection};
+use crate::backend::{Storage, WorkerConnection};
 use crate::overview::count_queue;
 
 use super::super::metrics;
@@ -42,8 +42,8 @@ where
         }
         gauges.next = Instant::now() + gauges.every;
         let queues = &self.queues;
+        let now = self.clock.now();
         let reported = self.conn.connect().and_then(|(conn, _)| {
-            let now = now();
             let storage = conn.storage();
             for queue in queues {
                 let lag = storage.oldest_due(queue, now)?.map(|since| now - since);

@@ -2,7 +2,7 @@
 //! every third of the lease, so other workers do not take them over while they run (or while
 //! their results wait to be written).
 
-use crate::backend::{now, WorkerConnection};
+use crate::backend::WorkerConnection;
 
 use super::super::shared::Shared;
 use super::Keeper;
@@ -22,7 +22,7 @@ where
         let beaten = self
             .conn
             .connect()
-            .and_then(|(conn, _)| Ok(conn.heartbeat(name, &ids, now())?));
+            .and_then(|(conn, _)| Ok(conn.heartbeat(name, &ids, self.clock.now())?));
         match beaten {
             Ok(_) => self.connection.worked(&shared.outage),
             Err(error) if self.conn.is_lost(&error) => {

@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 use crate::backend::WorkerConnection;
 use crate::error::{Error, Result};
 
+use std::sync::Arc;
+
+use super::clock::{Clock, RESYNC_EVERY};
 use super::outage::ConnectionState;
 use super::shared::Shared;
 use super::Worker;
@@ -60,6 +63,8 @@ pub(super) struct Keeper<C: WorkerConnection> {
     conn: KeeperConnection<C>,
     /// Whether the keeper's connection is down, for the worker's outage count.
     connection: ConnectionState,
+    /// The worker's clock (the database's), read again every [`RESYNC_EVERY`].
+    clock: Arc<Clock>,
 }
 
 impl<C> Keeper<C>
@@ -78,6 +83,7 @@ where
             gauges: worker.queue_metrics_every.map(Gauges::new),
             conn: KeeperConnection::open(worker.pool.clone(), listen)?,
             connection: ConnectionState::new(),
+            clock: Arc::clone(&worker.clock),
         })
     }
 
@@ -85,6 +91,7 @@ where
     pub(super) fn run(mut self, shared: &Shared) {
         let _guard = KeeperGuard(shared);
         let mut last_beat = Instant::now();
+        let mut last_sync = Instant::now();
         let mut listen_again_at = None;
         loop {
             let wait = if self.conn.listen {
@@ -112,6 +119,10 @@ where
             if self.conn.listen && due {
                 listen_again_at = self.read_notifications(shared);
             }
+            if last_sync.elapsed() >= RESYNC_EVERY {
+                last_sync = Instant::now();
+                self.sync_clock();
+            }
             self.prune_step();
             self.report_gauges();
         }
@@ -120,6 +131,23 @@ where
 
 /// Tells the worker threads when the keeper is gone, also by a panic (a bug), so none waits
 /// for it forever.
+impl<C> Keeper<C>
+where
+    C: WorkerConnection,
+{
+    /// Reads the database's clock again (it drifts from this machine's); on an error, the last
+    /// reading stands.
+    fn sync_clock(&mut self) {
+        let synced = self
+            .conn
+            .connect()
+            .and_then(|(conn, _)| Ok(self.clock.sync(conn.storage())?));
+        if let Err(error) = synced {
+            tracing::debug!(%error, "could not read the database's clock; keeping the last offset");
+        }
+    }
+}
+
 struct KeeperGuard<'a>(&'a Shared);
 
 impl Drop for KeeperGuard<'_> {

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::{now, WorkerConnection};
+use crate::backend::WorkerConnection;
 use crate::prune::Prune;
 
 use super::super::{PRUNE_BATCH, PRUNE_EVERY};
@@ -65,7 +65,7 @@ where
             // An age longer than time can go back keeps everything.
             let cutoff = chrono::Duration::from_std(pruning.age)
                 .ok()
-                .and_then(|age| now().checked_sub_signed(age))
+                .and_then(|age| self.clock.now().checked_sub_signed(age))
                 .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
             pruning.round = Some(Round {
                 prune: Prune::finished_before(cutoff).batch_size(PRUNE_BATCH),
