@@ -14,6 +14,7 @@ mod constraints;
 mod context;
 mod deadlocks;
 mod due;
+mod faults;
 mod keeper_prune;
 mod layers;
 mod lifecycle;
