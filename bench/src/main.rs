@@ -15,11 +15,13 @@
 //! cargo run --release -p batchframework-bench -- --workers      # the worker benchmark
 //! cargo run --release -p batchframework-bench -- --scale        # cost at scale (see scale.rs)
 //! cargo run --release -p batchframework-bench -- --admin        # operators' reads, prune (admin.rs)
+//! cargo run --release -p batchframework-bench -- --web          # the dashboard over HTTP (web.rs)
 //! ```
 
 mod admin;
 mod models;
 mod scale;
+mod web;
 mod workers;
 
 use std::process::Command;
@@ -86,6 +88,17 @@ struct Args {
     /// With `--admin`: print the statements of one `queue_overview` and the plans behind it.
     #[arg(long, requires = "admin")]
     admin_explain: bool,
+    /// Measure the dashboard (`batchframework_web::router`) over HTTP on a million finished and
+    /// ten thousand due operations, idle and while four worker threads drain the due ones (any
+    /// backend; its own `bf_web` database or SQLite file, dropped afterwards).
+    #[arg(long, conflicts_with_all = ["workers", "url", "only", "scale", "admin"])]
+    web: bool,
+    /// With `--web`: print the statements of one overview (the slowest first) with their times.
+    #[arg(long, requires = "web")]
+    web_explain: bool,
+    /// With `--web`: keep its database for inspection (drop it by hand).
+    #[arg(long, requires = "web")]
+    web_keep: bool,
     /// Internal: run one variant once and print its peak RSS (used for the RSS child process).
     #[arg(long, value_enum, hide = true)]
     only: Option<Variant>,
@@ -306,6 +319,9 @@ fn main() -> Result<(), AnyError> {
 
     if args.admin {
         return admin::run(args.backend, args.admin_explain);
+    }
+    if args.web {
+        return web::run(args.backend, args.web_explain, args.web_keep);
     }
     if args.scale {
         return scale::run(
