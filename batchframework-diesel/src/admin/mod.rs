@@ -3,6 +3,7 @@
 //!
 //! * See the queues: [`queue_overview`] (due, delayed and running work, recent successes and
 //!   failures, lag, throughput, whether paused), from indexes whose reads stop at a limit.
+//! * See what went wrong: [`latest_failures`], newest first, however many successes since.
 //! * See how fast work goes: [`finishes_per_minute`] by result, for a chart.
 //! * Find operations: [`BatchOperation::find`](crate::BatchOperation::find) and
 //!   [`OperationFilter`](crate::OperationFilter) (newest first, keyset pages).
@@ -43,6 +44,7 @@
 //! ```
 
 mod cancel;
+mod failures;
 mod overview;
 mod queues;
 mod retry;
@@ -50,6 +52,7 @@ mod throughput;
 
 pub use crate::overview::Count;
 pub use cancel::{cancel, Cancelled};
+pub use failures::latest_failures;
 pub use overview::{queue_overview, QueueOverview, RecentCounts};
 pub use queues::{pause_queue, paused_queues, resume_queue};
 pub use retry::{retry, retry_failed};

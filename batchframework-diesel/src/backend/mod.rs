@@ -47,8 +47,8 @@ pub use pg::MIGRATIONS as POSTGRES;
 #[cfg(feature = "sqlite")]
 pub use sqlite::MIGRATIONS as SQLITE;
 
-use diesel::connection::LoadConnection;
 use chrono::{DateTime, Utc};
+use diesel::connection::LoadConnection;
 use diesel::QueryResult;
 
 use conditions::{Matching, OrderedBy};

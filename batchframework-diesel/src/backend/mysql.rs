@@ -11,8 +11,8 @@ use super::conditions::{Matching, OrderedBy};
 use super::rows::NewOperationRow;
 use super::statements::{delete_matching, first_ids};
 use super::{BatchConnection, Deleted, Dialect, StorageBackend, UtcTimestamp};
-use chrono::{DateTime, Utc};
 use crate::schema::batchframework_batchoperation as operations;
+use chrono::{DateTime, Utc};
 
 /// MySQL/MariaDB migrations (`migrations/mysql` in this crate).
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]

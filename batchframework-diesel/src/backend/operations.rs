@@ -16,7 +16,7 @@ use super::conditions::{ActivePart, Matching, OrderedBy};
 use super::retry::retry_outside_transaction;
 use super::rows::{NewOperationRow, Requeue, StatusChange};
 use super::statements::{self, ChangeStatus, ColumnOf, CountMatching, DeleteMatching};
-use super::statements::{ActivePartIds, FindOperation, LoadMatching, NextQueue};
+use super::statements::{ActivePartIds, FindOperation, LatestFailures, LoadMatching, NextQueue};
 use super::statements::{InsertQueue, OldestDelayed, PausedQueues, RecentFinishes};
 use super::statements::{KnownQueues, RequeueFailed, SetPaused};
 use super::statements::{OldestImmediate, RequestCancel, UpdateProgress};
@@ -105,6 +105,8 @@ pub trait Storage {
         since: DateTime<Utc>,
         limit: u64,
     ) -> QueryResult<Vec<DateTime<Utc>>>;
+    /// The newest `limit` failures, by finish time.
+    fn latest_failures(&mut self, limit: u32) -> QueryResult<Vec<BatchOperation>>;
     /// How many operations `part` holds, counted no further than `limit`.
     fn count_active_part(&mut self, part: ActivePart<'_>, limit: u64) -> QueryResult<u64>;
     /// Finishes pending operation `id` with `change` (a cancel), only while it is
@@ -154,6 +156,7 @@ where
     for<'a> DeleteMatching<'a>: ExecuteDsl<C>,
     for<'a> NextQueue<'a>: LoadQuery<'a, C, Option<String>>,
     for<'a> RecentFinishes<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
+    for<'a> LatestFailures<C::Backend>: LoadQuery<'a, C, BatchOperation>,
     for<'a> RequeueFailed<'a>: ExecuteDsl<C>,
     for<'a> SetPaused<'a>: ExecuteDsl<C>,
     InsertQueue: ExecuteDsl<C>,
@@ -357,6 +360,10 @@ where
         let times: Vec<Option<DateTime<Utc>>> =
             statements::recent_finishes(queue, result, UtcDateTime(since), limit).load(self)?;
         Ok(times.into_iter().flatten().collect())
+    }
+
+    fn latest_failures(&mut self, limit: u32) -> QueryResult<Vec<BatchOperation>> {
+        statements::latest_failures(i64::from(limit)).load(self)
     }
 
     fn count_active_part(&mut self, part: ActivePart<'_>, limit: u64) -> QueryResult<u64> {

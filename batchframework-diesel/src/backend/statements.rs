@@ -102,6 +102,33 @@ where
         .order(order)
 }
 
+/// The newest failures by finish time: a backward read of the `failed` index (failures only,
+/// by finish time), however many successes came since.
+pub(crate) type LatestFailures<DB> = Limit<
+    Order<
+        Filter<
+            Filter<
+                Select<table, AsSelect<BatchOperation, DB>>,
+                Eq<operations::result, OperationResult>,
+            >,
+            IsNotNull<operations::finished_datetime>,
+        >,
+        Desc<operations::finished_datetime>,
+    >,
+>;
+
+pub(crate) fn latest_failures<DB>(limit: i64) -> LatestFailures<DB>
+where
+    DB: diesel::backend::Backend,
+{
+    table
+        .select(BatchOperation::as_select())
+        .filter(operations::result.eq(OperationResult::Failed))
+        .filter(operations::finished_datetime.is_not_null())
+        .order(operations::finished_datetime.desc())
+        .limit(limit)
+}
+
 /// How many operations match a filter.
 pub(crate) type CountMatching<'a> = Count<Filter<table, Matching<'a>>>;
 

@@ -65,10 +65,14 @@ mod tests {
     fn a_skewed_clock_reads_its_skew_until_synced() {
         let clock = Clock::with_skew(Duration::hours(2));
         let ahead = clock.now() - Utc::now();
-        assert!(ahead > Duration::minutes(119) && ahead < Duration::minutes(121), "{ahead}");
-        clock
-            .offset_micros
-            .store(Duration::hours(-2).num_microseconds().unwrap_or(0), Ordering::Relaxed);
+        assert!(
+            ahead > Duration::minutes(119) && ahead < Duration::minutes(121),
+            "{ahead}"
+        );
+        clock.offset_micros.store(
+            Duration::hours(-2).num_microseconds().unwrap_or(0),
+            Ordering::Relaxed,
+        );
         let ahead = clock.now() - Utc::now();
         assert!(ahead.num_seconds().abs() < 5, "{ahead}");
     }

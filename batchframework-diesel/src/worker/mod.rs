@@ -40,8 +40,10 @@
 //! On SQLite, give the pool's connections a busy timeout (`PRAGMA busy_timeout = 10000`, with an
 //! r2d2 connection customizer): the worker's threads, its keeper and the application take
 //! turns at SQLite's single write lock, and without a timeout a turn that is not free at once
-//! fails with "database is locked". Use a database file: each connection to `:memory:` opens a
-//! database of its own, so a worker's threads would not see the application's operations.
+//! fails with "database is locked". Put the file in WAL mode (`PRAGMA journal_mode = WAL`),
+//! so that readers (a dashboard) do not block the workers' writes. Use a database file: each
+//! connection to `:memory:` opens a database of its own, so a worker's threads would not see
+//! the application's operations.
 //!
 //! A worker takes `threads + 1` connections from its pool: one per worker thread and one for
 //! the keeper. Size the pool for them and for whatever else shares it.

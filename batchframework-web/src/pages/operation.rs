@@ -46,7 +46,7 @@ fn render(session: &Session, op: &BatchOperation) -> Markup {
                     }
                     @if op.cancel_requested() { " · " span.badge.cancelling { "cancelling" } }
                 }
-                @if op.progress().is_some() { " · " (progress(op)) }
+                @if op.progress().is_some() && op.status() != Status::Finished { " · " (progress(op)) }
             }
             @if !session.read_only { (actions(session, op)) }
             (fields(session, op))

@@ -171,8 +171,13 @@ pub(crate) fn status_badge(op: &BatchOperation) -> Markup {
     }
 }
 
-/// The progress as a bar (or a count when the total is not known).
+/// The progress as a bar (or a count when the total is not known), while the operation runs:
+/// once finished, its result says how it went (the last progress report may be older than the
+/// end, reports being written at most a few times a second).
 pub(crate) fn progress(op: &BatchOperation) -> Markup {
+    if op.status() == Status::Finished {
+        return html! {};
+    }
     match op.progress() {
         Some((done, Some(total))) if total > 0 => html! {
             progress value=(done.clamp(0, total)) max=(total) title=(format!("{done} of {total}")) {

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use batchframework_diesel::admin::{self, QueueOverview, Throughput};
 use batchframework_diesel::worker::WorkerConnection;
-use batchframework_diesel::{BatchOperation, OperationFilter, OperationResult};
+use batchframework_diesel::BatchOperation;
 use chrono::Utc;
 use maud::{html, Markup};
 
@@ -37,10 +37,7 @@ pub(crate) async fn page<C: WorkerConnection>(
         Ok(Overview {
             queues: admin::queue_overview(conn, limit)?,
             throughput: admin::finishes_per_minute(conn, 60, CHART_LIMIT)?,
-            failures: OperationFilter::new()
-                .result(OperationResult::Failed)
-                .limit(LATEST_FAILURES)
-                .load(conn)?,
+            failures: admin::latest_failures(conn, LATEST_FAILURES)?,
         })
     })
     .await?;

@@ -13,7 +13,8 @@ use super::finish_query;
 use super::sql::{due_sql, lost_sql, FinishedRow};
 use super::WorkerBackend;
 use crate::backend::conditions::{ActivePart, Matching, OrderedBy, Part};
-use crate::backend::statements::{self as shared, ActivePartIds, CountMatching, LoadMatching};
+use crate::backend::statements::LoadMatching;
+use crate::backend::statements::{self as shared, ActivePartIds, CountMatching, LatestFailures};
 use crate::backend::statements::{NextQueue, OldestDelayed, OldestImmediate, RecentFinishes};
 use crate::backend::{UtcDateTime, UtcTimestamp};
 use crate::filter::{OperationFilter, OperationOrder};
@@ -85,6 +86,7 @@ where
     for<'a> OldestDelayed<'a>: QueryFragment<B>,
     for<'a> CountMatching<'a>: QueryFragment<B>,
     for<'a> Limit<LoadMatching<'a, B>>: QueryFragment<B>,
+    LatestFailures<B>: QueryFragment<B>,
 {
     let mut plans = Vec::new();
     for (name, limit, lock) in [("claim", 10, B::ROW_LOCKS), ("idle poll", 1, false)] {
@@ -146,6 +148,8 @@ where
         .finished_after(now - chrono::Duration::hours(1));
     let count = shared::count_matching(Matching::filter(&failures));
     plans.push(("failures in the last hour", B::explain(conn, &count)?));
+    let latest = shared::latest_failures::<B>(10);
+    plans.push(("latest failures", B::explain(conn, &latest)?));
     let newest = OperationFilter::new().operation_type(operation_type);
     let newest = shared::load_matching::<B>(Matching::filter(&newest), OrderedBy(newest.order));
     plans.push(("newest of a type", B::explain(conn, &newest.limit(50))?));
