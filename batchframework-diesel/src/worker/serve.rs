@@ -101,7 +101,7 @@ where
 
     fn serve_until_stopped(&self, shared: &Shared, until_idle: bool) -> Result<()> {
         let mut connection = ConnectionState::new();
-        let mut interrupted = Vec::new();
+        let mut interrupted = Interrupted::default();
         loop {
             let served =
                 self.serve_connected(shared, until_idle, &mut connection, &mut interrupted);
@@ -112,6 +112,7 @@ where
             if shared.outage.given_up() || shared.is_stopping() {
                 // What it could not give back is taken over once its lease expires.
                 interrupted
+                    .attempts
                     .iter()
                     .for_each(|op: &BatchOperation| shared.release(op.id()));
                 return if shared.is_stopping() {
@@ -125,29 +126,35 @@ where
     }
 
     /// Serves on one connection from the pool until the worker stops, the drain ends, or the
-    /// connection fails. `interrupted` holds the claims whose attempt a lost connection cut
-    /// short: they are given back first thing on the next connection.
+    /// connection fails. What a lost connection left unended (see [`Interrupted`]) is given back
+    /// first thing on the next one.
     fn serve_connected(
         &self,
         shared: &Shared,
         until_idle: bool,
         connection: &mut ConnectionState,
-        interrupted: &mut Vec<BatchOperation>,
+        interrupted: &mut Interrupted,
     ) -> std::result::Result<(), Trouble> {
         let mut conn = self
             .pool
             .get()
             .map_err(|e| Trouble::Connection(Error::Pool(e)))?;
-        while let Some(operation) = interrupted.last() {
-            let release = Release::unstarted(operation);
-            let released = self.release(&mut conn, shared, operation, &release);
-            Trouble::check(released.map_err(Error::from), &mut *conn)?;
-            interrupted.pop();
-        }
+        self.give_back(&mut conn, shared, interrupted)?;
         let mut rechecks = 0;
         while !shared.is_stopping() {
             let generation = shared.generation();
-            let claimed = Trouble::check(self.claim(&mut conn), &mut *conn)?;
+            let (now, stale_before) = self.claim_times();
+            let claimed = match self.claim(&mut conn, now, stale_before) {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    let trouble = Trouble::of(error, &mut *conn);
+                    if matches!(trouble, Trouble::Connection(_)) {
+                        // Its commit may have happened, unheard of.
+                        interrupted.claims.push(now);
+                    }
+                    return Err(trouble);
+                }
+            };
             connection.worked(&shared.outage);
             claimed.iter().for_each(metrics::claimed);
             if claimed.is_empty() {
@@ -167,7 +174,35 @@ where
             }
             rechecks = 0;
             shared.hold(claimed.iter().map(BatchOperation::id));
-            self.run_claimed(&mut conn, shared, claimed, interrupted)?;
+            self.run_claimed(&mut conn, shared, claimed, &mut interrupted.attempts)?;
+        }
+        Ok(())
+    }
+
+    /// Gives back what a lost connection left unended: the attempts it cut short, and the
+    /// operations of claims whose commit was never confirmed (still running under this worker
+    /// with the claim's heartbeat). Each release is fenced: one another worker took over
+    /// meanwhile stays theirs.
+    fn give_back(
+        &self,
+        conn: &mut PooledConnection<ConnectionManager<C>>,
+        shared: &Shared,
+        interrupted: &mut Interrupted,
+    ) -> std::result::Result<(), Trouble> {
+        while let Some(at) = interrupted.claims.last().copied() {
+            let unheard = Trouble::check(
+                conn.claimed_at(&self.name, at).map_err(Error::from),
+                &mut **conn,
+            )?;
+            shared.hold(unheard.iter().map(BatchOperation::id));
+            interrupted.attempts.extend(unheard);
+            interrupted.claims.pop();
+        }
+        while let Some(operation) = interrupted.attempts.last() {
+            let release = Release::unstarted(operation);
+            let released = self.release(conn, shared, operation, &release);
+            Trouble::check(released.map_err(Error::from), &mut **conn)?;
+            interrupted.attempts.pop();
         }
         Ok(())
     }
@@ -232,8 +267,12 @@ where
 
     /// Claims a batch. It looks for lost workers' operations only when the worker's last look
     /// is old enough (see [`LostCheck`](super::LostCheck)), or may have left some behind.
-    fn claim(&self, conn: &mut C) -> Result<Vec<BatchOperation>> {
-        let (now, stale_before) = self.claim_times();
+    fn claim(
+        &self,
+        conn: &mut C,
+        now: chrono::DateTime<Utc>,
+        stale_before: chrono::DateTime<Utc>,
+    ) -> Result<Vec<BatchOperation>> {
         let look_for_lost = self.lost_check.due();
         let claimed = retry_on_deadlock(|| {
             let _span = tracing::debug_span!("claim", worker = %self.name).entered();
@@ -348,6 +387,16 @@ where
         }
         attempt.after_run(group.backoff(), &result, self.clock.now())
     }
+}
+
+/// What a worker thread's lost connection left unended, given back on its next connection.
+#[derive(Default)]
+struct Interrupted {
+    /// Claimed operations whose attempt was cut short: still held (their lease kept).
+    attempts: Vec<BatchOperation>,
+    /// The times (`now`) of claims that failed with the connection: their commit may have
+    /// happened without the worker hearing of it.
+    claims: Vec<chrono::DateTime<Utc>>,
 }
 
 /// Why a worker thread stopped serving on its connection.

@@ -27,7 +27,7 @@ use crate::operation::BatchOperation;
 use crate::status::Status;
 use sql::{due_sql, finish_chunks, finish_sql, lost_sql, queue_settings_sql};
 use sql::{DueId, FinishedRow, LostId, QueueSetting};
-use statements::{ChangeClaimed, Claim, ClaimedChange, Heartbeat};
+use statements::{ChangeClaimed, Claim, ClaimedAt, ClaimedChange, Heartbeat};
 
 /// A connection a [`Worker`](crate::worker::Worker) runs on: `PgConnection`, `SqliteConnection`
 /// or `MysqlConnection` (each behind its feature), the connection type of the r2d2 pool the
@@ -159,6 +159,10 @@ pub trait WorkerStorage {
     /// locking. A claim can come back empty while work is due: on MySQL/MariaDB, SKIP LOCKED
     /// also skips rows another claim's scan holds for an instant, and two concurrent claims can
     /// skip the same due row that way.
+    /// The operations `worker` claimed at `at` (the claim's `now`) that are still as that
+    /// claim left them: after a claim whose outcome the worker never heard, the ones it must
+    /// give back.
+    fn claimed_at(&mut self, worker: &str, at: DateTime<Utc>) -> QueryResult<Vec<BatchOperation>>;
     fn has_claimable(
         &mut self,
         queues: &[String],
@@ -212,7 +216,12 @@ where
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, QueueSetting>,
     for<'a> Heartbeat<'a>: ExecuteDsl<C>,
     for<'a> ChangeClaimed<'a>: ExecuteDsl<C>,
+    for<'a> ClaimedAt<'a, B>: LoadQuery<'a, C, BatchOperation>,
 {
+    fn claimed_at(&mut self, worker: &str, at: DateTime<Utc>) -> QueryResult<Vec<BatchOperation>> {
+        statements::claimed_at(worker, UtcDateTime(at)).load(self)
+    }
+
     fn claim_operations(
         &mut self,
         worker: &str,

@@ -1,11 +1,12 @@
 //! The worker statements that are the same on every backend, as query values and their types
 //! (as `backend/statements.rs` does for the operations' statements).
 
-use diesel::dsl::{Add, Eq, EqAny, Filter, Update};
+use diesel::dsl::{Add, AsSelect, Eq, EqAny, Filter, Select, Update};
 use diesel::prelude::*;
 
 use crate::backend::statements::WithStatus;
 use crate::backend::UtcDateTime;
+use crate::operation::BatchOperation;
 use crate::schema::batchframework_batchoperation::{self as operations, table};
 use crate::status::{OperationResult, Status};
 
@@ -46,6 +47,28 @@ pub(crate) fn claim<'a>(ids: &'a [i64], worker: &'a str, now: UtcDateTime) -> Cl
         operations::heartbeat_datetime.eq(now),
         operations::attempts.eq(operations::attempts + 1),
     ))
+}
+
+/// The operations `worker` claimed at `at` that are still running as that claim left them
+/// (heartbeat `at`, which the keeper refreshes only for operations the worker knows it holds):
+/// those of a claim whose commit the worker never heard back about.
+pub(crate) type ClaimedAt<'a, DB> = Filter<
+    Filter<
+        Filter<Select<table, AsSelect<BatchOperation, DB>>, Eq<operations::status, Status>>,
+        Eq<operations::locked_by, &'a str>,
+    >,
+    Eq<operations::heartbeat_datetime, UtcDateTime>,
+>;
+
+pub(crate) fn claimed_at<DB>(worker: &str, at: UtcDateTime) -> ClaimedAt<'_, DB>
+where
+    DB: diesel::backend::Backend,
+{
+    table
+        .select(BatchOperation::as_select())
+        .filter(operations::status.eq(Status::Running))
+        .filter(operations::locked_by.eq(worker))
+        .filter(operations::heartbeat_datetime.eq(at))
 }
 
 /// The operations `ids` that `worker` still holds. The ids are owned: a statement borrowing a

@@ -9,9 +9,10 @@
 use serde_json::json;
 
 use crate::backend::worker::sql::{FinishedRow, FINISH_ROW_OVERHEAD};
+use crate::backend::Storage;
 use crate::backend::WorkerConnection;
 use crate::error::Result;
-use crate::status::OperationResult;
+use crate::status::{OperationResult, Status};
 
 use super::super::metrics;
 use super::super::shared::{Finished, Outcome, Shared};
@@ -52,7 +53,10 @@ where
             .collect();
         let _span =
             tracing::debug_span!("finish", worker = %self.name, operations = rows.len()).entered();
-        let group = self.try_write(&rows).or_else(|_| {
+        let group = self.try_write(&rows).or_else(|error| {
+            if self.conn.is_lost(&error) {
+                self.connection.failed(&shared.outage, &error, "keeper");
+            }
             self.conn.discard();
             self.try_write(&rows)
         });
@@ -89,6 +93,12 @@ where
             }
         };
         for (finished, written) in results.iter().zip(&written) {
+            // A result reported unwritten may be one an earlier try committed without the
+            // keeper hearing back (the connection died with the reply): then it stands.
+            let written = match written {
+                Some(false) if self.wrote_earlier(finished) => &Some(true),
+                written => written,
+            };
             match written {
                 Some(true) => {
                     shared.count(finished.outcome);
@@ -113,6 +123,24 @@ where
     }
 
     /// One attempt at writing `rows` in one transaction, fenced per row; which were written.
+    /// Whether the operation holds exactly this result of this worker's: written by an earlier
+    /// try whose commit the keeper never heard back about.
+    fn wrote_earlier(&mut self, finished: &Finished) -> bool {
+        let Ok((conn, _)) = self.conn.connect() else {
+            return false;
+        };
+        match conn.storage().find_operation(finished.id) {
+            Ok(Some(op)) => {
+                op.status() == Status::Finished
+                    && op.locked_by() == Some(self.name.as_str())
+                    && op.attempts() == finished.attempt
+                    && op.result() == finished.result
+                    && op.finished_datetime() == Some(finished.finished_at.0)
+            }
+            _ => false,
+        }
+    }
+
     fn try_write(&mut self, rows: &[FinishedRow<'_>]) -> Result<Vec<bool>> {
         let name = &self.name;
         let (conn, budget) = self.conn.connect()?;
