@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use batchframework_diesel::registry::{
     action_fn, ActionContext, ActionError, ActionGroup, Registry,
 };
-use batchframework_diesel::worker::WorkerStats;
+use batchframework_diesel::worker::{WorkerHandle, WorkerStats};
 use batchframework_diesel::{OperationFilter, OperationResult, Status};
 use batchframework_tests::TestBackend;
 use diesel::connection::SimpleConnection;
@@ -268,6 +268,48 @@ pub(crate) fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> 
             started.elapsed() < timeout,
             "timed out after {timeout:?} waiting for {what}"
         );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
+}
+
+/// Waits until `expected` operations are finished; after `timeout`, panics with what is not
+/// finished and what the worker says of itself.
+pub(crate) fn wait_for_finished<B: FaultBackend>(
+    conn: &mut B::Connection,
+    handle: &WorkerHandle,
+    expected: usize,
+    timeout: Duration,
+) -> Duration {
+    let started = Instant::now();
+    while count::<B>(conn, FINISHED) != expected as i64 {
+        if started.elapsed() > timeout {
+            let now = chrono::Utc::now();
+            let unfinished: Vec<String> = OperationFilter::new()
+                .load(conn)
+                .unwrap()
+                .iter()
+                .filter(|op| op.status() != Status::Finished)
+                .map(|op| {
+                    format!(
+                        "#{} {:?} attempts {} locked_by {:?} claimed {:?} ago, heartbeat {:?} ago",
+                        op.id(),
+                        op.status(),
+                        op.attempts(),
+                        op.locked_by(),
+                        op.started_running_datetime().map(|t| now - t),
+                        op.heartbeat_datetime().map(|t| now - t)
+                    )
+                })
+                .collect();
+            panic!(
+                "timed out after {timeout:?} waiting for {expected} operations to finish; \
+                 worker: stopping {}, {} threads idle, {:?}; not finished: {unfinished:#?}",
+                handle.is_stopping(),
+                handle.idle_threads(),
+                handle.stats()
+            );
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
     started.elapsed()

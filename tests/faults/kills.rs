@@ -20,7 +20,7 @@ use batchframework_diesel::worker::Worker;
 
 use super::common::{
     check_every_operation_finished_once, count, pool, reconnects, registry, unique_tag, wait_for,
-    worker_sessions, FaultBackend, Sessions, EXECUTIONS, FINISHED, PAUSE,
+    wait_for_finished, worker_sessions, FaultBackend, Sessions, EXECUTIONS, FINISHED, PAUSE,
 };
 
 const OPERATIONS: usize = 1_500;
@@ -97,9 +97,7 @@ pub(crate) fn killing_each_connection_in_turn<B: FaultBackend>() {
     );
     println!("killed the keeper's session {keeper} while it wrote results: back in {back:?}");
 
-    wait_for("the drain", Duration::from_secs(60), || {
-        count::<B>(&mut conn, FINISHED) == OPERATIONS as i64
-    });
+    wait_for_finished::<B>(&mut conn, &handle, OPERATIONS, Duration::from_secs(60));
 
     // The keeper's connection dies while every thread waits for work.
     wait_for(

@@ -4,8 +4,9 @@
 //! test's own connection goes to the server directly, and sees what really happened.
 //!
 //! * Cuts during a drain, and one while idle: the worker reconnects and finishes everything.
-//! * An outage of several seconds (longer than the pool's `connection_timeout` and several
-//!   backoff steps): the worker waits it out without stopping, then finishes.
+//! * An outage of 6 seconds: longer than the pool's `connection_timeout`, several backoff steps,
+//!   and the worker's lease (3 s here, as a production outage outlasts a 30 s lease): the worker
+//!   waits it out without stopping, then finishes, its interrupted operations included.
 //! * `give_up_after`: the same outage stops that worker after the given time, with the error;
 //!   what it held is taken over by another worker after its lease.
 //! * A shutdown during an outage returns within its timeout and the result grace.
@@ -24,7 +25,7 @@ use batchframework_tests::TestDatabase;
 
 use super::common::{
     check_every_operation_finished_once, count, pool, reconnects, redirect, registry, wait_for,
-    FaultBackend, EXECUTIONS, FINISHED, PAUSE,
+    wait_for_finished, FaultBackend, EXECUTIONS, FINISHED, PAUSE,
 };
 
 const THREADS: usize = 3;
@@ -37,19 +38,17 @@ fn forwarder<B: FaultBackend>(db: &TestDatabase) -> (Forwarder, String) {
     (forwarder, B::plaintext(&url))
 }
 
-/// A started worker of `THREADS` threads on `url`; idle threads poll rarely where new work is
-/// announced (so that only a keeper that listens again wakes them), every 50 ms elsewhere.
+/// A started worker of `THREADS` threads on `url`, with a 3-second lease, so that an operation
+/// it loses track of is visible within the test's time (taken over after the lease, which idle
+/// threads look for every poll, 200 ms); `kills.rs` covers waking idle threads by LISTEN alone.
 fn worker<B: FaultBackend>(
     registry: &Arc<batchframework_diesel::registry::Registry<B::Connection>>,
     url: &str,
 ) -> Worker<B::Connection> {
     Worker::new(Arc::clone(registry), pool::<B>(url, THREADS as u32 + 1))
         .batch_size(2)
-        .poll_interval(if B::LISTENS {
-            Duration::from_secs(60)
-        } else {
-            Duration::from_millis(50)
-        })
+        .lease(Duration::from_secs(3))
+        .poll_interval(Duration::from_millis(200))
 }
 
 pub(crate) fn cutting_every_connection_at_a_proxy<B: FaultBackend>() {
@@ -71,9 +70,7 @@ pub(crate) fn cutting_every_connection_at_a_proxy<B: FaultBackend>() {
         println!("cut {cut} connections at {threshold} runs");
         assert!(!handle.is_stopping(), "the worker stopped after a cut");
     }
-    wait_for("the drain", Duration::from_secs(60), || {
-        count::<B>(&mut conn, FINISHED) == OPERATIONS as i64
-    });
+    wait_for_finished::<B>(&mut conn, &handle, OPERATIONS, Duration::from_secs(60));
     wait_for(
         "every worker thread to wait for work",
         Duration::from_secs(20),
@@ -106,8 +103,8 @@ pub(crate) fn cutting_every_connection_at_a_proxy<B: FaultBackend>() {
     assert!(reconnects(&stats) >= 4, "{stats:?}");
 }
 
-/// How long the outage lasts: several of the backoff's steps (100 ms doubling) and more than
-/// two of the pool's `connection_timeout`s.
+/// How long the outage lasts: several of the backoff's steps (100 ms doubling), more than two
+/// of the pool's `connection_timeout`s, and twice the lease of [`worker`].
 const OUTAGE: Duration = Duration::from_secs(6);
 
 /// Starts an outage: every connection cut, every new one refused.
@@ -147,9 +144,7 @@ pub(crate) fn a_long_outage_is_ridden_through<B: FaultBackend>() {
     let resumed = wait_for("runs to resume", Duration::from_secs(20), || {
         count::<B>(&mut conn, EXECUTIONS) > during
     });
-    wait_for("the drain", Duration::from_secs(60), || {
-        count::<B>(&mut conn, FINISHED) == OPERATIONS as i64
-    });
+    wait_for_finished::<B>(&mut conn, &handle, OPERATIONS, Duration::from_secs(60));
     assert!(!handle.is_stopping(), "the worker stopped after the outage");
     let drained = up.elapsed();
     let stats = handle.shutdown(Duration::from_secs(10)).unwrap();
@@ -327,9 +322,7 @@ fn lost_commit_reply<B: FaultBackend>(arm: &[u8], what: &str) {
         Duration::from_secs(20),
         || forwarder.trapped() == 1,
     );
-    let drained = wait_for("every operation to finish", Duration::from_secs(40), || {
-        count::<B>(&mut conn, FINISHED) == OPERATIONS as i64
-    });
+    let drained = wait_for_finished::<B>(&mut conn, &handle, OPERATIONS, Duration::from_secs(40));
     assert!(!handle.is_stopping(), "the worker stopped");
     let stats = handle.shutdown(Duration::from_secs(10)).unwrap();
     println!(
