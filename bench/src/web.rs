@@ -592,12 +592,9 @@ fn measure<C: Web>(url: &str, explain: bool) -> Result<Measured, AnyError> {
             direct_ms(&mut conn, |conn| finishes_per_minute(conn, 60, CHART_LIMIT))?,
         ),
         (
-            "latest 10 failures: `result(Failed).limit(10)`",
+            "`latest_failures(conn, 10)`",
             direct_ms(&mut conn, |conn| {
-                OperationFilter::new()
-                    .result(OperationResult::Failed)
-                    .limit(10)
-                    .load(conn)
+                batchframework_diesel::admin::latest_failures(conn, 10)
             })?,
         ),
         (

@@ -14,7 +14,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,14 @@ pub(super) struct Outage {
     give_up_after: Option<Duration>,
     down: Mutex<Down>,
     reconnects: AtomicUsize,
+    /// A connection failed since the keeper last refreshed the held operations' heartbeats:
+    /// until it has, they may look lost to this worker's own claims (an outage longer than the
+    /// lease), so the claims do not look for lost operations.
+    heartbeats_stale: AtomicBool,
+    /// Claims a lost connection cut off before the worker heard whether they committed, not
+    /// yet settled: their operations, if any, run under this worker with no one refreshing
+    /// their heartbeats, so they too would look lost.
+    unsettled_claims: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -65,12 +73,49 @@ impl Outage {
             give_up_after,
             down: Mutex::default(),
             reconnects: AtomicUsize::new(0),
+            heartbeats_stale: AtomicBool::new(false),
+            unsettled_claims: AtomicUsize::new(0),
         }
     }
 
     /// How many times a connection that had failed worked again.
     pub(super) fn reconnects(&self) -> usize {
         self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Whether the held operations' heartbeats may have gone stale in an outage and not been
+    /// refreshed since.
+    pub(super) fn heartbeats_stale(&self) -> bool {
+        self.heartbeats_stale.load(Ordering::SeqCst)
+    }
+
+    /// The keeper is about to refresh every held heartbeat: returns whether they were stale
+    /// (the keeper marks them stale again if the refresh fails).
+    pub(super) fn take_stale_heartbeats(&self) -> bool {
+        self.heartbeats_stale.swap(false, Ordering::SeqCst)
+    }
+
+    /// Whether the worker's claims may look for lost workers' operations: not while its own
+    /// may look lost (stale heartbeats, unsettled claims), or it would take them from itself and
+    /// count an attempt the outage cut short.
+    pub(super) fn may_look_for_lost(&self) -> bool {
+        !self.heartbeats_stale() && self.unsettled_claims.load(Ordering::SeqCst) == 0
+    }
+
+    /// A claim failed with its connection: whether it committed is not known yet.
+    pub(super) fn claim_unsettled(&self) {
+        self.unsettled_claims.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A claim [`claim_unsettled`](Self::claim_unsettled) reported is settled (its operations
+    /// found and given back, or none).
+    pub(super) fn claim_settled(&self) {
+        self.unsettled_claims.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The held heartbeats could not be refreshed.
+    pub(super) fn mark_heartbeats_stale(&self) {
+        self.heartbeats_stale.store(true, Ordering::SeqCst);
     }
 
     /// Whether the worker has been without a database longer than it is willing to wait.
@@ -100,6 +145,7 @@ impl ConnectionState {
 
     /// This connection failed with `error`: returns how long to wait before trying again.
     pub(super) fn failed(&mut self, outage: &Outage, error: &Error, who: &str) -> Duration {
+        outage.mark_heartbeats_stale();
         if !self.down {
             self.down = true;
             let mut down = lock(&outage.down);

@@ -115,6 +115,10 @@ where
                     .attempts
                     .iter()
                     .for_each(|op: &BatchOperation| shared.release(op.id()));
+                interrupted
+                    .claims
+                    .iter()
+                    .for_each(|_| shared.outage.claim_settled());
                 return if shared.is_stopping() {
                     Ok(())
                 } else {
@@ -144,6 +148,9 @@ where
         while !shared.is_stopping() {
             let generation = shared.generation();
             let (now, stale_before) = self.claim_times();
+            // After an outage, this worker's own held operations look lost until the keeper
+            // has refreshed their heartbeats: no look for lost ones until then.
+            let stale_before = shared.outage.may_look_for_lost().then_some(stale_before);
             let claimed = match self.claim(&mut conn, now, stale_before) {
                 Ok(claimed) => claimed,
                 Err(error) => {
@@ -151,6 +158,7 @@ where
                     if matches!(trouble, Trouble::Connection(_)) {
                         // Its commit may have happened, unheard of.
                         interrupted.claims.push(now);
+                        shared.outage.claim_unsettled();
                     }
                     return Err(trouble);
                 }
@@ -197,6 +205,7 @@ where
             shared.hold(unheard.iter().map(BatchOperation::id));
             interrupted.attempts.extend(unheard);
             interrupted.claims.pop();
+            shared.outage.claim_settled();
         }
         while let Some(operation) = interrupted.attempts.last() {
             let release = Release::unstarted(operation);
@@ -271,9 +280,10 @@ where
         &self,
         conn: &mut C,
         now: chrono::DateTime<Utc>,
-        stale_before: chrono::DateTime<Utc>,
+        stale_before: Option<chrono::DateTime<Utc>>,
     ) -> Result<Vec<BatchOperation>> {
-        let look_for_lost = self.lost_check.due();
+        let look_for_lost = stale_before.is_some() && self.lost_check.due();
+        let stale_before = stale_before.unwrap_or(now);
         let claimed = retry_on_deadlock(|| {
             let _span = tracing::debug_span!("claim", worker = %self.name).entered();
             conn.claim_operations(

@@ -14,6 +14,7 @@ where
     /// Refreshes the heartbeat of every held operation. A failed beat is tried again at the
     /// next one; the lease covers a few misses.
     pub(super) fn beat(&mut self, shared: &Shared) {
+        let were_stale = shared.outage.take_stale_heartbeats();
         let ids = shared.held_ids();
         if ids.is_empty() {
             return;
@@ -26,12 +27,15 @@ where
         match beaten {
             Ok(_) => self.connection.worked(&shared.outage),
             Err(error) if self.conn.is_lost(&error) => {
-                // Logged once per outage; the next beat tries again.
+                // Logged once per outage; the next beat tries again (and marks them stale).
                 self.connection.failed(&shared.outage, &error, "keeper");
                 self.conn.discard();
             }
             Err(error) => {
                 tracing::warn!(%error, "heartbeat failed; retrying at the next one");
+                if were_stale {
+                    shared.outage.mark_heartbeats_stale();
+                }
                 self.conn.discard();
             }
         }

@@ -46,6 +46,9 @@ const NOTIFICATION_CHECK: Duration = Duration::from_millis(5);
 /// How long a keeper that does not listen waits for results before it looks at the heartbeats.
 const IDLE_CHECK: Duration = Duration::from_millis(50);
 
+/// How soon the keeper tries again to refresh heartbeats that went stale in an outage.
+const STALE_BEAT_PAUSE: Duration = Duration::from_millis(100);
+
 /// A worker's keeper: what it needs of the worker, and its connection. It owns copies, not a
 /// borrow of the worker, so it runs on a thread of its own whether the worker was started or
 /// runs until idle.
@@ -111,7 +114,10 @@ where
                 }
             }
             shared.written();
-            if last_beat.elapsed() >= self.beat_every {
+            // After an outage the held heartbeats are refreshed at once (every STALE_BEAT_PAUSE
+            // until it works): until then the worker's own claims skip the lost-worker look.
+            let stale = shared.outage.heartbeats_stale() && last_beat.elapsed() >= STALE_BEAT_PAUSE;
+            if stale || last_beat.elapsed() >= self.beat_every {
                 last_beat = Instant::now();
                 self.beat(shared);
             }
