@@ -200,6 +200,19 @@ pub enum Error {
     #[error("a worker thread panicked")]
     WorkerPanicked,
 
+    /// A worker's shutdown ended with results of operations it ran still unwritten: the
+    /// database did not answer within the shutdown's timeout (and its grace for results). Those
+    /// operations are still `running` under the worker; once their lease expires other workers
+    /// run them again, or finish them "worker lost" when their attempts are spent.
+    #[error(
+        "the worker stopped with {results} result(s) unwritten: the database did not answer in \
+         time; their operations run again after their lease"
+    )]
+    ResultsNotWritten {
+        /// How many results were not written.
+        results: usize,
+    },
+
     /// A bulk insert failed, and recording that failure on the operation failed too.
     #[error("{error}; recording the failure on the batch operation also failed: {record_error}")]
     FailureNotRecorded {

@@ -236,6 +236,14 @@ pub(crate) fn shutdown_during_an_outage_returns_in_time<B: FaultBackend>() {
         took <= timeout + RESULT_GRACE + Duration::from_secs(3),
         "a shutdown with a {timeout:?} timeout took {took:?} during an outage"
     );
+    // Results it could not write are not kept quiet.
+    assert!(
+        matches!(
+            result,
+            Ok(_) | Err(batchframework_diesel::Error::ResultsNotWritten { .. })
+        ),
+        "{result:?}"
+    );
     forwarder.refuse(false);
     let rescued = rescue::<B>(&db, &registry, &mut conn);
     println!("{}: {rescued}", B::NAME);

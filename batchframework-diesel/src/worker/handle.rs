@@ -69,6 +69,13 @@ impl WorkerHandle {
     /// Threads still running an action after `timeout` are left to finish on their own, the
     /// keeper still beating their heartbeats and writing their results; should the process
     /// exit first, their operations are recovered by other workers after the lease.
+    ///
+    /// # Errors
+    ///
+    /// The error that stopped the worker, if one did (a database error, or
+    /// [`Worker::give_up_after`](super::Worker::give_up_after) elapsed in an outage); else
+    /// [`Error::ResultsNotWritten`] when results handed over could not be written by then (the
+    /// database did not answer).
     pub fn shutdown(self, timeout: Duration) -> Result<WorkerStats> {
         self.shared.request_stop();
         let deadline = deadline_after(timeout);
@@ -81,7 +88,12 @@ impl WorkerHandle {
             }
         }
         let written_by = deadline.max(deadline_after(RESULT_GRACE));
-        self.shared.wait_until_written(written_by);
+        if !self.shared.wait_until_written(written_by) {
+            let results = self.shared.unwritten();
+            if results > 0 {
+                first_error.get_or_insert(Error::ResultsNotWritten { results });
+            }
+        }
         // The keeper returns once every thread has and every result is written; with a thread
         // still running, it stays to keep that thread's operation and write its result.
         if self.shared.serving.load(Ordering::SeqCst) == 0 {

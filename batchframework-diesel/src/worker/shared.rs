@@ -290,6 +290,12 @@ impl Shared {
         }
     }
 
+    /// Results handed over and not written yet.
+    pub(super) fn unwritten(&self) -> usize {
+        let state = lock(&self.state);
+        state.unwritten.len() + state.writing
+    }
+
     /// Keeps the keeper's first error.
     pub(super) fn keeper_failed(&self, error: Error) {
         lock(&self.keeper_error).get_or_insert(error);
