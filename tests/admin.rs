@@ -11,6 +11,7 @@ use batchframework_diesel::worker::Worker;
 use batchframework_diesel::{BatchOperation, Error, OperationFilter, OperationResult, Status};
 use batchframework_tests::{backend_tests, migrated, TestBackend};
 use chrono::{Duration as Span, Utc};
+use diesel::connection::SimpleConnection;
 use serde_json::{json, Value};
 
 use crate::queries::set_timestamp;
@@ -467,4 +468,74 @@ backend_tests!(
     nothing_is_claimed_from_a_queue_after_its_pause_returns,
     the_overview_counts_each_queues_work_history_and_pause,
     the_overview_stops_counting_at_the_limit,
+    finishes_are_counted_per_minute_by_the_database,
 );
+
+/// Finishes at chosen instants of the last hour land in their minute, by result and summed
+/// over queues; past the limit the counts say from when they are whole. (Retried once if the
+/// minute turned while the test ran.)
+fn finishes_are_counted_per_minute_by_the_database<B: TestBackend>() {
+    use chrono::DurationRound;
+    let (_db, mut conn) = migrated::<B>();
+    for _ in 0..2 {
+        conn.batch_execute("DELETE FROM batchframework_batchoperation")
+            .unwrap();
+        let now = Utc::now();
+        let first = now.duration_trunc(Span::minutes(1)).unwrap() - Span::minutes(59);
+        let placed = [
+            ("a", OperationResult::Successful, first + Span::seconds(10)),
+            (
+                "a",
+                OperationResult::Successful,
+                first + Span::minutes(5) + Span::seconds(1),
+            ),
+            (
+                "b",
+                OperationResult::Successful,
+                first + Span::minutes(5) + Span::milliseconds(59_999),
+            ),
+            ("a", OperationResult::Failed, first + Span::minutes(30)),
+            (
+                "b",
+                OperationResult::Failed,
+                first + Span::minutes(58) + Span::seconds(30),
+            ),
+            // Before the window: not counted.
+            ("a", OperationResult::Successful, first - Span::seconds(1)),
+        ];
+        for (queue, result, at) in placed {
+            let mut op = BatchOperation::create_synchronous("job")
+                .queue(queue)
+                .insert(&mut conn)
+                .unwrap();
+            match result {
+                OperationResult::Failed => op.finish_failed(&mut conn, &"no").unwrap(),
+                _ => op.finish(&mut conn).unwrap(),
+            }
+            set_timestamp::<B>(&mut conn, op.id(), "finished_datetime", at);
+        }
+        let throughput = admin::finishes_per_minute(&mut conn, 60, 100).unwrap();
+        if throughput.minutes[0].start != first {
+            continue; // the minute turned
+        }
+        let by_minute: Vec<(usize, u64, u64)> = throughput
+            .minutes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.succeeded + m.failed > 0)
+            .map(|(i, m)| (i, m.succeeded, m.failed))
+            .collect();
+        assert_eq!(by_minute, [(0, 1, 0), (5, 2, 0), (30, 0, 1), (58, 0, 1)]);
+        assert_eq!(throughput.counted_since, None);
+        assert_eq!(throughput.minutes[59].start, first + Span::minutes(59));
+
+        // A limit of 1 per queue and result: each is counted back to its newest finish only, so
+        // the counts are whole from the latest of those on (queue b's failure).
+        let capped = admin::finishes_per_minute(&mut conn, 60, 1).unwrap();
+        let expected_since = first + Span::minutes(58) + Span::seconds(30);
+        assert_eq!(capped.counted_since, Some(expected_since));
+        assert_eq!(capped.minutes[0].succeeded, 0);
+        return;
+    }
+    panic!("the minute turned twice during the test");
+}

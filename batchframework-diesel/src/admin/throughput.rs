@@ -32,8 +32,9 @@ pub struct Throughput {
 /// Operations finished per minute over the last `minutes` minutes, by result, summed over every
 /// queue.
 ///
-/// Reads at most `limit` finish times per queue and result from the index of finished
-/// operations, so its cost is bounded by the number of queues and the limit, not by the history.
+/// Counts at most `limit` finishes per queue and result, from the index of finished operations
+/// and on the server (one statement of at most `minutes` rows each), so its cost is bounded by
+/// the number of queues and the limit, not by the history.
 /// Past the limit the older minutes are short, and [`Throughput::counted_since`] says from when
 /// the counts are whole.
 ///
@@ -78,21 +79,23 @@ pub fn finishes_per_minute<C: BatchConnection>(
     let limit = limit.max(1);
     for queue in storage.queues_with(Status::Finished)? {
         for result in [OperationResult::Successful, OperationResult::Failed] {
-            let times = storage.recent_finishes(&queue, result, first, limit)?;
-            if times.len() as u64 >= limit {
-                if let Some(oldest) = times.last() {
-                    counted_since = Some(counted_since.map_or(*oldest, |since| since.max(*oldest)));
+            let counted = storage.finishes_by_minute(&queue, result, first, limit)?;
+            let total: i64 = counted.iter().map(|minute| minute.finishes).sum();
+            if u64::try_from(total).unwrap_or(0) >= limit {
+                let oldest = counted.iter().filter_map(|minute| minute.oldest).min();
+                if let Some(oldest) = oldest {
+                    counted_since = Some(counted_since.map_or(oldest, |since| since.max(oldest)));
                 }
             }
-            for time in times {
-                let index = (time - first).num_minutes();
+            for minute in counted {
                 // A finish stamped after now (another host's clock) counts in the current minute.
-                let index = usize::try_from(index.max(0))
+                let index = usize::try_from(minute.minute.max(0))
                     .unwrap_or(0)
                     .min(counts.len() - 1);
+                let finishes = u64::try_from(minute.finishes).unwrap_or(0);
                 match result {
-                    OperationResult::Failed => counts[index].failed += 1,
-                    _ => counts[index].succeeded += 1,
+                    OperationResult::Failed => counts[index].failed += finishes,
+                    _ => counts[index].succeeded += finishes,
                 }
             }
         }

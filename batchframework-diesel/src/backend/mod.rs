@@ -13,6 +13,7 @@
 
 pub(crate) mod conditions;
 mod dialect;
+mod minutes;
 mod operations;
 mod retry;
 pub(crate) mod rows;

@@ -6,13 +6,18 @@
 
 use chrono::{DateTime, Utc};
 use diesel::connection::LoadConnection;
+use diesel::deserialize::FromSql;
 use diesel::dsl::Limit;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::MigrationHarness;
 
 use super::conditions::{ActivePart, Matching, OrderedBy};
+use super::minutes::{self, MinuteCount};
 use super::retry::retry_outside_transaction;
 use super::rows::{NewOperationRow, Requeue, StatusChange};
 use super::statements::{self, ChangeStatus, ColumnOf, CountMatching, DeleteMatching};
@@ -20,7 +25,7 @@ use super::statements::{ActivePartIds, FindOperation, LatestFailures, LoadMatchi
 use super::statements::{InsertQueue, OldestDelayed, PausedQueues, RecentFinishes};
 use super::statements::{KnownQueues, RequeueFailed, SetPaused};
 use super::statements::{OldestImmediate, RequestCancel, UpdateProgress};
-use super::{Deleted, Dialect, StorageBackend, UtcDateTime};
+use super::{Deleted, Dialect, StorageBackend, UtcDateTime, UtcTimestamp};
 use crate::filter::{Keyset, OperationFilter};
 use crate::operation::BatchOperation;
 use crate::schema::batchframework_batchoperation as operations;
@@ -105,6 +110,15 @@ pub trait Storage {
         since: DateTime<Utc>,
         limit: u64,
     ) -> QueryResult<Vec<DateTime<Utc>>>;
+    /// The newest `limit` finishes of `queue` with `result` after `since`, counted per whole
+    /// minute from `since` by the database.
+    fn finishes_by_minute(
+        &mut self,
+        queue: &str,
+        result: OperationResult,
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> QueryResult<Vec<MinuteCount>>;
     /// The newest `limit` failures, by finish time.
     fn latest_failures(&mut self, limit: u32) -> QueryResult<Vec<BatchOperation>>;
     /// How many operations `part` holds, counted no further than `limit`.
@@ -157,6 +171,11 @@ where
     for<'a> NextQueue<'a>: LoadQuery<'a, C, Option<String>>,
     for<'a> RecentFinishes<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
     for<'a> LatestFailures<C::Backend>: LoadQuery<'a, C, BatchOperation>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, MinuteCount>,
+    str: ToSql<Text, C::Backend>,
+    i64: ToSql<BigInt, C::Backend> + FromSql<BigInt, C::Backend>,
+    DateTime<Utc>: ToSql<UtcTimestamp, C::Backend>,
+    C::Backend: diesel::sql_types::HasSqlType<UtcTimestamp>,
     for<'a> RequeueFailed<'a>: ExecuteDsl<C>,
     for<'a> SetPaused<'a>: ExecuteDsl<C>,
     InsertQueue: ExecuteDsl<C>,
@@ -360,6 +379,17 @@ where
         let times: Vec<Option<DateTime<Utc>>> =
             statements::recent_finishes(queue, result, UtcDateTime(since), limit).load(self)?;
         Ok(times.into_iter().flatten().collect())
+    }
+
+    fn finishes_by_minute(
+        &mut self,
+        queue: &str,
+        result: OperationResult,
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> QueryResult<Vec<MinuteCount>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        minutes::finishes_by_minute(self, Self::DIALECT, queue, result, since, limit)
     }
 
     fn latest_failures(&mut self, limit: u32) -> QueryResult<Vec<BatchOperation>> {
