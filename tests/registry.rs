@@ -223,11 +223,13 @@ fn actions_report_progress_and_see_cancel_requests<B: TestBackend>() {
             ctx.progress(20, Some(100))?; // within 250 ms: dropped
             let id = ctx.operation().id();
             let progress = BatchOperation::find(ctx.conn(), id)?.progress();
+            ctx.progress(100, Some(100))?; // all done: written at once
+            let done = BatchOperation::find(ctx.conn(), id)?.progress();
             let before = ctx.is_cancel_requested()?;
             let mut op = ctx.operation().clone();
             let flagged = op.request_cancel(ctx.conn())?;
             let after = ctx.is_cancel_requested()?;
-            Ok(json!({"progress": progress, "before": before, "flagged": flagged, "after": after}))
+            Ok(json!({"progress": progress, "done": done, "before": before, "flagged": flagged, "after": after}))
         })))
         .build()
         .unwrap();
@@ -235,7 +237,9 @@ fn actions_report_progress_and_see_cancel_requests<B: TestBackend>() {
     let output = info.result.unwrap().results[0].success_output_data.clone();
     assert_eq!(
         output,
-        Some(json!({"progress": [10, 100], "before": false, "flagged": true, "after": true}))
+        Some(
+            json!({"progress": [10, 100], "done": [100, 100], "before": false, "flagged": true, "after": true})
+        )
     );
     // A finished operation has nothing to cancel.
     let mut finished = info.operation;

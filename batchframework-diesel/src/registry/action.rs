@@ -245,11 +245,14 @@ impl<'a, C: BatchConnection> ActionContext<'a, C> {
     }
 
     /// Reports progress: `done` of `total` (if known). Written to the operation at most four
-    /// times a second; calls in between are dropped, so call it as often as is convenient.
+    /// times a second; calls in between are dropped, so call it as often as is convenient. The
+    /// report that reaches the total is always written, so a finished run shows all done.
     pub fn progress(&mut self, done: i64, total: Option<i64>) -> Result<()> {
-        if self
-            .last_progress
-            .is_some_and(|last| last.elapsed() < PROGRESS_INTERVAL)
+        let complete = total.is_some_and(|total| done >= total);
+        if !complete
+            && self
+                .last_progress
+                .is_some_and(|last| last.elapsed() < PROGRESS_INTERVAL)
         {
             return Ok(());
         }
