@@ -16,11 +16,13 @@
 //! cargo run --release -p batchframework-bench -- --scale        # cost at scale (see scale.rs)
 //! cargo run --release -p batchframework-bench -- --admin        # operators' reads, prune (admin.rs)
 //! cargo run --release -p batchframework-bench -- --web          # the dashboard over HTTP (web.rs)
+//! cargo run --release -p batchframework-bench -- --soak         # a reliability run (soak.rs)
 //! ```
 
 mod admin;
 mod models;
 mod scale;
+mod soak;
 mod web;
 mod workers;
 
@@ -99,6 +101,24 @@ struct Args {
     /// With `--web`: keep its database for inspection (drop it by hand).
     #[arg(long, requires = "web")]
     web_keep: bool,
+    /// A reliability run (PostgreSQL, a private cluster it starts): no-op operations drained by
+    /// three worker processes for `--soak-minutes` while one is killed every 30 s and the
+    /// database restarted every minute; then checks every operation ran and finished once.
+    #[arg(long, conflicts_with_all = ["workers", "url", "only", "scale", "admin", "web"])]
+    soak: bool,
+    /// With `--soak`: how long the faults go on, in minutes (100,000 operations a minute at
+    /// most).
+    #[arg(long, default_value_t = 10.0, requires = "soak")]
+    soak_minutes: f64,
+    /// Internal: one worker process of `--soak`, on `--url`.
+    #[arg(long, hide = true, requires = "url")]
+    soak_child: bool,
+    /// Internal: the worker threads of a `--soak-child`.
+    #[arg(long, hide = true, default_value_t = 3)]
+    soak_threads: usize,
+    /// Internal: the worker name of a `--soak-child`.
+    #[arg(long, hide = true, default_value = "soak-worker")]
+    soak_name: String,
     /// Internal: run one variant once and print its peak RSS (used for the RSS child process).
     #[arg(long, value_enum, hide = true)]
     only: Option<Variant>,
@@ -317,6 +337,16 @@ fn main() -> Result<(), AnyError> {
         return Ok(());
     }
 
+    if args.soak_child {
+        let url = args.url.ok_or("--soak-child needs --url")?;
+        return soak::child(&url, args.soak_threads, &args.soak_name);
+    }
+    if args.soak {
+        if args.backend != Backend::Postgres {
+            return Err("--soak runs on PostgreSQL only: use --backend postgres".into());
+        }
+        return soak::run(args.soak_minutes);
+    }
     if args.admin {
         return admin::run(args.backend, args.admin_explain);
     }
