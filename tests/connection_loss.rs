@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batchframework_diesel::registry::{
-    action_fn, ActionContext, ActionError, ActionGroup, Registry, RunArgs,
+    action_fn, ActionContext, ActionError, ActionGroup, Registry,
 };
 use batchframework_diesel::worker::Worker;
 use batchframework_diesel::{BatchOperation, OperationFilter, OperationResult, Status};
@@ -35,15 +35,7 @@ fn kill_own_session<B: TestBackend>(conn: &mut B::Connection) -> Result<(), Acti
 fn a_lost_connection_is_replaced_and_the_worker_carries_on<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = cutting_registry::<B>();
-    let cut = queue::<B>(&mut conn, &registry, "cut");
-    let plain: Vec<BatchOperation> = (0..2)
-        .map(|_| {
-            registry
-                .run(&mut conn, "plain", RunArgs::new())
-                .unwrap()
-                .operation
-        })
-        .collect();
+    let (cut, plain) = queue_cut_then_plain::<B>(&mut conn, &registry);
 
     let handle = Worker::new(Arc::clone(&registry), B::pool(&db, 2))
         .batch_size(1)
@@ -70,6 +62,18 @@ fn a_lost_connection_is_replaced_and_the_worker_carries_on<B: TestBackend>() {
     }
 }
 
+/// One `cut` operation, then two `plain` ones.
+fn queue_cut_then_plain<B: TestBackend>(
+    conn: &mut B::Connection,
+    registry: &Registry<B::Connection>,
+) -> (BatchOperation, Vec<BatchOperation>) {
+    let cut = queue::<B>(conn, registry, "cut");
+    let plain = (0..2)
+        .map(|_| queue::<B>(conn, registry, "plain"))
+        .collect();
+    (cut, plain)
+}
+
 /// `cut` ends its own session; `plain` does nothing.
 fn cutting_registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
     Arc::new(
@@ -94,15 +98,7 @@ fn cutting_registry<B: TestBackend>() -> Arc<Registry<B::Connection>> {
 fn with_no_patience_a_lost_connection_stops_the_worker<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = cutting_registry::<B>();
-    let cut = queue::<B>(&mut conn, &registry, "cut");
-    let plain: Vec<BatchOperation> = (0..2)
-        .map(|_| {
-            registry
-                .run(&mut conn, "plain", RunArgs::new())
-                .unwrap()
-                .operation
-        })
-        .collect();
+    let (cut, plain) = queue_cut_then_plain::<B>(&mut conn, &registry);
 
     let handle = Worker::new(Arc::clone(&registry), B::pool(&db, 2))
         .batch_size(1)

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
 
 use crate::error::WebError;
-use crate::pages::overview::query_value;
+use crate::format::url_component;
 
 /// The fields of the list's form, as the query string carries them (an empty field is no
 /// condition).
@@ -100,7 +100,7 @@ impl ListQuery {
         ];
         fields
             .iter()
-            .filter_map(|(name, value)| Some(format!("{name}={}", query_value(given(value)?))))
+            .filter_map(|(name, value)| Some(format!("{name}={}", url_component(given(value)?))))
             .collect::<Vec<_>>()
             .join("&")
     }

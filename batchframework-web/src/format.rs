@@ -93,6 +93,19 @@ pub(crate) fn failure_summary(output: &str) -> String {
     truncate(&found.unwrap_or_else(|| plain(&value)), 200)
 }
 
+/// `text` percent-encoded as one URL component (a query value, a path segment, a cookie
+/// value): everything but RFC 3986's unreserved characters.
+pub(crate) fn url_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A JSON value as text: a string without its quotes, anything else compact.
 pub(crate) fn plain(value: &Value) -> String {
     match value {

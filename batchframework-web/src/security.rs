@@ -11,6 +11,7 @@ use batchframework_diesel::worker::WorkerConnection;
 use serde::Deserialize;
 
 use crate::error::{ErrorPage, WebError};
+use crate::format::url_component;
 use crate::pages::layout;
 use crate::state::AppState;
 
@@ -299,7 +300,7 @@ pub(crate) fn redirect_with_message(session: &Session, to: &str, message: &str) 
         headers,
         &format!(
             "{FLASH_COOKIE}={}; Path={path}; HttpOnly; SameSite=Lax",
-            percent_encode(message)
+            url_component(message)
         ),
     );
     // Tells the guard not to clear the cookie this response sets.
@@ -337,15 +338,6 @@ fn hex(bytes: &[u8]) -> String {
 /// Compares in time that depends on the length only, not on where the first difference is.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn percent_decode(text: &str) -> String {
@@ -424,7 +416,7 @@ mod tests {
     #[test]
     fn flash_messages_survive_the_cookie() {
         let message = "Operation 12 queued again; \"quotes\" & <tags> ünïcode";
-        assert_eq!(percent_decode(&percent_encode(message)), message);
+        assert_eq!(percent_decode(&url_component(message)), message);
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 

@@ -107,7 +107,7 @@ fn actions(session: &Session, op: &BatchOperation) -> Markup {
 fn fields(session: &Session, op: &BatchOperation) -> Markup {
     let queue_link = session.link(&format!(
         "/operations?queue={}",
-        crate::pages::overview::query_value(op.queue())
+        format::url_component(op.queue())
     ));
     html! {
         dl.fields {
@@ -122,8 +122,8 @@ fn fields(session: &Session, op: &BatchOperation) -> Markup {
                     (Some(kind), Some(id)) => {
                         a href=(session.link(&format!(
                             "/operations?context_type={}&context_id={}",
-                            crate::pages::overview::query_value(kind),
-                            crate::pages::overview::query_value(id)
+                            format::url_component(kind),
+                            format::url_component(id)
                         ))) { (kind) " " (id) }
                     }
                     _ => span.muted { "—" },

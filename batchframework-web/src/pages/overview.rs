@@ -84,7 +84,7 @@ fn queues_table(session: &Session, queues: &[QueueOverview]) -> Markup {
             }
             tbody {
                 @for queue in queues {
-                    @let list = |extra: &str| session.link(&format!("/operations?queue={}{extra}", query_value(&queue.queue)));
+                    @let list = |extra: &str| session.link(&format!("/operations?queue={}{extra}", format::url_component(&queue.queue)));
                     tr data-queue=(queue.queue) class=[queue.paused.then_some("is-paused")] {
                         td { a href=(list("")) { (queue.queue) } }
                         td.num { a href=(list("&status=unprocessed")) { (queue.due) } }
@@ -106,7 +106,7 @@ fn queues_table(session: &Session, queues: &[QueueOverview]) -> Markup {
                         td.paused { @if queue.paused { span.badge.paused { "paused" } } }
                         @if !session.read_only {
                             td.actions {
-                                @let path = |verb: &str| session.link(&format!("/queues/{}/{verb}", path_segment(&queue.queue)));
+                                @let path = |verb: &str| session.link(&format!("/queues/{}/{verb}", format::url_component(&queue.queue)));
                                 @if queue.paused {
                                     (layout::action_button(session, "resume-queue", None, &path("resume"), "Resume"))
                                 } @else {
@@ -142,21 +142,4 @@ fn failures(session: &Session, failures: &[BatchOperation]) -> Markup {
         }
         p { a href=(session.link("/operations?result=failed")) { "Every failure →" } }
     }
-}
-
-/// `text` as a query string value.
-pub(crate) fn query_value(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// `text` as one path segment (the same encoding: it never holds `/`).
-pub(crate) fn path_segment(text: &str) -> String {
-    query_value(text)
 }
