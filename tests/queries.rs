@@ -6,7 +6,6 @@ use batchframework_diesel::{
 };
 use batchframework_tests::{backend_tests, migrated, StatementCounter, TestBackend};
 use chrono::{DateTime, Duration, Utc};
-use diesel::connection::SimpleConnection;
 
 fn ids(ops: &[BatchOperation]) -> Vec<i64> {
     ops.iter().map(BatchOperation::id).collect()
@@ -176,24 +175,7 @@ fn created_before_accepts_any_instant<B: TestBackend>() {
     assert_eq!(none.count(&mut conn).unwrap(), 0);
 }
 
-/// Sets a timestamp column of one operation with raw SQL, as each backend stores it, for tests
-/// that need operations created or finished at chosen instants.
-pub(crate) fn set_timestamp<B: TestBackend>(
-    conn: &mut B::Connection,
-    id: i64,
-    column: &str,
-    instant: DateTime<Utc>,
-) {
-    let text = instant.format("%Y-%m-%d %H:%M:%S%.6f");
-    let literal = match B::NAME {
-        "postgres" => format!("'{text}+00'"),
-        _ => format!("'{text}'"),
-    };
-    conn.batch_execute(&format!(
-        "UPDATE batchframework_batchoperation SET {column} = {literal} WHERE id = {id}"
-    ))
-    .unwrap();
-}
+pub(crate) use batchframework_tests::set_timestamp;
 
 /// `n` pending operations of type `kind`, oldest first.
 fn create_many<B: TestBackend>(conn: &mut B::Connection, kind: &str, n: usize) -> Vec<i64> {

@@ -469,3 +469,21 @@ macro_rules! per_backend {
         }
     };
 }
+
+/// Sets timestamp `column` of operation `id` with SQL, as time passing would.
+pub fn set_timestamp<B: TestBackend>(
+    conn: &mut B::Connection,
+    id: i64,
+    column: &str,
+    instant: chrono::DateTime<chrono::Utc>,
+) {
+    let text = instant.format("%Y-%m-%d %H:%M:%S%.6f");
+    let literal = match B::NAME {
+        "postgres" => format!("'{text}+00'"),
+        _ => format!("'{text}'"),
+    };
+    conn.batch_execute(&format!(
+        "UPDATE batchframework_batchoperation SET {column} = {literal} WHERE id = {id}"
+    ))
+    .expect("set a timestamp");
+}

@@ -14,7 +14,6 @@ use batchframework_diesel::{BatchOperation, ContextRef, OperationFilter};
 use batchframework_tests::{TestBackend, TestDatabase};
 use batchframework_web::Options;
 use chrono::{DateTime, Utc};
-use diesel::connection::SimpleConnection;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -376,23 +375,7 @@ pub(crate) fn context(kind: &'static str, id: &str) -> ContextRef {
     ContextRef::new(kind, id)
 }
 
-/// Sets timestamp `column` of operation `id` with SQL, as time passing would.
-pub(crate) fn set_timestamp<B: TestBackend>(
-    conn: &mut B::Connection,
-    id: i64,
-    column: &str,
-    instant: DateTime<Utc>,
-) {
-    let text = instant.format("%Y-%m-%d %H:%M:%S%.6f");
-    let literal = match B::NAME {
-        "postgres" => format!("'{text}+00'"),
-        _ => format!("'{text}'"),
-    };
-    conn.batch_execute(&format!(
-        "UPDATE batchframework_batchoperation SET {column} = {literal} WHERE id = {id}"
-    ))
-    .expect("set a timestamp");
-}
+pub(crate) use batchframework_tests::set_timestamp;
 
 /// Moves every timestamp of operation `id` that is set to `at`: created, started and finished
 /// then.
