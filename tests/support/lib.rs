@@ -151,6 +151,11 @@ enum Cleanup {
         admin_url: String,
         schema: String,
     },
+    #[cfg(feature = "postgres")]
+    PostgresDatabase {
+        admin_url: String,
+        database: String,
+    },
     #[cfg(feature = "mysql")]
     MysqlDatabase {
         admin_url: String,
@@ -171,6 +176,16 @@ impl Drop for TestDatabase {
                     &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
                 );
             }
+            #[cfg(feature = "postgres")]
+            Cleanup::PostgresDatabase {
+                admin_url,
+                database,
+            } => {
+                admin_execute::<diesel::PgConnection>(
+                    admin_url,
+                    &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+                );
+            }
             #[cfg(feature = "mysql")]
             Cleanup::MysqlDatabase {
                 admin_url,
@@ -184,6 +199,26 @@ impl Drop for TestDatabase {
             #[cfg(feature = "sqlite")]
             Cleanup::SqliteFile(_) => {} // the TempDir removes itself
         }
+    }
+}
+
+/// PostgreSQL: a whole database of the test's own instead of a schema, for a test that must
+/// not hear the other tests' notifications (they are sent to every listener of a database).
+#[cfg(feature = "postgres")]
+pub fn postgres_database() -> TestDatabase {
+    let admin_url = url_from_env(
+        "PG_DATABASE_URL",
+        "postgres",
+        "postgres://postgres@127.0.0.1:5432/test",
+    );
+    let database = unique_name();
+    admin_execute::<diesel::PgConnection>(&admin_url, &format!("CREATE DATABASE {database}"));
+    TestDatabase {
+        url: with_database(&admin_url, &database),
+        cleanup: Cleanup::PostgresDatabase {
+            admin_url,
+            database,
+        },
     }
 }
 
@@ -302,7 +337,7 @@ impl TestBackend for Mysql {
 }
 
 /// `mysql://user@host:port/old?query` with the database replaced.
-#[cfg(feature = "mysql")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),

@@ -17,6 +17,8 @@ mod minutes;
 mod operations;
 mod retry;
 pub(crate) mod rows;
+#[cfg(feature = "r2d2")]
+pub(crate) mod socket;
 mod statements;
 pub(crate) mod timestamp;
 #[cfg(feature = "r2d2")]

@@ -187,6 +187,14 @@ impl super::worker::WorkerBackend for Pg {
         }
     }
 
+    #[cfg(unix)]
+    fn wait_socket(
+        conn: &mut Self::Connection,
+        notifier: &mut Self::Connection,
+    ) -> QueryResult<Option<super::socket::WaitSocket>> {
+        super::socket::WaitSocket::find(conn, notifier)
+    }
+
     fn work_notifications(conn: &mut Self::Connection) -> QueryResult<Vec<String>> {
         let mut queues = Vec::new();
         for notification in conn.notifications_iter() {

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,9 @@ pub struct WorkerHandle {
     pub(super) shared: Arc<Shared>,
     pub(super) threads: Vec<JoinHandle<Result<()>>>,
     pub(super) keeper: JoinHandle<Result<()>>,
+    /// The signal threads of [`stop_on_signals`](Self::stop_on_signals), ended by the
+    /// shutdown.
+    pub(super) signals: Mutex<Vec<signal_hook::iterator::Handle>>,
 }
 
 impl fmt::Debug for WorkerHandle {
@@ -46,11 +49,31 @@ impl WorkerHandle {
     /// Makes SIGINT and SIGTERM stop claiming new work, as [`shutdown`](Self::shutdown) does;
     /// then call `shutdown` (for example once [`is_stopping`](Self::is_stopping) turns true) to
     /// wait for the running actions.
+    ///
+    /// A small thread waits for the signals and wakes the worker's waiting threads at once; it
+    /// ends with the handle's [`shutdown`](Self::shutdown).
     pub fn stop_on_signals(&self) -> Result<()> {
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        for signal in [SIGINT, SIGTERM] {
+            // The flag is set in the handler itself, so a stop is never missed.
             signal_hook::flag::register(signal, Arc::clone(&self.shared.stop))
                 .map_err(Error::Signal)?;
         }
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(Error::Signal)?;
+        let shared = Arc::downgrade(&self.shared);
+        lock(&self.signals).push(signals.handle());
+        std::thread::Builder::new()
+            .name("batchframework-signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    match shared.upgrade() {
+                        Some(shared) => shared.request_stop(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(Error::Signal)?;
         Ok(())
     }
 
@@ -78,6 +101,9 @@ impl WorkerHandle {
     /// database did not answer).
     pub fn shutdown(self, timeout: Duration) -> Result<WorkerStats> {
         self.shared.request_stop();
+        for signals in lock(&self.signals).drain(..) {
+            signals.close();
+        }
         let deadline = deadline_after(timeout);
         let mut first_error = None;
         for thread in self.threads {

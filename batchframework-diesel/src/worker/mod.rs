@@ -106,7 +106,7 @@ mod release;
 mod serve;
 mod shared;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
@@ -143,6 +143,12 @@ pub struct WorkerStats {
     /// Times one of the worker's connections (a thread's or the keeper's) worked again after
     /// the database had become unreachable to it.
     pub reconnects: usize,
+    /// Times the worker's keeper or one of its idle threads woke up: for new work, a result to
+    /// write, a duty come due, or a timeout. A measure of what an idle worker costs: on
+    /// PostgreSQL the keeper sleeps on its listening connection's socket, so an idle worker
+    /// wakes a few times a second (each thread every `poll_interval`, the keeper at most every
+    /// half second), not hundreds.
+    pub wakeups: usize,
 }
 
 /// A set of worker threads sharing a connection pool and a registry.
@@ -366,6 +372,7 @@ where
             shared,
             threads,
             keeper,
+            signals: Mutex::default(),
         })
     }
 

@@ -2,7 +2,9 @@
 //! waiting to be written, the wake-up signal for idle threads, and the counters.
 //!
 //! One mutex and one condition variable cover the results queue and the wake-ups, so that a
-//! thread going idle and a notification arriving cannot miss each other.
+//! thread going idle and a notification arriving cannot miss each other. A keeper that sleeps
+//! on its listening socket instead of the condition variable is woken by a [`Bell`], rung
+//! under the same mutex.
 
 use super::metrics::Labels;
 use std::collections::HashMap;
@@ -10,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::backend::socket::Bell;
 use crate::backend::UtcDateTime;
 use crate::error::Error;
 use crate::status::OperationResult;
@@ -17,9 +20,9 @@ use crate::status::OperationResult;
 use super::outage::Outage;
 use super::WorkerStats;
 
-/// The longest a waiting thread sleeps before it looks at the stop flag again, which a signal
-/// handler sets without waking anyone.
-const STOP_CHECK: Duration = Duration::from_millis(100);
+/// The longest a thread waiting for the keeper to write results sleeps before it looks again
+/// whether the keeper is still there.
+const KEEPER_CHECK: Duration = Duration::from_millis(100);
 
 /// The final result of an operation, waiting for the keeper thread to write it.
 #[derive(Debug)]
@@ -58,6 +61,8 @@ struct State {
     generation: u64,
     /// Threads waiting for work right now.
     idle: usize,
+    /// The keeper sleeps on its socket and the [`Bell`], not on the condition variable.
+    keeper_sleeping: bool,
 }
 
 /// See the module documentation.
@@ -77,8 +82,16 @@ pub(super) struct Shared {
     /// How many results may wait unwritten before worker threads wait for the keeper.
     max_unwritten: usize,
     counters: [AtomicUsize; 5],
+    /// Times the keeper or an idle thread woke up (see [`WorkerStats::wakeups`]).
+    wakeups: AtomicUsize,
     state: Mutex<State>,
+    /// Signalled when results are handed over, taken or written, and when a thread returns:
+    /// what the keeper and the threads waiting on it wait for.
     changed: Condvar,
+    /// Signalled by a wake-up (new work, or the worker stops): what idle threads wait for.
+    work_announced: Condvar,
+    /// Wakes a keeper sleeping on its socket; `None` where it cannot (it then never does).
+    bell: Option<Bell>,
 }
 
 impl Shared {
@@ -95,8 +108,11 @@ impl Shared {
             outage: Outage::new(give_up_after),
             max_unwritten: max_unwritten.max(1),
             counters: Default::default(),
+            wakeups: AtomicUsize::new(0),
             state: Mutex::default(),
             changed: Condvar::new(),
+            work_announced: Condvar::new(),
+            bell: Bell::new(),
         }
     }
 
@@ -123,7 +139,13 @@ impl Shared {
             lost: get(Outcome::Lost),
             fenced: get(Outcome::Fenced),
             reconnects: self.outage.reconnects(),
+            wakeups: self.wakeups.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts one wake-up of the keeper or an idle thread.
+    pub(super) fn woke(&self) {
+        self.wakeups.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Waits `pause`, or less if the worker is told to stop meanwhile.
@@ -135,7 +157,7 @@ impl Shared {
             if left.is_zero() {
                 break;
             }
-            state = wait(&self.changed, state, left.min(STOP_CHECK));
+            state = wait(&self.work_announced, state, left);
         }
     }
 
@@ -178,7 +200,8 @@ impl Shared {
             if left.is_zero() {
                 break;
             }
-            state = wait(&self.changed, state, left.min(STOP_CHECK));
+            state = wait(&self.work_announced, state, left);
+            self.woke();
         }
         state.idle -= 1;
     }
@@ -186,7 +209,7 @@ impl Shared {
     /// Wakes every thread waiting for work (new work was announced, or the worker stops).
     pub(super) fn wake_all(&self) {
         lock(&self.state).generation += 1;
-        self.changed.notify_all();
+        self.work_announced.notify_all();
     }
 
     /// How many worker threads are waiting for work right now.
@@ -200,7 +223,7 @@ impl Shared {
     pub(super) fn push_result(&self, finished: Finished) {
         let mut state = lock(&self.state);
         while state.unwritten.len() >= self.max_unwritten && !state.keeper_gone {
-            state = wait(&self.changed, state, STOP_CHECK);
+            state = wait(&self.changed, state, KEEPER_CHECK);
         }
         if state.keeper_gone {
             drop(state);
@@ -208,6 +231,7 @@ impl Shared {
             return;
         }
         state.unwritten.push(finished);
+        self.ring_keeper(&mut state);
         drop(state);
         self.changed.notify_all();
     }
@@ -215,8 +239,40 @@ impl Shared {
     /// A worker thread has returned; it will push no more results.
     pub(super) fn serving_ended(&self) {
         self.serving.fetch_sub(1, Ordering::SeqCst);
-        let _state = lock(&self.state);
+        let mut state = lock(&self.state);
+        self.ring_keeper(&mut state);
         self.changed.notify_all();
+    }
+
+    /// The bell a keeper may sleep on (with its listening socket) instead of
+    /// [`take_results`](Self::take_results)' condition variable.
+    pub(super) fn bell(&self) -> Option<&Bell> {
+        self.bell.as_ref()
+    }
+
+    /// The keeper is about to sleep on the [`Bell`]: whether it may (nothing is waiting to be
+    /// written, and a thread still serves). From now until [`keeper_woke`](Self::keeper_woke),
+    /// a result handed over or a thread returning rings the bell.
+    pub(super) fn keeper_sleeps(&self) -> bool {
+        let mut state = lock(&self.state);
+        let idle = state.unwritten.is_empty() && self.serving.load(Ordering::SeqCst) > 0;
+        state.keeper_sleeping = idle && self.bell.is_some();
+        state.keeper_sleeping
+    }
+
+    /// The keeper is awake again.
+    pub(super) fn keeper_woke(&self) {
+        lock(&self.state).keeper_sleeping = false;
+        self.woke();
+    }
+
+    fn ring_keeper(&self, state: &mut State) {
+        if state.keeper_sleeping {
+            state.keeper_sleeping = false;
+            if let Some(bell) = &self.bell {
+                bell.ring();
+            }
+        }
     }
 
     /// The results waiting to be written, after waiting up to `timeout` for some; `None` once
@@ -241,6 +297,7 @@ impl Shared {
                 return Some(Vec::new());
             }
             state = wait(&self.changed, state, left);
+            self.woke();
         }
     }
 

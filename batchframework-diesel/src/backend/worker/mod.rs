@@ -22,6 +22,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Integer, Text};
 use diesel::{QueryResult, RunQueryDsl};
 
+use super::socket::WaitSocket;
 use super::{BatchConnection, StorageBackend, UtcDateTime, UtcTimestamp};
 use crate::operation::BatchOperation;
 use crate::status::Status;
@@ -135,6 +136,18 @@ pub trait WorkerBackend:
         let _ = conn;
         Ok(Vec::new())
     }
+
+    /// The socket of `conn`, a listening connection, for the keeper to sleep on until a
+    /// notification arrives, found with the help of `notifier`, another connection (see
+    /// `backend/socket.rs`); `None` where the backend has no notifications or the socket cannot
+    /// be told apart (the keeper then looks for notifications every few milliseconds).
+    fn wait_socket(
+        conn: &mut Self::Connection,
+        notifier: &mut Self::Connection,
+    ) -> QueryResult<Option<WaitSocket>> {
+        let _ = (conn, notifier);
+        Ok(None)
+    }
 }
 
 /// The workers' statements. Public only because [`WorkerConnection`] names it; in a private
@@ -197,6 +210,8 @@ pub trait WorkerStorage {
     fn stop_listening(&mut self) -> QueryResult<()>;
     /// See [`WorkerBackend::work_notifications`].
     fn work_notifications(&mut self) -> QueryResult<Vec<String>>;
+    /// See [`WorkerBackend::wait_socket`].
+    fn wait_socket(&mut self, notifier: &mut Self) -> QueryResult<Option<WaitSocket>>;
     /// See [`WorkerBackend::try_lock_pruning`].
     fn try_lock_pruning(&mut self) -> QueryResult<bool>;
     /// See [`WorkerBackend::unlock_pruning`].
@@ -323,6 +338,10 @@ where
 
     fn work_notifications(&mut self) -> QueryResult<Vec<String>> {
         B::work_notifications(self)
+    }
+
+    fn wait_socket(&mut self, notifier: &mut Self) -> QueryResult<Option<WaitSocket>> {
+        B::wait_socket(self, notifier)
     }
 
     fn try_lock_pruning(&mut self) -> QueryResult<bool> {

@@ -3,8 +3,19 @@
 //!
 //! A connection that fails is dropped and a fresh one taken at the next use, listening again,
 //! so one lost connection costs the keeper a retry, not the worker.
+//!
+//! A listening connection's socket is looked for each time it is opened (see
+//! `backend/socket.rs`), with a second connection borrowed from the pool for a moment, so the
+//! keeper can sleep on it; it is forgotten with the connection. When the pool has no
+//! connection to lend (its worker threads hold every other one, as after a reconnect with a
+//! pool of exactly `threads + 1`), the keeper looks for notifications every few milliseconds
+//! and tries again every [`SOCKET_SEARCH_EVERY`].
+
+use std::time::{Duration, Instant};
 
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+
+use crate::backend::socket::WaitSocket;
 
 use crate::backend::{statement_budget, Storage, WorkerConnection, WorkerStorage};
 use crate::error::{Error, Result};
@@ -20,7 +31,21 @@ pub(super) struct KeeperConnection<C: WorkerConnection> {
     statement_budget: Option<usize>,
     /// Whether this connection's session holds the pruning lock (see `prune`).
     pruning_lock: bool,
+    /// The listening connection's socket, if it could be found.
+    socket: Option<WaitSocket>,
+    /// When to look for the socket again, if it was not found.
+    next_socket_search: Option<Instant>,
+    /// The connection started listening (again), or its socket was looked for, since the
+    /// keeper last asked: notifications may have been missed or read while looking.
+    relistened: bool,
 }
+
+/// How often a keeper listening without its socket looks for it again.
+const SOCKET_SEARCH_EVERY: Duration = Duration::from_secs(30);
+
+/// How long the keeper waits for the second connection that helps find its socket; without
+/// one (a pool exhausted by the worker threads) it goes on without the socket.
+const NOTIFIER_WAIT: Duration = Duration::from_secs(1);
 
 impl<C> KeeperConnection<C>
 where
@@ -35,6 +60,9 @@ where
             listen,
             statement_budget: None,
             pruning_lock: false,
+            socket: None,
+            next_socket_search: None,
+            relistened: false,
         };
         keeper.connect()?;
         Ok(keeper)
@@ -47,6 +75,11 @@ where
             if self.listen {
                 // A backend without notifications says so once; the worker then only polls.
                 self.listen = conn.listen_for_work()?;
+                if self.listen {
+                    self.relistened = true;
+                    let notifier = self.pool.get_timeout(NOTIFIER_WAIT).ok();
+                    self.socket = self.find_socket(&mut conn, notifier);
+                }
             }
             self.statement_budget = conn.storage().max_packet_bytes()?.map(statement_budget);
             self.conn = Some(conn);
@@ -59,6 +92,65 @@ where
         }
     }
 
+    /// The socket of `conn`, a listening connection, if it can be found; an error finding it
+    /// only costs the keeper its sleep (a broken connection shows at its next use).
+    fn find_socket(
+        &mut self,
+        conn: &mut PooledConnection<ConnectionManager<C>>,
+        notifier: Option<PooledConnection<ConnectionManager<C>>>,
+    ) -> Option<WaitSocket> {
+        self.next_socket_search = Some(Instant::now() + SOCKET_SEARCH_EVERY);
+        let mut notifier = notifier?;
+        match conn.wait_socket(&mut notifier) {
+            Ok(Some(socket)) => Some(socket),
+            Ok(None) => {
+                tracing::debug!(
+                    "could not find the listening connection's socket; looking for \
+                     notifications every few milliseconds instead"
+                );
+                None
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not look for the listening connection's socket");
+                None
+            }
+        }
+    }
+
+    /// Whether the connection started listening again, or was looked at for its socket, since
+    /// the last call: if so, notifications may have been missed and idle threads should look.
+    pub(super) fn take_relistened(&mut self) -> bool {
+        std::mem::take(&mut self.relistened)
+    }
+
+    /// The listening connection's socket, if it was found.
+    pub(super) fn socket(&self) -> Option<&WaitSocket> {
+        self.socket.as_ref()
+    }
+
+    /// Looks for the listening connection's socket again if it was not found and it is time
+    /// to, with a connection the pool can lend without waiting.
+    pub(super) fn search_socket_again(&mut self) {
+        let due = self
+            .next_socket_search
+            .is_some_and(|at| Instant::now() >= at);
+        if !self.listen || self.socket.is_some() || !due {
+            return;
+        }
+        if let Some(mut conn) = self.conn.take() {
+            let notifier = self.pool.try_get();
+            self.socket = self.find_socket(&mut conn, notifier);
+            self.conn = Some(conn);
+            self.relistened = true;
+        }
+    }
+
+    /// Stops sleeping on the socket (it was reported closed): the keeper looks for
+    /// notifications every few milliseconds until it takes a fresh connection.
+    pub(super) fn forget_socket(&mut self) {
+        self.socket = None;
+    }
+
     /// Drops a connection that failed; the next use takes a fresh one.
     /// Whether `error`, from a call on this connection, means the database cannot be reached.
     pub(super) fn is_lost(&mut self, error: &Error) -> bool {
@@ -66,6 +158,7 @@ where
     }
 
     pub(super) fn discard(&mut self) {
+        self.socket = None;
         self.stop_listening();
         self.unlock_pruning();
         self.conn = None;

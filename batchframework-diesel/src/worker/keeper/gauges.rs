@@ -26,6 +26,11 @@ impl Gauges {
             next: Instant::now(),
         }
     }
+
+    /// How soon the gauges are due.
+    pub(super) fn due_in(&self) -> Duration {
+        self.next.saturating_duration_since(Instant::now())
+    }
 }
 
 impl<C> Keeper<C>

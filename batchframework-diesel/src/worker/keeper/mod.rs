@@ -11,9 +11,14 @@
 //!   turn of the loop.
 //! * **Wake-ups** (`wakeup`, PostgreSQL): the connection LISTENs for the new-work
 //!   notifications the migrations' triggers send, and the keeper wakes idle worker threads when
-//!   one names a queue of theirs. Diesel reads notifications without blocking, so the keeper
-//!   looks every [`NOTIFICATION_CHECK`]: a read of what already arrived on the socket, not a
-//!   query.
+//!   one names a queue of theirs. Between its duties the keeper sleeps on the connection's
+//!   socket (and on a bell the worker threads ring when they hand over a result), so it hears
+//!   of new work the moment it is announced and an idle worker costs a few wake-ups a second.
+//!   Should the socket not be found (see `backend/socket.rs`), it looks for notifications
+//!   every [`NOTIFICATION_CHECK`] instead: a read of what already arrived, not a query.
+//!
+//! Without a socket to sleep on, the keeper waits for results on the worker's condition
+//! variable; either way it wakes for its next duty, or after [`LONGEST_WAIT`] at most.
 //!
 //! The keeper runs until every worker thread has returned and every result is written, even
 //! past a shutdown's timeout, so an action that outlives it still gets its result recorded.
@@ -27,6 +32,7 @@ mod wakeup;
 
 use std::time::{Duration, Instant};
 
+use crate::backend::socket::{self, Woken};
 use crate::backend::WorkerConnection;
 use crate::error::{Error, Result};
 
@@ -34,17 +40,18 @@ use std::sync::Arc;
 
 use super::clock::{Clock, RESYNC_EVERY};
 use super::outage::ConnectionState;
-use super::shared::Shared;
+use super::shared::{Finished, Shared};
 use super::Worker;
 use connection::KeeperConnection;
 use gauges::Gauges;
 use prune::Pruning;
 
-/// How often a listening keeper reads the notifications that have arrived.
+/// How often a listening keeper whose socket was not found reads the notifications that have
+/// arrived.
 const NOTIFICATION_CHECK: Duration = Duration::from_millis(5);
 
-/// How long a keeper that does not listen waits for results before it looks at the heartbeats.
-const IDLE_CHECK: Duration = Duration::from_millis(50);
+/// The longest the keeper sleeps at once, whatever its duties' cadence.
+const LONGEST_WAIT: Duration = Duration::from_millis(500);
 
 /// How soon the keeper tries again to refresh heartbeats that went stale in an outage.
 const STALE_BEAT_PAUSE: Duration = Duration::from_millis(100);
@@ -95,14 +102,20 @@ where
         let _guard = KeeperGuard(shared);
         let mut last_beat = Instant::now();
         let mut last_sync = Instant::now();
-        let mut listen_again_at = None;
+        let mut listen_again_at: Option<Instant> = None;
         loop {
-            let wait = if self.conn.listen {
-                NOTIFICATION_CHECK
-            } else {
-                IDLE_CHECK.min(self.beat_every.saturating_sub(last_beat.elapsed()))
-            };
-            let Some(results) = shared.take_results(wait) else {
+            let mut wait = LONGEST_WAIT
+                .min(self.beat_every.saturating_sub(last_beat.elapsed()))
+                .min(RESYNC_EVERY.saturating_sub(last_sync.elapsed()))
+                .min(self.pruning.as_ref().map_or(LONGEST_WAIT, Pruning::due_in))
+                .min(self.gauges.as_ref().map_or(LONGEST_WAIT, Gauges::due_in));
+            if shared.outage.heartbeats_stale() {
+                wait = wait.min(STALE_BEAT_PAUSE);
+            }
+            if let Some(at) = listen_again_at {
+                wait = wait.min(at.saturating_duration_since(Instant::now()));
+            }
+            let Some(results) = self.wait_for_results(shared, wait) else {
                 return;
             };
             if !results.is_empty() {
@@ -123,6 +136,7 @@ where
             }
             let due = listen_again_at.is_none_or(|at| Instant::now() >= at);
             if self.conn.listen && due {
+                self.conn.search_socket_again();
                 listen_again_at = self.read_notifications(shared);
             }
             if last_sync.elapsed() >= RESYNC_EVERY {
@@ -135,12 +149,35 @@ where
     }
 }
 
-/// Tells the worker threads when the keeper is gone, also by a panic (a bug), so none waits
-/// for it forever.
 impl<C> Keeper<C>
 where
     C: WorkerConnection,
 {
+    /// The results handed over, after waiting up to `wait` for some: asleep on the listening
+    /// socket and the bell if it can, else on the condition variable (looking for
+    /// notifications every [`NOTIFICATION_CHECK`] if it listens without a socket). `None` once
+    /// every worker thread has returned and every result is written.
+    fn wait_for_results(&mut self, shared: &Shared, wait: Duration) -> Option<Vec<Finished>> {
+        let listening = self.conn.listen;
+        match (self.conn.socket(), shared.bell()) {
+            (Some(socket), Some(bell)) if listening => {
+                if shared.keeper_sleeps() {
+                    let woken = socket::wait(Some(socket), bell, wait);
+                    shared.keeper_woke();
+                    if woken == Woken::SocketGone {
+                        tracing::debug!(
+                            "the listening socket is closed; polling until reconnected"
+                        );
+                        self.conn.forget_socket();
+                    }
+                }
+                shared.take_results(Duration::ZERO)
+            }
+            _ if listening => shared.take_results(wait.min(NOTIFICATION_CHECK)),
+            _ => shared.take_results(wait),
+        }
+    }
+
     /// Reads the database's clock again (it drifts from this machine's); on an error, the last
     /// reading stands.
     fn sync_clock(&mut self) {
@@ -154,6 +191,8 @@ where
     }
 }
 
+/// Tells the worker threads when the keeper is gone, also by a panic (a bug), so none waits
+/// for it forever.
 struct KeeperGuard<'a>(&'a Shared);
 
 impl Drop for KeeperGuard<'_> {

@@ -36,6 +36,14 @@ impl Pruning {
             round: None,
         }
     }
+
+    /// How soon the next step is due: at once while a round is in progress.
+    pub(super) fn due_in(&self) -> Duration {
+        match self.round {
+            Some(_) => Duration::ZERO,
+            None => self.next_round.saturating_duration_since(Instant::now()),
+        }
+    }
 }
 
 impl<C> Keeper<C>

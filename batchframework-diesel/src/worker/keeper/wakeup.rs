@@ -27,7 +27,9 @@ where
             .and_then(|(conn, _)| Ok(conn.work_notifications()?));
         match read {
             Ok(queues) => {
-                if queues.iter().any(|queue| self.queues.contains(queue)) {
+                // A connection that started listening again may have missed some.
+                let relistened = self.conn.take_relistened();
+                if relistened || queues.iter().any(|queue| self.queues.contains(queue)) {
                     shared.wake_all();
                 }
                 None
