@@ -7,6 +7,7 @@
 mod actions;
 mod admin;
 mod bulk;
+mod bulk_stream;
 mod clock;
 mod concurrency;
 mod connection_loss;

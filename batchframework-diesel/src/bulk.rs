@@ -1,6 +1,10 @@
 //! Bulk insert: any number of rows in as few statements as the backend allows, atomically.
 //!
-//! * PostgreSQL: one binary `COPY ... FROM STDIN`, whatever the number of rows.
+//! * PostgreSQL: one binary `COPY ... FROM STDIN`, whatever the number of rows, streamed: each
+//!   row is encoded as the iterator yields it and sent in 64 KiB pieces, so memory does not grow
+//!   with the batch. (A row type with a field the library cannot encode itself, one with your
+//!   own `ToSql` or `serialize_as`, goes through Diesel's own `COPY` encoding, which collects the
+//!   batch first.)
 //! * SQLite and MySQL/MariaDB: multi-row `INSERT`s, each as large as the backend's bind-parameter
 //!   limit allows (SQLite 32,766, MySQL 65,535) and, on MySQL, small enough that the statement's
 //!   packet stays under the server's `max_allowed_packet` (read from the server once per call),
@@ -30,6 +34,11 @@ impl<C, R: BulkRow + BulkInsertRows<C>> BulkInsertable<C> for R {}
 const PER_VALUE_OVERHEAD: usize = 10;
 
 /// Inserts `rows`, untracked, and returns how many were inserted.
+///
+/// Rows are taken from `rows` as they are sent: on PostgreSQL streamed into the `COPY` (for row
+/// types whose fields are integers, floats, booleans, text, bytes, chrono dates and times, JSON
+/// or UUIDs, or `Option`s or references of them), elsewhere chunk by chunk, so the batch is never
+/// held in memory whole.
 ///
 /// Statements: one `COPY` on PostgreSQL; on SQLite and MySQL one multi-row `INSERT` per chunk
 /// of `⌊limit / columns⌋` rows (the bind-parameter limit: SQLite 32,766, MySQL 65,535; fewer rows
@@ -171,9 +180,9 @@ where
     C: BatchConnection,
     R: BulkInsertable<C>,
 {
-    // Without a bind limit the backend takes every row in one COPY.
+    // Without a bind limit the backend takes every row in one COPY, streamed as they come.
     let Some(max_binds) = <C::Storage as Storage>::DIALECT.max_binds() else {
-        return Ok(R::insert_rows(conn, rows.collect())?);
+        return R::insert_iter(conn, rows);
     };
     // A query only where the server limits packets (MySQL); `None` elsewhere.
     let limits = ChunkLimits::new(max_binds, R::COLUMNS, conn.storage().max_packet_bytes()?);
@@ -332,6 +341,17 @@ mod private {
         fn insert_rows(conn: &mut C, rows: Vec<Self>) -> diesel::QueryResult<usize>
         where
             Self: Sized;
+
+        /// Every row of `rows` in one statement where the backend takes any number (PostgreSQL's
+        /// `COPY`): streamed as the iterator yields them where the row can be encoded by the
+        /// library (generated for PostgreSQL), else collected for [`insert_rows`](Self::insert_rows).
+        fn insert_iter<I>(conn: &mut C, rows: I) -> crate::Result<usize>
+        where
+            Self: Sized,
+            I: Iterator<Item = Self>,
+        {
+            Ok(Self::insert_rows(conn, rows.collect())?)
+        }
     }
 
     #[cfg(feature = "r2d2")]
@@ -345,6 +365,16 @@ mod private {
             rows: Vec<Self>,
         ) -> diesel::QueryResult<usize> {
             R::insert_rows(&mut **conn, rows)
+        }
+
+        fn insert_iter<I>(
+            conn: &mut diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<C>>,
+            rows: I,
+        ) -> crate::Result<usize>
+        where
+            I: Iterator<Item = Self>,
+        {
+            R::insert_iter(&mut **conn, rows)
         }
     }
 

@@ -299,6 +299,11 @@ pub use diesel;
 /// against; not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    /// PostgreSQL's streamed binary `COPY`, which the generated bulk inserts call.
+    #[cfg(feature = "postgres")]
+    pub use crate::backend::copy::{
+        copy_rows, CopyField, CopyRow, CopyValue, EncodeError, FallbackCopy, KnownCopy,
+    };
     pub use crate::bulk::{BulkInsertRows, BulkRow, FallbackLen, KnownLen, Len};
 
     /// The most bind parameters one multi-row `INSERT` carries on SQLite, as bulk inserts use it.

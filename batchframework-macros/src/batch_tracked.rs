@@ -7,8 +7,8 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Fields, GenericArgument, Ident, ItemStruct, PathArguments, Type};
 
-use crate::bulk_insertable::{bulk_impls, require_null_for_none};
-use crate::model::{skip_option_value, ModelAttributes, Placement, DIESEL_MODEL_DERIVES};
+use crate::bulk_insertable::{bulk_impls, require_null_for_none, stored_column};
+use crate::model::{ModelAttributes, Placement, DIESEL_MODEL_DERIVES};
 
 const HELP: &str = "help: the correct format looks like `#[batch_tracked]` above \
                     `#[derive(...)]` and `#[diesel(table_name = players)]`";
@@ -150,22 +150,6 @@ fn expand_struct(mut item: ItemStruct, model: &ModelAttributes) -> syn::Result<T
             #bulk
         };
     })
-}
-
-/// The column a field is stored in: `#[diesel(column_name = ...)]`, or the field's own name.
-fn stored_column(field: &syn::Field) -> syn::Result<Option<String>> {
-    let mut column = field.ident.as_ref().map(|i| i.to_string());
-    for attr in field.attrs.iter().filter(|a| a.path().is_ident("diesel")) {
-        attr.parse_nested_meta(|option| {
-            if option.path.is_ident("column_name") {
-                column = Some(option.value()?.parse::<Ident>()?.to_string());
-            } else {
-                skip_option_value(&option)?;
-            }
-            Ok(())
-        })?;
-    }
-    Ok(column)
 }
 
 /// `Option<i64>`, spelled `Option`, `std::option::Option` or `core::option::Option`.

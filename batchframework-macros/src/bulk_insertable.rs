@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{Attribute, Fields, ItemStruct, Path};
+use syn::{Attribute, Fields, Ident, ItemStruct, Path};
 
 use crate::batch_tracked::not_a_struct;
 use crate::model::{skip_option_value, ModelAttributes, Placement};
@@ -70,8 +70,12 @@ pub(crate) fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenSt
     let name = &item.ident;
     let (impl_generics, type_generics, where_clause) = item.generics.split_for_impl();
     let mut fields = Vec::new();
+    // Whether a field is converted before it is bound (`serialize_as`): such a row's values are
+    // not its fields, and PostgreSQL's COPY takes it through Diesel's own encoding.
+    let mut converted = false;
     if let Fields::Named(named) = &item.fields {
         for field in &named.named {
+            converted |= serialized_as(field)?;
             match field_option(field)? {
                 Some(FieldOption::SkipInsertion) => {}
                 Some(FieldOption::Embed(span)) => {
@@ -106,12 +110,99 @@ pub(crate) fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenSt
             }
         }
     };
-    let copy_from = insert_rows(quote! {
+    // PostgreSQL: one binary COPY, each row encoded as the caller's iterator yields it
+    // (`CopyRow`, field by field with the SQL type of its column), or, for a row with a field
+    // type the library cannot encode itself, collected for Diesel's `from_insertable`.
+    let copy_insertable = quote! {
         use ::batchframework_diesel::diesel::prelude::ExecuteCopyFromDsl;
         ::batchframework_diesel::diesel::copy_from(#table::table)
             .from_insertable(rows)
             .execute(conn)
+    };
+    let mut column_paths = Vec::new();
+    for field in &fields {
+        let column = stored_column(field)?;
+        column_paths.push(quote_spanned!(field.span()=> #table::#column));
+    }
+    let field_count = i16::try_from(fields.len())
+        .map_err(|_| syn::Error::new(item.ident.span(), "too many columns for bulk insert"))?;
+    let copy_fields = fields.iter().zip(&column_paths).map(|(f, column)| {
+        let ident = &f.ident;
+        quote_spanned! {f.ty.span()=>
+            ::batchframework_diesel::__private::CopyField::<
+                <#column as ::batchframework_diesel::diesel::Expression>::SqlType,
+                _,
+            >::new(&self.#ident)
+        }
     });
+    let (streams, write_fields) = if converted {
+        (
+            quote!(false),
+            quote!(::core::result::Result::Err(::core::convert::Into::into(
+                "a `serialize_as` field is encoded by Diesel"
+            ))),
+        )
+    } else {
+        let fields: Vec<TokenStream> = copy_fields.collect();
+        (
+            quote!(true #( && (&&#fields).streams() )*),
+            quote! {
+                #( (&&#fields).write_field(out)?; )*
+                ::core::result::Result::Ok(())
+            },
+        )
+    };
+    let copy_from = quote! {
+        impl #impl_generics ::batchframework_diesel::__private::CopyRow
+            for #name #type_generics #where_clause
+        {
+            const FIELDS: i16 = #field_count;
+
+            #[allow(clippy::needless_borrow)] // `&&` selects the exact encoding or the fallback
+            fn streams(&self) -> bool {
+                #[allow(unused_imports)]
+                use ::batchframework_diesel::__private::{FallbackCopy as _, KnownCopy as _};
+                #streams
+            }
+
+            #[allow(clippy::needless_borrow)]
+            fn write_fields(
+                &self,
+                out: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), ::batchframework_diesel::__private::EncodeError> {
+                #[allow(unused_imports)]
+                use ::batchframework_diesel::__private::{FallbackCopy as _, KnownCopy as _};
+                #write_fields
+            }
+        }
+
+        impl #impl_generics ::batchframework_diesel::__private::BulkInsertRows<$connection>
+            for #name #type_generics #where_clause
+        {
+            fn insert_rows(
+                conn: &mut $connection,
+                rows: ::std::vec::Vec<Self>,
+            ) -> ::batchframework_diesel::diesel::QueryResult<usize> {
+                #copy_insertable
+            }
+
+            fn insert_iter<I>(
+                conn: &mut $connection,
+                rows: I,
+            ) -> ::batchframework_diesel::Result<usize>
+            where
+                I: ::core::iter::Iterator<Item = Self>,
+            {
+                ::batchframework_diesel::__private::copy_rows(
+                    conn,
+                    #table::table,
+                    (#(#column_paths,)*),
+                    rows,
+                    <Self as ::batchframework_diesel::__private::BulkInsertRows<$connection>>::insert_rows,
+                )
+            }
+        }
+    };
     let insert_into = insert_rows(quote! {
         use ::batchframework_diesel::diesel::RunQueryDsl;
         ::batchframework_diesel::diesel::insert_into(#table::table)
@@ -139,6 +230,35 @@ pub(crate) fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenSt
         }
         ::batchframework_diesel::__batchframework_for_each_backend!(__batchframework_bulk_insert_rows);
     })
+}
+
+/// The column a field is stored in: `#[diesel(column_name = ...)]`, or the field's own name.
+pub(crate) fn stored_column(field: &syn::Field) -> syn::Result<Option<Ident>> {
+    let mut column = field.ident.clone();
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("diesel")) {
+        attr.parse_nested_meta(|option| {
+            if option.path.is_ident("column_name") {
+                column = Some(option.value()?.parse::<Ident>()?);
+            } else {
+                skip_option_value(&option)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(column)
+}
+
+/// Whether the field is converted into another type to be inserted
+/// (`#[diesel(serialize_as = ...)]`).
+fn serialized_as(field: &syn::Field) -> syn::Result<bool> {
+    let mut found = false;
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("diesel")) {
+        attr.parse_nested_meta(|option| {
+            found |= option.path.is_ident("serialize_as");
+            skip_option_value(&option)
+        })?;
+    }
+    Ok(found)
 }
 
 /// A field's Diesel option that changes what is inserted.

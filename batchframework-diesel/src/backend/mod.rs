@@ -12,6 +12,8 @@
 //! * [`BatchConnection`] is what users see: any such connection, pooled or not.
 
 pub(crate) mod conditions;
+#[cfg(feature = "postgres")]
+pub(crate) mod copy;
 mod dialect;
 mod minutes;
 mod operations;
