@@ -20,6 +20,7 @@
 //! ```
 
 mod admin;
+mod enqueue;
 mod models;
 mod scale;
 mod soak;

@@ -83,21 +83,15 @@ pub(crate) fn run(url: &str) -> Result<(), AnyError> {
         n as f64 / took.as_secs_f64()
     );
 
-    // One-at-a-time enqueue through the registry, for comparison.
-    let started = Instant::now();
-    for _ in 0..2_000 {
-        registry.run(&mut conn, "noop", RunArgs::new())?;
-    }
-    println!(
-        "| enqueue one at a time (`registry.run`, 2,000) | {:.0} ops/s |",
-        2_000.0 / started.elapsed().as_secs_f64()
-    );
+    // One-at-a-time enqueue through the registry, against a plain insert of the same row.
+    fresh(&mut conn)?;
+    crate::enqueue::compare(&mut conn, &registry, 5, 1_000)?;
 
     // Throughput of no-op operations.
     for threads in [1, 2, 4] {
         fresh(&mut conn)?;
         bulk_insert(&mut conn, queued(20_000))?;
-        let worker = Worker::new(Arc::clone(&registry), pool.clone()).batch_size(20);
+        let worker = Worker::new(Arc::clone(&registry), pool.clone());
         let started = Instant::now();
         let stats = worker.run_until_idle(threads)?;
         let took = started.elapsed();
@@ -115,7 +109,7 @@ pub(crate) fn run(url: &str) -> Result<(), AnyError> {
         bulk_insert(&mut conn, queued_of("other-service", backlog))?;
         bulk_insert(&mut conn, queued(5_000))?;
         conn.batch_execute("ANALYZE batchframework_batchoperation")?;
-        let worker = Worker::new(Arc::clone(&registry), pool.clone()).batch_size(20);
+        let worker = Worker::new(Arc::clone(&registry), pool.clone());
         let started = Instant::now();
         let stats = worker.run_until_idle(4)?;
         let took = started.elapsed();

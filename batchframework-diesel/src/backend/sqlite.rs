@@ -94,6 +94,14 @@ impl super::worker::WorkerBackend for Sqlite {
     type Connection = diesel::SqliteConnection;
     const ROW_LOCKS: bool = false;
     const UPDATE_RETURNING: bool = true;
+    /// SQLite has one write lock, and its busy handler is not fair: a thread that claimed many
+    /// operations whose actions write keeps it busy back to back, and a writer of another
+    /// process can wait past its busy timeout (our three-process test did, at 100 a claim).
+    const LARGEST_CLAIM: Option<i64> = Some(10);
+    /// Every claim takes that one lock: smaller claims when writes slow down under contention
+    /// would only add to it (the three-process test starved a writer that way), so claims stay
+    /// at the largest.
+    const CLAIMS_SIZED_BY_RUN_TIME: bool = false;
 
     fn write_transaction<T, F>(conn: &mut Self::Connection, body: F) -> QueryResult<T>
     where

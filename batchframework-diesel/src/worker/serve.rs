@@ -13,12 +13,13 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel::r2d2::{ConnectionManager, PooledConnection, R2D2Connection};
 
-use crate::backend::{UtcDateTime, WorkerConnection};
+use crate::backend::{UtcDateTime, WorkerConnection, WorkerStorage};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::registry::engine::run_actions;
 
 use super::attempt::{self, Attempt, Decision};
+use super::claim_size::ClaimSize;
 use super::keeper::Keeper;
 use super::metrics::{self, Labels};
 use super::outage::{is_connection_trouble, ConnectionState};
@@ -102,9 +103,18 @@ where
     fn serve_until_stopped(&self, shared: &Shared, until_idle: bool) -> Result<()> {
         let mut connection = ConnectionState::new();
         let mut interrupted = Interrupted::default();
+        let mut claim_size = ClaimSize::new(
+            self.largest_claim(),
+            <C as WorkerStorage>::CLAIMS_SIZED_BY_RUN_TIME,
+        );
         loop {
-            let served =
-                self.serve_connected(shared, until_idle, &mut connection, &mut interrupted);
+            let served = self.serve_connected(
+                shared,
+                until_idle,
+                &mut connection,
+                &mut interrupted,
+                &mut claim_size,
+            );
             let Err(Trouble::Connection(error)) = served else {
                 return served.map_err(Trouble::into_error);
             };
@@ -138,6 +148,7 @@ where
         until_idle: bool,
         connection: &mut ConnectionState,
         interrupted: &mut Interrupted,
+        claim_size: &mut ClaimSize,
     ) -> std::result::Result<(), Trouble> {
         let mut conn = self
             .pool
@@ -151,7 +162,7 @@ where
             // After an outage, this worker's own held operations look lost until the keeper
             // has refreshed their heartbeats: no look for lost ones until then.
             let stale_before = shared.outage.may_look_for_lost().then_some(stale_before);
-            let claimed = match self.claim(&mut conn, now, stale_before) {
+            let claimed = match self.claim(&mut conn, now, stale_before, claim_size.next()) {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     let trouble = Trouble::of(error, &mut *conn);
@@ -182,7 +193,9 @@ where
             }
             rechecks = 0;
             shared.hold(claimed.iter().map(BatchOperation::id));
+            let (started, count) = (std::time::Instant::now(), claimed.len());
             self.run_claimed(&mut conn, shared, claimed, &mut interrupted.attempts)?;
+            claim_size.ran(count, started.elapsed());
         }
         Ok(())
     }
@@ -281,6 +294,7 @@ where
         conn: &mut C,
         now: chrono::DateTime<Utc>,
         stale_before: Option<chrono::DateTime<Utc>>,
+        limit: i64,
     ) -> Result<Vec<BatchOperation>> {
         let look_for_lost = stale_before.is_some() && self.lost_check.due();
         let stale_before = stale_before.unwrap_or(now);
@@ -292,10 +306,10 @@ where
                 &self.operation_types,
                 now,
                 look_for_lost.then_some(stale_before),
-                self.batch_size,
+                limit,
             )
         })?;
-        if look_for_lost && claimed.len() >= usize::try_from(self.batch_size).unwrap_or(1) {
+        if look_for_lost && claimed.len() >= usize::try_from(limit).unwrap_or(1) {
             // A full batch may have left lost operations behind (they come first): look again
             // at the next claim.
             self.lost_check.again();

@@ -61,6 +61,14 @@ pub trait WorkerBackend:
     /// Whether an UPDATE can return the ids it wrote (`RETURNING`).
     const UPDATE_RETURNING: bool;
 
+    /// The most operations one claim takes on this backend, whatever the worker's
+    /// `batch_size`; `None` for no limit of the backend's own.
+    const LARGEST_CLAIM: Option<i64> = None;
+
+    /// Whether a thread sizes its claims by how long its last batch took per operation (see
+    /// `worker/claim_size.rs`); otherwise every claim asks for the largest.
+    const CLAIMS_SIZED_BY_RUN_TIME: bool = true;
+
     /// Runs `body` in the transaction a group commit (or any write of several statements)
     /// takes.
     fn write_transaction<T, F>(conn: &mut Self::Connection, body: F) -> QueryResult<T>
@@ -153,6 +161,10 @@ pub trait WorkerBackend:
 /// The workers' statements. Public only because [`WorkerConnection`] names it; in a private
 /// module, so it cannot be named or implemented outside the crate.
 pub trait WorkerStorage {
+    /// See [`WorkerBackend::LARGEST_CLAIM`].
+    const LARGEST_CLAIM: Option<i64>;
+    /// See [`WorkerBackend::CLAIMS_SIZED_BY_RUN_TIME`].
+    const CLAIMS_SIZED_BY_RUN_TIME: bool;
     /// Claims up to `limit` operations for `worker` on `queues` whose type is one of
     /// `operation_types` (the worker's registry): with `stale_before`, running ones whose
     /// holder's heartbeat is older than it (a lost worker) first, then pending ones due by `now`, by
@@ -233,6 +245,9 @@ where
     for<'a> ChangeClaimed<'a>: ExecuteDsl<C>,
     for<'a> ClaimedAt<'a, B>: LoadQuery<'a, C, BatchOperation>,
 {
+    const LARGEST_CLAIM: Option<i64> = B::LARGEST_CLAIM;
+    const CLAIMS_SIZED_BY_RUN_TIME: bool = B::CLAIMS_SIZED_BY_RUN_TIME;
+
     fn claimed_at(&mut self, worker: &str, at: DateTime<Utc>) -> QueryResult<Vec<BatchOperation>> {
         statements::claimed_at(worker, UtcDateTime(at)).load(self)
     }
