@@ -181,11 +181,17 @@ where
     R: BulkInsertable<C>,
 {
     // Without a bind limit the backend takes every row in one COPY, streamed as they come.
-    let Some(max_binds) = <C::Storage as Storage>::DIALECT.max_binds() else {
+    if <C::Storage as Storage>::DIALECT.bulk_binds().is_none() {
         return R::insert_iter(conn, rows);
-    };
+    }
     // A query only where the server limits packets (MySQL); `None` elsewhere.
-    let limits = ChunkLimits::new(max_binds, R::COLUMNS, conn.storage().max_packet_bytes()?);
+    let limits = ChunkLimits {
+        rows: chunk_rows::<C>(R::COLUMNS),
+        bytes: conn
+            .storage()
+            .max_packet_bytes()?
+            .map_or(usize::MAX, crate::backend::statement_budget),
+    };
     let sized = limits.bytes != usize::MAX;
     let mut inserted = 0;
     let mut chunk: Vec<R> = Vec::with_capacity(limits.rows.min(4096));
@@ -223,12 +229,16 @@ struct ChunkLimits {
     bytes: usize,
 }
 
-impl ChunkLimits {
-    fn new(max_binds: usize, columns: usize, max_packet: Option<usize>) -> Self {
-        ChunkLimits {
-            rows: (max_binds / columns.max(1)).max(1),
-            bytes: max_packet.map_or(usize::MAX, crate::backend::statement_budget),
-        }
+/// Rows of `columns` values in one full multi-row `INSERT` over connection `C`: as many as its
+/// bind budget takes (SQLite 32,766, MySQL/MariaDB 8,192), at least one. Where `C` takes
+/// every row in one `COPY` (PostgreSQL), `usize::MAX`. The generated bulk inserts send a chunk of
+/// exactly this many rows as an array, whose statement Diesel prepares once per connection.
+pub const fn chunk_rows<C: BatchConnection>(columns: usize) -> usize {
+    match <C::Storage as Storage>::DIALECT.bulk_binds() {
+        Some(binds) if columns > binds => 1,
+        Some(binds) if columns > 0 => binds / columns,
+        Some(binds) => binds,
+        None => usize::MAX,
     }
 }
 

@@ -304,13 +304,13 @@ pub mod __private {
     pub use crate::backend::copy::{
         copy_rows, CopyField, CopyRow, CopyValue, EncodeError, FallbackCopy, KnownCopy,
     };
-    pub use crate::bulk::{BulkInsertRows, BulkRow, FallbackLen, KnownLen, Len};
+    pub use crate::bulk::{chunk_rows, BulkInsertRows, BulkRow, FallbackLen, KnownLen, Len};
 
     /// The most bind parameters one multi-row `INSERT` carries on SQLite, as bulk inserts use it.
     pub const SQLITE_MAX_BINDS: usize = crate::backend::SQLITE_MAX_BINDS;
     /// The most bind parameters one multi-row `INSERT` carries on MySQL/MariaDB, as bulk inserts
     /// use it.
-    pub const MYSQL_MAX_BINDS: usize = crate::backend::MYSQL_MAX_BINDS;
+    pub const MYSQL_MAX_BINDS: usize = crate::backend::MYSQL_BULK_BINDS;
 
     /// The plans of the statements that must stay cheap at scale, for the plan tests.
     #[cfg(feature = "r2d2")]

@@ -203,12 +203,38 @@ pub(crate) fn bulk_impls(item: &ItemStruct, table: &Path) -> syn::Result<TokenSt
             }
         }
     };
-    let insert_into = insert_rows(quote! {
-        use ::batchframework_diesel::diesel::RunQueryDsl;
-        ::batchframework_diesel::diesel::insert_into(#table::table)
-            .values(rows)
-            .execute(conn)
-    });
+    // A full chunk (as many rows as the library puts in one statement on this connection) goes
+    // as an array: a statement of one shape, which Diesel prepares once per connection and
+    // reuses; a shorter chunk as it is. Diesel caches statements by their type, which must be
+    // `'static`: a struct with generics (a borrowed row) sends every chunk as it is.
+    let insert_into = if !item.generics.params.is_empty() {
+        insert_rows(quote! {
+            use ::batchframework_diesel::diesel::RunQueryDsl;
+            ::batchframework_diesel::diesel::insert_into(#table::table)
+                .values(rows)
+                .execute(conn)
+        })
+    } else {
+        insert_rows(quote! {
+            use ::batchframework_diesel::diesel::RunQueryDsl;
+            const FULL: usize = ::batchframework_diesel::__private::chunk_rows::<$connection>(#columns);
+            type Full<T> = ::std::boxed::Box<[T; FULL]>;
+            match <Full<Self> as ::core::convert::TryFrom<::std::boxed::Box<[Self]>>>::try_from(
+                rows.into_boxed_slice(),
+            ) {
+                ::core::result::Result::Ok(full) => {
+                    ::batchframework_diesel::diesel::insert_into(#table::table)
+                        .values(full)
+                        .execute(conn)
+                }
+                ::core::result::Result::Err(rows) => {
+                    ::batchframework_diesel::diesel::insert_into(#table::table)
+                        .values(rows.into_vec())
+                        .execute(conn)
+                }
+            }
+        })
+    };
     Ok(quote! {
         impl #impl_generics ::batchframework_diesel::__private::BulkRow
             for #name #type_generics #where_clause

@@ -34,7 +34,7 @@ mod pg;
 mod sqlite;
 
 pub use dialect::Dialect;
-pub(crate) use dialect::{statement_budget, MYSQL_MAX_BINDS, SQLITE_MAX_BINDS};
+pub(crate) use dialect::{statement_budget, MYSQL_BULK_BINDS, SQLITE_MAX_BINDS};
 pub(crate) use operations::Storage;
 #[cfg(feature = "r2d2")]
 pub(crate) use retry::retry_on_deadlock;
