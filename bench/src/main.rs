@@ -1,14 +1,19 @@
-//! Benchmark: N players with one card each, four ways, side by side in one run.
+//! Benchmark: N players with one card each, five ways, side by side in one run.
 //!
 //! * (a) naive: one INSERT per player (reading its id back) and one per card (10k only);
 //! * (b) Diesel's batch insert, `insert_into(..).values(&chunk).returning(id)`, chunked by the
 //!   bind-parameter limit, cards built from the returned ids;
 //! * (c) this library's 5-query pattern (`bulk_insert_tracked`, select-back, `bulk_insert`);
-//! * (d) the floor on PostgreSQL: the same rows, same foreign keys, loaded by `psql \copy`.
+//! * (d) a floor on PostgreSQL: the same rows, same foreign keys, loaded by `psql \copy`;
+//! * (e) the strict floor on PostgreSQL: the same rows with ids the bench chooses, one binary
+//!   `COPY` per table over the open connection, and the same select-back as (c)
+//!   (`copy_floor.rs`).
 //!
-//! Each run starts from freshly created tables; each variant runs `--repeat` times (default 3)
-//! and the median is reported. Ratios, not absolute times, are the result: the machine is shared.
-//! Peak RSS of (c) is measured in a child process running (c) alone.
+//! Each run starts from freshly created tables. The variants take turns (b, c, d, e, b, c, ...)
+//! for `--repeat` rounds (default 3), so a change in the machine's load reaches all of them, and
+//! the median of each is reported. Ratios, not absolute times, are the result: the machine is
+//! shared. Peak RSS of (c) is measured in a child process running (c) alone, at the largest N
+//! or at each of `--rss-sizes`.
 //!
 //! ```text
 //! cargo run --release -p batchframework-bench -- --backend postgres --sizes 10000,100000,1000000
@@ -20,8 +25,11 @@
 //! ```
 
 mod admin;
+mod copy_floor;
 mod enqueue;
 mod models;
+#[cfg(feature = "peers")]
+mod peers;
 mod scale;
 mod soak;
 mod web;
@@ -48,6 +56,7 @@ enum Variant {
     Diesel,
     Pattern,
     Floor,
+    StrictFloor,
 }
 
 #[derive(Parser)]
@@ -61,9 +70,13 @@ struct Args {
     /// which is created and dropped.
     #[arg(long)]
     url: Option<String>,
-    /// Runs per variant and size; the median is reported.
+    /// Rounds per size, the variants taking turns in each; the median is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Player counts at which the peak RSS of (c) is measured, each in a process of its own,
+    /// comma separated; default: the largest of `--sizes`.
+    #[arg(long, value_delimiter = ',')]
+    rss_sizes: Option<Vec<usize>>,
     /// Benchmark the workers (PostgreSQL) instead of the bulk insert.
     #[arg(long)]
     workers: bool,
@@ -107,6 +120,14 @@ struct Args {
     /// database restarted every minute; then checks every operation ran and finished once.
     #[arg(long, conflicts_with_all = ["workers", "url", "only", "scale", "admin", "web"])]
     soak: bool,
+    /// This library's workers against graphile_worker side by side (PostgreSQL; its own `bf_peers`
+    /// database, dropped afterwards): no-op throughput at concurrency 1, 2, 4 and start latency.
+    /// Needs the `peers` feature (on by default).
+    #[arg(long, conflicts_with_all = ["workers", "url", "only", "scale", "admin", "web", "soak"])]
+    peers: bool,
+    /// With `--peers`: rounds per side (interleaved); the median is reported.
+    #[arg(long, default_value_t = 3, requires = "peers")]
+    peers_rounds: usize,
     /// With `--soak`: how long the faults go on, in minutes (100,000 operations a minute at
     /// most).
     #[arg(long, default_value_t = 10.0, requires = "soak")]
@@ -348,6 +369,12 @@ fn main() -> Result<(), AnyError> {
         }
         return soak::run(args.soak_minutes);
     }
+    if args.peers {
+        #[cfg(feature = "peers")]
+        return peers::run(args.peers_rounds);
+        #[cfg(not(feature = "peers"))]
+        return Err("--peers compares with graphile_worker, which this build left out: build without `--no-default-features`, or with `--features peers`".into());
+    }
     if args.admin {
         return admin::run(args.backend, args.admin_explain);
     }
@@ -371,51 +398,77 @@ fn main() -> Result<(), AnyError> {
         return workers::run(&scratch.url);
     }
     println!(
-        "backend: {:?}; N players with one card each; median of {} runs; rows/s counts players + cards\n",
+        "backend: {:?}; N players with one card each; median of {} interleaved rounds; rows/s counts players + cards\n",
         args.backend, args.repeat
     );
-    println!("| N | variant | seconds | rows/s | × floor (d) |");
-    println!("|---:|---|---:|---:|---:|");
+    let postgres = args.backend == Backend::Postgres;
+    if postgres {
+        println!("| N | variant | seconds | rows/s | × psql \\copy (d) | × strict floor (e) |");
+        println!("|---:|---|---:|---:|---:|---:|");
+    } else {
+        println!("| N | variant | seconds | rows/s |");
+        println!("|---:|---|---:|---:|");
+    }
     for &n in &args.sizes {
-        let mut results: Vec<(Variant, Duration)> = Vec::new();
-        for variant in [
+        let variants: Vec<Variant> = [
             Variant::Naive,
             Variant::Diesel,
             Variant::Pattern,
             Variant::Floor,
-        ] {
-            let applicable = match variant {
-                Variant::Naive => n <= 10_000,
-                Variant::Floor => args.backend == Backend::Postgres,
-                _ => true,
-            };
-            if applicable {
-                let mut times = (0..args.repeat.max(1))
-                    .map(|_| run(args.backend, &scratch.url, variant, n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                times.sort();
-                results.push((variant, times[times.len() / 2]));
+            Variant::StrictFloor,
+        ]
+        .into_iter()
+        .filter(|variant| match variant {
+            Variant::Naive => n <= 10_000,
+            Variant::Floor | Variant::StrictFloor => postgres,
+            _ => true,
+        })
+        .collect();
+        // Round by round, each variant once per round.
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+        for _ in 0..args.repeat.max(1) {
+            for (variant, times) in variants.iter().zip(&mut times) {
+                times.push(run(args.backend, &scratch.url, *variant, n)?);
             }
         }
-        let floor = results
+        let medians: Vec<(Variant, Duration)> = variants
             .iter()
-            .find(|(v, _)| *v == Variant::Floor)
-            .map(|(_, d)| *d);
-        for (variant, took) in &results {
-            let ratio = floor.map_or("–".to_owned(), |f| {
+            .zip(&mut times)
+            .map(|(variant, times)| {
+                times.sort();
+                (*variant, times[times.len() / 2])
+            })
+            .collect();
+        let of = |wanted: Variant| medians.iter().find(|(v, _)| *v == wanted).map(|(_, d)| *d);
+        let ratio = |took: Duration, floor: Option<Duration>| {
+            floor.map_or("–".to_owned(), |f| {
                 format!("{:.2}", took.as_secs_f64() / f.as_secs_f64())
-            });
-            println!(
-                "| {n} | {} | {:.3} | {:.0} | {ratio} |",
+            })
+        };
+        for (variant, took) in &medians {
+            let mut row = format!(
+                "| {n} | {} | {:.3} | {:.0} |",
                 label(*variant),
                 took.as_secs_f64(),
                 (2 * n) as f64 / took.as_secs_f64()
             );
+            if postgres {
+                row += &format!(
+                    " {} | {} |",
+                    ratio(*took, of(Variant::Floor)),
+                    ratio(*took, of(Variant::StrictFloor))
+                );
+            }
+            println!("{row}");
         }
     }
 
-    // Peak RSS of (c) at the largest N, in a process of its own.
-    if let Some(&n) = args.sizes.iter().max() {
+    // Peak RSS of (c), in a process of its own per size.
+    let rss_sizes = args
+        .rss_sizes
+        .clone()
+        .unwrap_or_else(|| args.sizes.iter().max().copied().into_iter().collect());
+    for n in rss_sizes {
         let exe = std::env::current_exe()?;
         let output = Command::new(exe)
             .args(["--backend", &format!("{:?}", args.backend).to_lowercase()])
@@ -434,7 +487,7 @@ fn main() -> Result<(), AnyError> {
                 println!("\npeak RSS of (c) at N = {n}: {rss} MiB ({seconds} s, separate process)")
             }
             _ => println!(
-                "\npeak RSS of (c): child failed: {}",
+                "\npeak RSS of (c) at N = {n}: child failed: {}",
                 String::from_utf8_lossy(&output.stderr)
             ),
         }
@@ -448,5 +501,6 @@ fn label(variant: Variant) -> &'static str {
         Variant::Diesel => "(b) Diesel insert_into(..).values(&chunk).returning(id)",
         Variant::Pattern => "(c) batchframework 5-query pattern",
         Variant::Floor => "(d) psql \\copy (floor)",
+        Variant::StrictFloor => "(e) binary COPY, ids chosen by the bench (strict floor)",
     }
 }

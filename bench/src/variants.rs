@@ -1,5 +1,5 @@
-// The four variants, compiled once per backend (included by main.rs, which defines `Conn`,
-// `SCHEMA`, `DROP`, `MAX_BINDS` and `insert_returning_ids` for that backend).
+// The variants, compiled once per backend (included by main.rs, which defines `Conn`,
+// `SCHEMA`, `DROP`, `MAX_BINDS`, `Loading` and `insert_returning_ids` for that backend).
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ pub(crate) fn run(conn: &mut Conn, url: &str, variant: Variant, n: usize) -> Res
         Variant::Diesel => timed(conn, diesel_batches)?,
         Variant::Pattern => timed(conn, pattern)?,
         Variant::Floor => floor(conn, url, game, n)?,
+        Variant::StrictFloor => strict_floor(conn, game, n)?,
     };
 
     let players: i64 = players::table.count().get_result(conn)?;
@@ -76,7 +77,45 @@ fn diesel_batches(conn: &mut Conn, game: i64, n: usize) -> Result<(), AnyError> 
     })
 }
 
-/// (c) The 5-query pattern; the players are streamed from an iterator, as a caller would.
+/// Ids as runs of consecutive ids: one `COPY` or multi-row `INSERT` takes consecutive ids from
+/// the table's sequence, so the players of one batch are one run (a few if other inserts
+/// interleave), and keeping them costs the same at 10 players or 10 million.
+#[derive(Default)]
+pub(crate) struct IdRuns(Vec<(i64, usize)>);
+
+impl IdRuns {
+    fn push(&mut self, id: i64) {
+        match self.0.last_mut() {
+            Some((first, len)) if *first + *len as i64 == id => *len += 1,
+            _ => self.0.push((id, 1)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(|(_, len)| len).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().flat_map(|&(first, len)| first..first + len as i64)
+    }
+}
+
+/// The pattern's select-back (step 3): the operation's players, ordered by id, streamed (row
+/// by row on PostgreSQL); what the cards need of them, their ids, is kept.
+fn select_back(conn: &mut Conn, op: &BatchOperation) -> Result<IdRuns, AnyError> {
+    let mut ids = IdRuns::default();
+    for player in Player::in_batch(op)
+        .select(Player::as_select())
+        .order(players::id)
+        .load_iter::<Player, Loading>(conn)?
+    {
+        ids.push(player?.id);
+    }
+    Ok(ids)
+}
+
+/// (c) The 5-query pattern; the players are streamed from an iterator, as a caller would, and
+/// the cards from the ids selected back.
 fn pattern(conn: &mut Conn, game: i64, n: usize) -> Result<(), AnyError> {
     let mut op = BatchOperation::create_synchronous("bench").insert(conn)?;
     let players = (0..n).map(|i| NewPlayer {
@@ -85,17 +124,31 @@ fn pattern(conn: &mut Conn, game: i64, n: usize) -> Result<(), AnyError> {
         batchoperation_id: None,
     });
     bulk_insert_tracked(conn, &op, players)?;
-    // Streamed select-back (row by row on PostgreSQL), cards built as players arrive.
-    let cards: Vec<NewCard> = Player::in_batch(&op)
-        .select(Player::as_select())
-        .order(players::id)
-        .load_iter::<Player, Loading>(conn)?
+    let ids = select_back(conn, &op)?;
+    let cards = ids
+        .iter()
         .enumerate()
-        .map(|(i, p)| p.map(|p| NewCard { player_id: p.id, cardid: card_for(i) }))
-        .collect::<QueryResult<_>>()?;
+        .map(|(i, id)| NewCard { player_id: id, cardid: card_for(i) });
     bulk_insert(conn, cards)?;
     op.finish(conn)?;
     Ok(())
+}
+
+/// (e) The strict floor (PostgreSQL): the same players and cards with ids the bench chooses,
+/// each table one binary `COPY` written by hand (`copy_floor.rs`), and between them the same
+/// select-back as (c). The operation the players point at is created untimed.
+fn strict_floor(conn: &mut Conn, game: i64, n: usize) -> Result<Duration, AnyError> {
+    use crate::copy_floor::StrictFloor;
+    let op = BatchOperation::create_synchronous("bench-strict-floor").insert(conn)?;
+    let started = Instant::now();
+    conn.copy_players_with_ids(game, op.id(), n)?;
+    let ids = select_back(conn, &op)?;
+    conn.copy_cards_with_ids(n)?;
+    let took = started.elapsed();
+    if ids.len() != n {
+        return Err(format!("the strict floor selected back {} players, not {n}", ids.len()).into());
+    }
+    Ok(took)
 }
 
 /// (d) The server's floor: `psql \copy` of the same rows (ids, game, operation, cards) with the
