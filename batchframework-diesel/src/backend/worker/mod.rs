@@ -95,6 +95,18 @@ pub trait WorkerBackend:
         ids: &[i64],
     ) -> QueryResult<Vec<BatchOperation>>;
 
+    /// Finishes `rows` (one chunk) held by `worker` with a statement of the backend's own and
+    /// returns the ids it wrote; `None` where the backend has none, and the chunk goes through
+    /// [`finish_sql`] and [`finished_ids`](Self::finished_ids).
+    fn finish_chunk(
+        conn: &mut Self::Connection,
+        worker: &str,
+        rows: &[FinishedRow<'_>],
+    ) -> Option<QueryResult<HashSet<i64>>> {
+        let _ = (conn, worker, rows);
+        None
+    }
+
     /// Runs a finishing UPDATE of [`finish_sql`] for `rows` held by `worker` and returns the
     /// ids it wrote.
     fn finished_ids(
@@ -332,6 +344,10 @@ where
         B::write_transaction(self, |conn| {
             let mut written = HashSet::new();
             for chunk in finish_chunks(rows, max_statement_bytes) {
+                if let Some(ids) = B::finish_chunk(conn, worker, chunk) {
+                    written.extend(ids?);
+                    continue;
+                }
                 let finish = finish_query::<B>(worker, chunk);
                 written.extend(B::finished_ids(conn, finish, worker, chunk)?);
             }
