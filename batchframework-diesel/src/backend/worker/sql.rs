@@ -54,7 +54,8 @@ pub(crate) fn finish_chunks<'r, 'a>(
 /// One UPDATE finishing `rows` held operations, each with its own result, finish time and
 /// output (CASE on the id), fenced by status, holder and attempt. Binds, in order: the new
 /// status; (id, result) × rows; (id, finish time) × rows; (id, output) × rows; id × rows; the
-/// holder; (id, attempt) × rows.
+/// holder; (id, attempt) × rows. SQLite and MySQL/MariaDB finish with it; PostgreSQL with
+/// [`PG_FINISH_SQL`], which takes the values as arrays.
 ///
 /// The rows are named by `id IN (...)` as well as by `(id, attempts) IN (...)`: planners seek a
 /// plain list of ids in the primary key, where a list of pairs alone can lead them (SQLite
