@@ -1,7 +1,8 @@
 //! Illegal transitions are refused and change nothing, in the database or in memory.
 
-use batchframework_diesel::{BatchOperation, Error, OperationFilter, Status};
+use batchframework_diesel::{BatchOperation, ContextRef, Error, OperationFilter, Status};
 use batchframework_tests::{backend_tests, migrated, StatementCounter, TestBackend};
+use diesel::Connection;
 use serde_json::json;
 
 fn assert_illegal(error: Error, expected: Status, actual: Status) {
@@ -168,7 +169,44 @@ fn each_step_costs_exactly_the_documented_statements<B: TestBackend>() {
     );
 }
 
+/// Recording an operation is one statement prepared once per connection and then only bound,
+/// whichever optional details each operation has (a `DEFAULT` in the SQL would make Diesel
+/// prepare it anew every time).
+fn recording_an_operation_prepares_its_insert_once_per_connection<B: TestBackend>() {
+    let (_db, mut conn) = migrated::<B>();
+    let prepared = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = std::sync::Arc::clone(&prepared);
+    conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+        if let diesel::connection::InstrumentationEvent::CacheQuery { sql, .. } = event {
+            seen.lock().expect("lock").push(sql.to_owned());
+        }
+    });
+    let game = ContextRef::new("games", 7);
+    BatchOperation::create_asynchronous("job")
+        .insert(&mut conn)
+        .unwrap();
+    BatchOperation::create_asynchronous("job")
+        .context_object(&game)
+        .started_by("ana")
+        .input(&json!({"n": 1}))
+        .run_after(chrono::Utc::now() + chrono::Duration::minutes(5))
+        .insert(&mut conn)
+        .unwrap();
+    BatchOperation::create_synchronous("job")
+        .insert(&mut conn)
+        .unwrap();
+    let inserts: Vec<String> = prepared
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|sql| sql.trim_start().to_ascii_uppercase().starts_with("INSERT"))
+        .cloned()
+        .collect();
+    assert_eq!(inserts.len(), 1, "prepared inserts: {inserts:#?}");
+}
+
 backend_tests!(
+    recording_an_operation_prepares_its_insert_once_per_connection,
     each_step_costs_exactly_the_documented_statements,
     finish_of_a_never_started_operation_changes_nothing,
     mark_as_running_of_a_finished_operation_changes_nothing,

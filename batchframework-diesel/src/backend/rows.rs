@@ -7,8 +7,13 @@ use crate::schema::batchframework_batchoperation;
 use crate::status::{OperationResult, Status};
 
 /// The row written by `create_synchronous` / `create_asynchronous`.
+///
+/// A `None` is written as `NULL` (the default of each of those columns) rather than as
+/// `DEFAULT`: Diesel does not cache the prepared statement of an insert that may say `DEFAULT`,
+/// since its text depends on the values, so every enqueue would be parsed and planned anew.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = batchframework_batchoperation)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewOperationRow<'a> {
     pub(crate) created_datetime: UtcDateTime,
     pub(crate) started_running_datetime: Option<UtcDateTime>,
