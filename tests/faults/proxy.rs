@@ -306,8 +306,8 @@ pub(crate) fn a_claim_whose_commit_reply_is_lost_still_runs<B: FaultBackend>() {
 
 /// The first group of results (the keeper's UPDATE, the only statement that names
 /// `finished_datetime` unquoted: `= CASE id ...`, or on PostgreSQL `= given.finished_at`) after
-/// the trap is set commits, and its reply is lost with the keeper's connection: the keeper writes the
-/// group again on a new connection. The results are there once, and the worker counts them as
+/// the trap is set commits, and its reply is lost with the keeper's connection: the keeper
+/// writes the group again on a new connection. The results are there once, and the worker counts them as
 /// succeeded, not as taken over by another worker (`fenced`).
 pub(crate) fn a_result_whose_commit_reply_is_lost_is_counted_once<B: FaultBackend>() {
     lost_commit_reply::<B>(b" finished_datetime = ", "a group of results");
