@@ -5,10 +5,11 @@
 //!   with the batch. (A row type with a field the library cannot encode itself, one with your
 //!   own `ToSql` or `serialize_as`, goes through Diesel's own `COPY` encoding, which collects the
 //!   batch first.)
-//! * SQLite and MySQL/MariaDB: multi-row `INSERT`s, each as large as the backend's bind-parameter
-//!   limit allows (SQLite 32,766, MySQL 65,535) and, on MySQL, small enough that the statement's
-//!   packet stays under the server's `max_allowed_packet` (read from the server once per call),
-//!   so a batch of wide rows is split instead of killing the connection.
+//! * SQLite and MySQL/MariaDB: multi-row `INSERT`s of up to 32,766 values on SQLite (its
+//!   bind-parameter limit) and 8,192 on MySQL/MariaDB (which runs such statements with less work
+//!   per row than ones near its limit of 65,535) and, on MySQL, small enough that the
+//!   statement's packet stays under the server's `max_allowed_packet` (read from the server once
+//!   per call), so a batch of wide rows is split instead of killing the connection.
 //!
 //! Every call runs in a transaction (a savepoint inside the caller's): if any statement fails,
 //! none of the batch is left behind and the database's error is returned.
@@ -41,7 +42,7 @@ const PER_VALUE_OVERHEAD: usize = 10;
 /// held in memory whole.
 ///
 /// Statements: one `COPY` on PostgreSQL; on SQLite and MySQL one multi-row `INSERT` per chunk
-/// of `⌊limit / columns⌋` rows (the bind-parameter limit: SQLite 32,766, MySQL 65,535; fewer rows
+/// of `⌊limit / columns⌋` rows (values per statement: SQLite 32,766, MySQL 8,192; fewer rows
 /// per chunk on MySQL when they would not fit in 75% of `max_allowed_packet`, sized with
 /// [`EncodedLen`]), plus on MySQL one
 /// `SELECT @@max_allowed_packet`. All in one transaction, or a savepoint inside the caller's:

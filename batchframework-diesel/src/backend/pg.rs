@@ -135,26 +135,37 @@ impl super::worker::WorkerBackend for Pg {
     /// for every chunk, and each row is found by one probe of the primary key. The CASE
     /// expressions of the portable statement compare each row's id with every id of the chunk,
     /// which costs more than the update itself once the keeper commits a few hundred rows.
+    fn own_finish_query<'a>(
+        worker: &'a str,
+        rows: &'a [super::worker::sql::FinishedRow<'a>],
+    ) -> Option<diesel::query_builder::BoxedSqlQuery<'a, Self, diesel::query_builder::SqlQuery>>
+    {
+        use diesel::sql_types::{Array, Integer, Text};
+        Some(
+            diesel::sql_query(super::worker::sql::PG_FINISH_SQL)
+                .into_boxed::<Pg>()
+                .bind::<Text, _>(crate::Status::Finished)
+                .bind::<Array<BigInt>, _>(rows.iter().map(|row| row.id).collect::<Vec<_>>())
+                .bind::<Array<Integer>, _>(rows.iter().map(|row| row.attempt).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(rows.iter().map(|row| row.result).collect::<Vec<_>>())
+                .bind::<Array<UtcTimestamp>, _>(
+                    rows.iter().map(|row| row.finished_at.0).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Text>, _>(
+                    rows.iter()
+                        .map(|row| row.output_data_json)
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Text, _>(worker),
+        )
+    }
+
     fn finish_chunk(
         conn: &mut Self::Connection,
         worker: &str,
         rows: &[super::worker::sql::FinishedRow<'_>],
     ) -> Option<QueryResult<std::collections::HashSet<i64>>> {
-        use diesel::sql_types::{Array, Integer, Text};
-        let finish = diesel::sql_query(super::worker::sql::PG_FINISH_SQL)
-            .bind::<Text, _>(crate::Status::Finished)
-            .bind::<Array<BigInt>, _>(rows.iter().map(|row| row.id).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>(rows.iter().map(|row| row.attempt).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(rows.iter().map(|row| row.result).collect::<Vec<_>>())
-            .bind::<Array<UtcTimestamp>, _>(
-                rows.iter().map(|row| row.finished_at.0).collect::<Vec<_>>(),
-            )
-            .bind::<Array<Text>, _>(
-                rows.iter()
-                    .map(|row| row.output_data_json)
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Text, _>(worker);
+        let finish = Self::own_finish_query(worker, rows)?;
         Some(
             finish
                 .load::<super::worker::sql::ReturnedId>(conn)

@@ -95,9 +95,19 @@ pub trait WorkerBackend:
         ids: &[i64],
     ) -> QueryResult<Vec<BatchOperation>>;
 
-    /// Finishes `rows` (one chunk) held by `worker` with a statement of the backend's own and
-    /// returns the ids it wrote; `None` where the backend has none, and the chunk goes through
-    /// [`finish_sql`] and [`finished_ids`](Self::finished_ids).
+    /// The backend's own statement finishing `rows` (one chunk) held by `worker`, returning the
+    /// ids it wrote; `None` where it has none, and the chunk goes through [`finish_sql`] and
+    /// [`finished_ids`](Self::finished_ids). The plan tests explain the one that runs.
+    fn own_finish_query<'a>(
+        worker: &'a str,
+        rows: &'a [FinishedRow<'a>],
+    ) -> Option<BoxedSqlQuery<'a, Self, SqlQuery>> {
+        let _ = (worker, rows);
+        None
+    }
+
+    /// Runs [`own_finish_query`](Self::own_finish_query) and returns the ids it wrote; `None`
+    /// where the backend has no statement of its own.
     fn finish_chunk(
         conn: &mut Self::Connection,
         worker: &str,
