@@ -3,10 +3,11 @@
 use std::io::Write;
 
 use batchframework_diesel::worker::WorkerConnection;
+use batchframework_diesel::BatchConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 
 use crate::cli::ServeArgs;
-use crate::connect::{DatabaseUrl, OnPool};
+use crate::connect::{DatabaseUrl, OnConnection, OnPool};
 use crate::error::CliError;
 use crate::output::Outcome;
 
@@ -21,7 +22,31 @@ pub(crate) fn run(url: &DatabaseUrl, args: ServeArgs) -> Result<Outcome, CliErro
             args.bind.port()
         )));
     }
+    url.run(false, CheckMigrated)?;
     url.run_pooled(args.pool_size, Serve { args })
+}
+
+/// Refuses a database without this library's tables (or with migrations pending), on one
+/// connection of its own before the pool opens. The pool opens connections on background
+/// threads; were the check made on the pool, the process could exit with its error while one of
+/// them is still connecting, and libpq's TLS on that thread would race the exit's cleanup.
+struct CheckMigrated;
+
+impl OnConnection for CheckMigrated {
+    type Output = ();
+
+    fn run<C: BatchConnection>(self, conn: &mut C) -> Result<(), CliError> {
+        let pending = batchframework_diesel::pending_migrations(conn)
+            .map_err(|e| CliError::failed(e.to_string()))?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        Err(CliError::failed(format!(
+            "the database is not migrated ({} batchframework migration(s) pending); run \
+             `batchframework migrate` first",
+            pending.len()
+        )))
+    }
 }
 
 struct Serve {
@@ -35,19 +60,6 @@ impl OnPool for Serve {
         self,
         pool: Pool<ConnectionManager<C>>,
     ) -> Result<Outcome, CliError> {
-        let mut conn = pool
-            .get()
-            .map_err(|e| CliError::failed(format!("cannot get a database connection: {e}")))?;
-        let pending = batchframework_diesel::pending_migrations(&mut conn)
-            .map_err(|e| CliError::failed(e.to_string()))?;
-        if !pending.is_empty() {
-            return Err(CliError::failed(format!(
-                "the database is not migrated ({} batchframework migration(s) pending); run \
-                 `batchframework migrate` first",
-                pending.len()
-            )));
-        }
-        drop(conn);
         let args = self.args;
         let mut options = batchframework_web::Options::default()
             .read_only(args.read_only)
