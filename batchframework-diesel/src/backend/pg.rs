@@ -160,19 +160,6 @@ impl super::worker::WorkerBackend for Pg {
         )
     }
 
-    fn finish_chunk(
-        conn: &mut Self::Connection,
-        worker: &str,
-        rows: &[super::worker::sql::FinishedRow<'_>],
-    ) -> Option<QueryResult<std::collections::HashSet<i64>>> {
-        let finish = Self::own_finish_query(worker, rows)?;
-        Some(
-            finish
-                .load::<super::worker::sql::ReturnedId>(conn)
-                .map(|ids| ids.into_iter().map(|row| row.id).collect()),
-        )
-    }
-
     fn finished_ids(
         conn: &mut Self::Connection,
         finish: diesel::query_builder::BoxedSqlQuery<'_, Self, diesel::query_builder::SqlQuery>,

@@ -27,7 +27,7 @@ use super::{BatchConnection, StorageBackend, UtcDateTime, UtcTimestamp};
 use crate::operation::BatchOperation;
 use crate::status::Status;
 use sql::{due_sql, finish_chunks, finish_sql, lost_sql, queue_settings_sql};
-use sql::{DueId, FinishedRow, LostId, QueueSetting};
+use sql::{DueId, FinishedRow, LostId, QueueSetting, ReturnedId};
 use statements::{ChangeClaimed, Claim, ClaimedAt, ClaimedChange, Heartbeat};
 
 /// A connection a [`Worker`](crate::worker::Worker) runs on: `PgConnection`, `SqliteConnection`
@@ -96,24 +96,14 @@ pub trait WorkerBackend:
     ) -> QueryResult<Vec<BatchOperation>>;
 
     /// The backend's own statement finishing `rows` (one chunk) held by `worker`, returning the
-    /// ids it wrote; `None` where it has none, and the chunk goes through [`finish_sql`] and
-    /// [`finished_ids`](Self::finished_ids). The plan tests explain the one that runs.
+    /// ids it wrote (`RETURNING id`); `None` where it has none, and the chunk goes through
+    /// [`finish_sql`] and [`finished_ids`](Self::finished_ids). The plan tests explain the one
+    /// that runs.
     fn own_finish_query<'a>(
         worker: &'a str,
         rows: &'a [FinishedRow<'a>],
     ) -> Option<BoxedSqlQuery<'a, Self, SqlQuery>> {
         let _ = (worker, rows);
-        None
-    }
-
-    /// Runs [`own_finish_query`](Self::own_finish_query) and returns the ids it wrote; `None`
-    /// where the backend has no statement of its own.
-    fn finish_chunk(
-        conn: &mut Self::Connection,
-        worker: &str,
-        rows: &[FinishedRow<'_>],
-    ) -> Option<QueryResult<HashSet<i64>>> {
-        let _ = (conn, worker, rows);
         None
     }
 
@@ -263,6 +253,7 @@ where
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, LostId>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, DueId>,
     for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, QueueSetting>,
+    for<'a> BoxedSqlQuery<'a, B, SqlQuery>: LoadQuery<'a, C, ReturnedId>,
     for<'a> Heartbeat<'a>: ExecuteDsl<C>,
     for<'a> ChangeClaimed<'a>: ExecuteDsl<C>,
     for<'a> ClaimedAt<'a, B>: LoadQuery<'a, C, BatchOperation>,
@@ -354,8 +345,9 @@ where
         B::write_transaction(self, |conn| {
             let mut written = HashSet::new();
             for chunk in finish_chunks(rows, max_statement_bytes) {
-                if let Some(ids) = B::finish_chunk(conn, worker, chunk) {
-                    written.extend(ids?);
+                if let Some(finish) = B::own_finish_query(worker, chunk) {
+                    let returned: Vec<ReturnedId> = finish.load(conn)?;
+                    written.extend(returned.into_iter().map(|row| row.id));
                     continue;
                 }
                 let finish = finish_query::<B>(worker, chunk);
