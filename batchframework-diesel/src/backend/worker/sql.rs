@@ -291,7 +291,6 @@ pub(crate) struct DueId {
 }
 
 /// An id returned by a raw statement's `RETURNING id`.
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
 #[derive(diesel::QueryableByName)]
 pub(crate) struct ReturnedId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
