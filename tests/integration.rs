@@ -6,6 +6,7 @@
 
 mod actions;
 mod admin;
+mod batches;
 mod bulk;
 mod bulk_stream;
 mod clock;

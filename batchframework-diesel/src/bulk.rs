@@ -181,17 +181,35 @@ where
     C: BatchConnection,
     R: BulkInsertable<C>,
 {
+    let dialect = <C::Storage as Storage>::DIALECT;
+    // A query only where the server limits packets (MySQL); `None` elsewhere.
+    let max_packet = match dialect.bulk_binds() {
+        Some(_) => conn.storage().max_packet_bytes()?,
+        None => None,
+    };
+    insert_in_chunks(conn, dialect, max_packet, rows)
+}
+
+/// The body of [`bulk_insert`], for a connection of `dialect` whose server takes packets of at
+/// most `max_packet` bytes: every row in one streamed `COPY` where the dialect has no bind limit,
+/// else multi-row `INSERT`s of as many rows as the limits allow. Runs in the caller's
+/// transaction.
+pub(crate) fn insert_in_chunks<C, R>(
+    conn: &mut C,
+    dialect: crate::Dialect,
+    max_packet: Option<usize>,
+    rows: impl Iterator<Item = R>,
+) -> Result<usize>
+where
+    R: BulkRow + BulkInsertRows<C>,
+{
     // Without a bind limit the backend takes every row in one COPY, streamed as they come.
-    if <C::Storage as Storage>::DIALECT.bulk_binds().is_none() {
+    if dialect.bulk_binds().is_none() {
         return R::insert_iter(conn, rows);
     }
-    // A query only where the server limits packets (MySQL); `None` elsewhere.
     let limits = ChunkLimits {
-        rows: chunk_rows::<C>(R::COLUMNS),
-        bytes: conn
-            .storage()
-            .max_packet_bytes()?
-            .map_or(usize::MAX, crate::backend::statement_budget),
+        rows: rows_per_chunk(dialect, R::COLUMNS),
+        bytes: max_packet.map_or(usize::MAX, crate::backend::statement_budget),
     };
     let sized = limits.bytes != usize::MAX;
     let mut inserted = 0;
@@ -235,7 +253,12 @@ struct ChunkLimits {
 /// every row in one `COPY` (PostgreSQL), `usize::MAX`. The generated bulk inserts send a chunk of
 /// exactly this many rows as an array, whose statement Diesel prepares once per connection.
 pub const fn chunk_rows<C: BatchConnection>(columns: usize) -> usize {
-    match <C::Storage as Storage>::DIALECT.bulk_binds() {
+    rows_per_chunk(<C::Storage as Storage>::DIALECT, columns)
+}
+
+/// [`chunk_rows`] for a connection of `dialect`.
+const fn rows_per_chunk(dialect: crate::Dialect, columns: usize) -> usize {
+    match dialect.bulk_binds() {
         Some(binds) if columns > binds => 1,
         Some(binds) if columns > 0 => binds / columns,
         Some(binds) => binds,

@@ -83,6 +83,30 @@ pub enum Error {
         id: i64,
     },
 
+    /// The operation is not the parent of a batch (or no longer exists).
+    #[error(
+        "batch operation {id} is not a batch's parent (or no longer exists); batches are made \
+         with Registry::batch"
+    )]
+    NotABatch {
+        /// The id that was looked up.
+        id: i64,
+    },
+
+    /// The operation did not finish within the time [`BatchOperation::wait`](crate::BatchOperation::wait) was given.
+    #[error(
+        "batch operation {id} did not finish within {waited:?} (it is {status}); wait longer, \
+         or look at it again later"
+    )]
+    WaitTimedOut {
+        /// The operation waited for.
+        id: i64,
+        /// How long the wait lasted.
+        waited: std::time::Duration,
+        /// Its status when the wait gave up.
+        status: Status,
+    },
+
     /// A text value is longer than its column allows. The library refuses it instead of letting
     /// one backend truncate it and another reject it.
     #[error("{field} is {length} characters long, but at most {limit} are allowed; shorten it")]

@@ -73,6 +73,7 @@ pub struct OperationFilter {
     pub(crate) result: Option<OperationResult>,
     pub(crate) queue: Option<String>,
     pub(crate) started_by: Option<String>,
+    pub(crate) parent: Option<i64>,
     pub(crate) created_before: Option<DateTime<Utc>>,
     pub(crate) created_after: Option<DateTime<Utc>>,
     pub(crate) finished_before: Option<DateTime<Utc>>,

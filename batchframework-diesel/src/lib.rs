@@ -146,9 +146,14 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
 
+// The code `#[bulk_insertable]` generates names this crate by its name; the batches' child rows
+// use it inside the crate too.
+extern crate self as batchframework_diesel;
+
 pub mod admin;
 mod attempts;
 mod backend;
+pub mod batch;
 mod bulk;
 mod context;
 mod error;

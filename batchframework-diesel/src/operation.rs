@@ -84,9 +84,16 @@ pub struct BatchOperation {
     pub(crate) progress_done: Option<i64>,
     pub(crate) progress_total: Option<i64>,
     pub(crate) cancel_requested: bool,
+    #[serde(default)]
+    pub(crate) parent_id: Option<i64>,
 }
 
 impl BatchOperation {
+    /// The batch this operation is a child of, if any (see [`crate::batch`]).
+    pub fn parent_id(&self) -> Option<i64> {
+        self.parent_id
+    }
+
     /// The primary key; rows tagged by this operation point at it.
     pub fn id(&self) -> i64 {
         self.id
@@ -258,6 +265,7 @@ impl BatchOperation {
             progress_done: None,
             progress_total: None,
             cancel_requested: false,
+            parent_id: None,
         }
     }
 }

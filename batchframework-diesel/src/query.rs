@@ -58,6 +58,13 @@ impl OperationFilter {
         self
     }
 
+    /// Only the children of the batch whose parent operation is `parent_id` (see
+    /// [`batch`](crate::batch)).
+    pub fn parent(mut self, parent_id: i64) -> Self {
+        self.parent = Some(parent_id);
+        self
+    }
+
     /// Only operations created strictly before this instant (any instant: one outside the
     /// years 0001–9999 is clamped into them, which selects the same operations).
     pub fn created_before(mut self, instant: DateTime<Utc>) -> Self {

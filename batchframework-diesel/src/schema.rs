@@ -1,5 +1,5 @@
-//! The Diesel schema of the `batchframework_batchoperation` table and of `batchframework_queue`,
-//! the queues' settings.
+//! The Diesel schema of the `batchframework_batchoperation` table, of `batchframework_queue`,
+//! the queues' settings, and of `batchframework_batch`, the batches' counts.
 //!
 //! Public so an application can write its own queries against the table with Diesel's DSL
 //! (`batchframework_batchoperation::table.filter(...)`) next to the ones this crate offers.
@@ -54,6 +54,8 @@ diesel::table! {
         progress_total -> Nullable<BigInt>,
         /// Someone asked the running operation to stop.
         cancel_requested -> Bool,
+        /// The batch this operation is a child of (see [`crate::batch`]), if any.
+        parent_id -> Nullable<BigInt>,
     }
 }
 
@@ -71,3 +73,25 @@ diesel::table! {
         changed_datetime -> UtcTimestamp,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Text};
+
+    /// One row per batch (see [`crate::batch`]): its parent operation's id and its children's
+    /// counts.
+    batchframework_batch (operation_id) {
+        /// The parent operation.
+        operation_id -> BigInt,
+        /// How many children the batch was created with.
+        total -> BigInt,
+        /// Children finished `successful`.
+        succeeded -> BigInt,
+        /// Children finished `failed` (for good: a child being retried is still pending).
+        failed -> BigInt,
+        /// The callbacks enqueued when the batch completes, as JSON; '' for none.
+        callbacks_json -> Text,
+    }
+}
+
+diesel::joinable!(batchframework_batch -> batchframework_batchoperation (operation_id));
+diesel::allow_tables_to_appear_in_same_query!(batchframework_batch, batchframework_batchoperation);

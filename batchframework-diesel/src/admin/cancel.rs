@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::backend::rows::StatusChange;
 use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
+use crate::batch::Tally;
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::status::{OperationResult, Status};
@@ -45,8 +46,21 @@ pub fn cancel<C: BatchConnection>(conn: &mut C, id: i64, by: &str) -> Result<Can
             finished_datetime: Some(at),
             output_data_json: Some(&output),
         };
-        if conn.storage().cancel_pending(id, &change)? == 1 {
-            return Ok(Cancelled::Finished(BatchOperation::find(conn, id)?));
+        // A batch's child is counted in its batch in the same transaction (see `batch`).
+        let cancelled = conn.transaction(|conn| {
+            if conn.storage().cancel_pending(id, &change)? != 1 {
+                return Ok::<_, Error>(None);
+            }
+            let operation = BatchOperation::find(conn, id)?;
+            if let Some(parent) = operation.parent_id() {
+                let mut tally = Tally::default();
+                tally.add(parent, OperationResult::Failed);
+                tally.count(conn.storage())?;
+            }
+            Ok(Some(operation))
+        })?;
+        if let Some(operation) = cancelled {
+            return Ok(Cancelled::Finished(operation));
         }
         if conn.storage().request_cancel(id)? == 1 {
             return Ok(Cancelled::Requested(BatchOperation::find(conn, id)?));

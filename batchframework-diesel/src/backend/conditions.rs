@@ -151,6 +151,9 @@ where
         if let Some(started_by) = &filter.started_by {
             sql.compare::<Text, _>("started_by", " = ", started_by.as_str())?;
         }
+        if let Some(parent) = &filter.parent {
+            sql.compare::<BigInt, _>("parent_id", " = ", parent)?;
+        }
         if let Some(created_before) = &filter.created_before {
             sql.compare::<UtcTimestamp, _>("created_datetime", " < ", created_before)?;
         }

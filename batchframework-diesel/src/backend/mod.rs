@@ -11,6 +11,7 @@
 //!   implemented once for every connection whose backend is a `StorageBackend`.
 //! * [`BatchConnection`] is what users see: any such connection, pooled or not.
 
+pub(crate) mod batches;
 pub(crate) mod conditions;
 #[cfg(feature = "postgres")]
 pub(crate) mod copy;

@@ -16,6 +16,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::MigrationHarness;
 
+use super::batches::{self, BatchMemberId, BatchRow, ChildRow};
 use super::conditions::{ActivePart, Matching, OrderedBy};
 use super::minutes::{self, MinuteCount};
 use super::retry::retry_outside_transaction;
@@ -152,6 +153,30 @@ pub trait Storage {
     /// is earlier; `None` when nothing is due.
     fn oldest_due(&mut self, queue: &str, now: DateTime<Utc>)
         -> QueryResult<Option<DateTime<Utc>>>;
+    /// Inserts a batch's children, in the caller's transaction: one `COPY` on PostgreSQL,
+    /// multi-row `INSERT`s elsewhere; returns how many.
+    fn insert_children(&mut self, rows: &mut dyn Iterator<Item = ChildRow>)
+        -> crate::Result<usize>;
+    /// Creates the counts row of the batch whose parent is `parent`.
+    fn insert_batch(&mut self, parent: i64, total: i64, callbacks_json: &str) -> QueryResult<()>;
+    /// Adds finished children to a batch's counts; returns the rows changed (0: no such batch).
+    fn add_to_batch(&mut self, parent: i64, succeeded: i64, failed: i64) -> QueryResult<usize>;
+    /// The counts row of the batch whose parent is `parent`, if it is one.
+    fn find_batch(&mut self, parent: i64) -> QueryResult<Option<BatchRow>>;
+    /// The children of `parent` that finished `failed`, by id.
+    fn failed_children(&mut self, parent: i64) -> QueryResult<Vec<i64>>;
+    /// Finishes the pending children of `parent` as failed with `output`, at `at`; returns how
+    /// many.
+    fn cancel_pending_children(
+        &mut self,
+        parent: i64,
+        at: DateTime<Utc>,
+        output: &str,
+    ) -> QueryResult<usize>;
+    /// Flags the running children of `parent` for cancellation; returns how many.
+    fn request_cancel_children(&mut self, parent: i64) -> QueryResult<usize>;
+    /// The running children of `parent` that are batches themselves, by id.
+    fn running_sub_batches(&mut self, parent: i64) -> QueryResult<Vec<i64>>;
 }
 
 impl<C> Storage for C
@@ -184,6 +209,10 @@ where
     for<'a> ActivePartIds<'a>: LoadQuery<'a, C, i64>,
     for<'a> OldestImmediate<'a>: LoadQuery<'a, C, DateTime<Utc>>,
     for<'a> OldestDelayed<'a>: LoadQuery<'a, C, Option<DateTime<Utc>>>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, BatchRow>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, BatchMemberId>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: ExecuteDsl<C>,
+    ChildRow: crate::bulk::BulkInsertRows<C>,
 {
     const DIALECT: Dialect = <C::Backend as StorageBackend>::DIALECT;
 
@@ -416,6 +445,78 @@ where
             .flatten();
         Ok(immediate.into_iter().chain(delayed).min())
     }
+
+    fn insert_children(
+        &mut self,
+        rows: &mut dyn Iterator<Item = ChildRow>,
+    ) -> crate::Result<usize> {
+        let max_packet = match Self::DIALECT.bulk_binds() {
+            Some(_) => self.max_packet_bytes()?,
+            None => None,
+        };
+        crate::bulk::insert_in_chunks(self, Self::DIALECT, max_packet, rows)
+    }
+
+    fn insert_batch(&mut self, parent: i64, total: i64, callbacks_json: &str) -> QueryResult<()> {
+        diesel::sql_query(batches::insert_batch_sql(Self::DIALECT))
+            .into_boxed::<C::Backend>()
+            .bind::<BigInt, _>(parent)
+            .bind::<BigInt, _>(total)
+            .bind::<Text, _>(callbacks_json)
+            .execute(self)
+            .map(|_| ())
+    }
+
+    fn add_to_batch(&mut self, parent: i64, succeeded: i64, failed: i64) -> QueryResult<usize> {
+        diesel::sql_query(batches::add_to_batch_sql(Self::DIALECT))
+            .into_boxed::<C::Backend>()
+            .bind::<BigInt, _>(succeeded)
+            .bind::<BigInt, _>(failed)
+            .bind::<BigInt, _>(parent)
+            .execute(self)
+    }
+
+    fn find_batch(&mut self, parent: i64) -> QueryResult<Option<BatchRow>> {
+        let rows: Vec<BatchRow> = diesel::sql_query(batches::find_batch_sql(Self::DIALECT))
+            .into_boxed::<C::Backend>()
+            .bind::<BigInt, _>(parent)
+            .load(self)?;
+        Ok(rows.into_iter().next())
+    }
+
+    fn failed_children(&mut self, parent: i64) -> QueryResult<Vec<i64>> {
+        member_ids(self, batches::failed_children_sql(Self::DIALECT), parent)
+    }
+
+    fn cancel_pending_children(
+        &mut self,
+        parent: i64,
+        at: DateTime<Utc>,
+        output: &str,
+    ) -> QueryResult<usize> {
+        diesel::sql_query(batches::cancel_pending_children_sql(Self::DIALECT))
+            .into_boxed::<C::Backend>()
+            .bind::<UtcTimestamp, _>(at)
+            .bind::<UtcTimestamp, _>(at)
+            .bind::<Text, _>(output)
+            .bind::<BigInt, _>(parent)
+            .execute(self)
+    }
+
+    fn request_cancel_children(&mut self, parent: i64) -> QueryResult<usize> {
+        diesel::sql_query(batches::request_cancel_children_sql(Self::DIALECT))
+            .into_boxed::<C::Backend>()
+            .bind::<BigInt, _>(parent)
+            .execute(self)
+    }
+
+    fn running_sub_batches(&mut self, parent: i64) -> QueryResult<Vec<i64>> {
+        member_ids(
+            self,
+            batches::running_sub_batches_sql(Self::DIALECT),
+            parent,
+        )
+    }
 }
 
 /// Deletes what `matching` selects; with the filter's limit, at most that many, the first in
@@ -434,4 +535,19 @@ where
         }),
         Some(limit) => C::Backend::delete_first(conn, matching, OrderedBy(filter.order), limit),
     })
+}
+
+/// The ids `sql` (one statement of `batches.rs` whose one bind is a parent's id) reads.
+fn member_ids<C>(conn: &mut C, sql: String, parent: i64) -> QueryResult<Vec<i64>>
+where
+    C: LoadConnection,
+    C::Backend: StorageBackend,
+    i64: ToSql<BigInt, C::Backend>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, BatchMemberId>,
+{
+    let rows: Vec<BatchMemberId> = diesel::sql_query(sql)
+        .into_boxed::<C::Backend>()
+        .bind::<BigInt, _>(parent)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
 }

@@ -101,6 +101,15 @@ impl StorageBackend for Pg {
 #[cfg(feature = "r2d2")]
 const WORK_CHANNEL: &str = "batchframework_work";
 
+/// The channel the workers' group commits notify with the ids of the operations they finished,
+/// comma-separated, for [`BatchOperation::wait`](crate::BatchOperation::wait).
+#[cfg(feature = "r2d2")]
+const FINISHED_CHANNEL: &str = "batchframework_finished";
+
+/// The longest payload of one finish notification (PostgreSQL's limit is 8,000 bytes).
+#[cfg(feature = "r2d2")]
+const FINISHED_PAYLOAD: usize = 7_000;
+
 #[cfg(feature = "r2d2")]
 impl super::worker::WorkerBackend for Pg {
     type Connection = diesel::PgConnection;
@@ -176,6 +185,58 @@ impl super::worker::WorkerBackend for Pg {
         use diesel::connection::SimpleConnection;
         conn.batch_execute(&format!("LISTEN {WORK_CHANNEL}"))?;
         Ok(true)
+    }
+
+    /// One statement, whatever the number of ids: each payload as an element of an array.
+    fn notify_finished(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Text};
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut payloads = vec![String::new()];
+        for id in ids {
+            let id = id.to_string();
+            let last = payloads
+                .last_mut()
+                .filter(|p| p.len() + id.len() < FINISHED_PAYLOAD);
+            match last {
+                Some(payload) => {
+                    if !payload.is_empty() {
+                        payload.push(',');
+                    }
+                    payload.push_str(&id);
+                }
+                None => payloads.push(id),
+            }
+        }
+        diesel::sql_query(format!(
+            "SELECT pg_notify('{FINISHED_CHANNEL}', payload)::text FROM unnest($1::text[]) AS payload"
+        ))
+        .bind::<Array<Text>, _>(payloads)
+        .execute(conn)
+        .map(|_| ())
+    }
+
+    fn listen_for_finished(conn: &mut Self::Connection) -> QueryResult<bool> {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(&format!("LISTEN {FINISHED_CHANNEL}"))?;
+        Ok(true)
+    }
+
+    fn finished_notifications(conn: &mut Self::Connection) -> QueryResult<Vec<i64>> {
+        let mut ids = Vec::new();
+        for notification in conn.notifications_iter() {
+            let notification = notification?;
+            if notification.channel == FINISHED_CHANNEL {
+                ids.extend(
+                    notification
+                        .payload
+                        .split(',')
+                        .filter_map(|id| id.parse::<i64>().ok()),
+                );
+            }
+        }
+        Ok(ids)
     }
 
     fn stop_listening(conn: &mut Self::Connection) -> QueryResult<()> {

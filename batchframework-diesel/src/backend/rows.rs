@@ -29,6 +29,7 @@ pub struct NewOperationRow<'a> {
     pub(crate) priority: i32,
     pub(crate) run_after: Option<UtcDateTime>,
     pub(crate) max_attempts: i32,
+    pub(crate) parent_id: Option<i64>,
 }
 
 /// The columns one lifecycle step sets; `None` fields are left as they are.

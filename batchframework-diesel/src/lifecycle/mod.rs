@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::backend::rows::{NewOperationRow, StatusChange};
 use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
+use crate::batch::Tally;
 use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
@@ -44,6 +45,7 @@ pub struct NewOperation {
     details: OperationDetails,
     queue: String,
     max_attempts: i32,
+    parent_id: Option<i64>,
 }
 
 impl BatchOperation {
@@ -95,6 +97,7 @@ impl NewOperation {
             details,
             queue: DEFAULT_QUEUE.to_owned(),
             max_attempts: 1,
+            parent_id: None,
         }
     }
 
@@ -122,6 +125,13 @@ impl NewOperation {
         self
     }
 
+    /// Makes it a child of the batch whose parent operation is `parent_id` (for the batch
+    /// builder, which counts it in the batch's total).
+    pub(crate) fn child_of(mut self, parent_id: Option<i64>) -> Self {
+        self.parent_id = parent_id;
+        self
+    }
+
     /// The object the operation is about (a game, a blog post).
     pub fn context_object(mut self, context: &impl ContextObject) -> Self {
         self.details.set_context_object(context);
@@ -146,40 +156,20 @@ impl NewOperation {
     /// One `INSERT` (on MySQL/MariaDB followed by `SELECT LAST_INSERT_ID()`). Nothing is written
     /// when a value is too long or the input does not serialize.
     pub fn insert<C: BatchConnection>(self, conn: &mut C) -> Result<BatchOperation> {
-        let OperationDetails {
-            context_object,
+        let Checked {
+            context_object_type,
+            context_object_id,
             started_by,
-            input,
+            input_data_json,
             priority,
             run_after,
-        } = self.details;
-        let input_data_json = input.map_err(|source| Error::SerializeData {
-            field: "input data",
-            source,
-        })?;
-        check_length("operation type", &self.operation_type)?;
-        if let Some((type_key, id)) = context_object.as_ref().map(ContextRef::parts) {
-            check_length("context object type", type_key)?;
-            check_length("context object id", id)?;
-        }
-        if let Some(started_by) = &started_by {
-            check_length("started_by", started_by)?;
-        }
-        check_length("queue", &self.queue)?;
-        let run_after = run_after.map(|t| UtcDateTime(t).clamped().0.trunc_subsecs(6));
+        } = Checked::new(&self.operation_type, &self.queue, self.details)?;
 
         let now = now();
         let (status, started_running_datetime) = if self.starts_running {
             (Status::Running, Some(now))
         } else {
             (Status::Unprocessed, None)
-        };
-        let (context_object_type, context_object_id) = match context_object {
-            Some(context) => {
-                let (type_key, id) = context.into_parts();
-                (Some(type_key), Some(id))
-            }
-            None => (None, None),
         };
         let row = NewOperationRow {
             created_datetime: UtcDateTime(now),
@@ -196,6 +186,7 @@ impl NewOperation {
             priority,
             run_after: run_after.map(UtcDateTime),
             max_attempts: self.max_attempts,
+            parent_id: self.parent_id,
         };
         let id = conn.storage().insert_operation(&row)?;
         Ok(BatchOperation {
@@ -221,6 +212,7 @@ impl NewOperation {
             progress_done: None,
             progress_total: None,
             cancel_requested: false,
+            parent_id: self.parent_id,
         })
     }
 }
@@ -294,7 +286,17 @@ impl BatchOperation {
             finished_datetime: Some(UtcDateTime(now)),
             output_data_json: output_data_json.as_deref(),
         };
-        self.transition(conn, "finish", Status::Running, &change)?;
+        match self.parent_id {
+            None => self.transition(conn, "finish", Status::Running, &change)?,
+            // A batch's child: counted in the batch in the same transaction (see `batch`).
+            Some(parent) => conn.transaction(|conn| {
+                self.transition(conn, "finish", Status::Running, &change)?;
+                let mut tally = Tally::default();
+                tally.add(parent, result);
+                tally.count(conn.storage())?;
+                Ok::<_, Error>(())
+            })?,
+        }
         self.status = Status::Finished;
         self.result = result;
         self.finished_datetime = Some(now);
@@ -360,6 +362,63 @@ impl BatchOperation {
             Some(current) => Err(illegal(current.status)),
             None => Err(Error::NotFound { id: self.id }),
         }
+    }
+}
+
+/// A new operation's details, checked and ready to store: what [`NewOperation::insert`] and a
+/// batch's children share, so both refuse the same values the same way.
+pub(crate) struct Checked {
+    pub(crate) context_object_type: Option<String>,
+    pub(crate) context_object_id: Option<String>,
+    pub(crate) started_by: Option<String>,
+    pub(crate) input_data_json: String,
+    pub(crate) priority: i32,
+    pub(crate) run_after: Option<DateTime<Utc>>,
+}
+
+impl Checked {
+    /// Checks an operation of `operation_type` on `queue` with `details`: every key fits its
+    /// column and the input serialized.
+    pub(crate) fn new(
+        operation_type: &str,
+        queue: &str,
+        details: OperationDetails,
+    ) -> Result<Self> {
+        let OperationDetails {
+            context_object,
+            started_by,
+            input,
+            priority,
+            run_after,
+        } = details;
+        let input_data_json = input.map_err(|source| Error::SerializeData {
+            field: "input data",
+            source,
+        })?;
+        check_length("operation type", operation_type)?;
+        if let Some((type_key, id)) = context_object.as_ref().map(ContextRef::parts) {
+            check_length("context object type", type_key)?;
+            check_length("context object id", id)?;
+        }
+        if let Some(started_by) = &started_by {
+            check_length("started_by", started_by)?;
+        }
+        check_length("queue", queue)?;
+        let (context_object_type, context_object_id) = match context_object {
+            Some(context) => {
+                let (type_key, id) = context.into_parts();
+                (Some(type_key), Some(id))
+            }
+            None => (None, None),
+        };
+        Ok(Checked {
+            context_object_type,
+            context_object_id,
+            started_by,
+            input_data_json,
+            priority,
+            run_after: run_after.map(|t| UtcDateTime(t).clamped().0.trunc_subsecs(6)),
+        })
     }
 }
 

@@ -169,6 +169,11 @@ impl<C: 'static> ActionGroup<C> {
         &self.queue
     }
 
+    /// How many starts its operations may have.
+    pub(crate) fn attempts_allowed(&self) -> i32 {
+        i32::from(self.max_attempts)
+    }
+
     /// The delay before its first retry.
     pub fn backoff(&self) -> Duration {
         self.retry_backoff
@@ -228,6 +233,16 @@ impl<C: BatchConnection + 'static> Registry<C> {
         self.queues.iter().map(String::as_str)
     }
 
+    /// The group `name`, or [`Error::UnknownActionGroup`].
+    pub(crate) fn known_group(&self, name: &str) -> Result<&ActionGroup<C>> {
+        self.groups
+            .get(name)
+            .ok_or_else(|| Error::UnknownActionGroup {
+                name: name.to_owned(),
+                known: self.groups.keys().cloned().collect(),
+            })
+    }
+
     /// Whether every group runs inline whatever its mode.
     pub fn is_always_synchronous(&self) -> bool {
         self.always_synchronous
@@ -246,13 +261,7 @@ impl<C: BatchConnection + 'static> Registry<C> {
     /// rolls back on an `Err`, not on a panic), and the finish is then written inside it. Return
     /// an error from such a transaction instead of panicking. Workers clean this up themselves.
     pub fn run(&self, conn: &mut C, name: &str, args: RunArgs) -> Result<ExecutionInfo> {
-        let group = self
-            .groups
-            .get(name)
-            .ok_or_else(|| Error::UnknownActionGroup {
-                name: name.to_owned(),
-                known: self.groups.keys().cloned().collect(),
-            })?;
+        let group = self.known_group(name)?;
         let inline = self.always_synchronous || group.mode == Mode::Synchronous;
         let mut details = args.details;
         if inline && details.has_run_after() {

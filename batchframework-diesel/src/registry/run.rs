@@ -18,7 +18,7 @@ use crate::operation::BatchOperation;
 /// takes (and stores the same way), while the group decides its type, mode, queue and attempts.
 #[derive(Debug, Default)]
 pub struct RunArgs {
-    pub(super) details: OperationDetails,
+    pub(crate) details: OperationDetails,
 }
 
 impl RunArgs {

@@ -363,6 +363,7 @@ where
                     finished_at: UtcDateTime(self.clock.now()),
                     outcome,
                     labels: Labels::of(operation),
+                    parent_id: operation.parent_id(),
                 });
                 Ok(())
             }

@@ -37,6 +37,8 @@ pub(super) struct Finished {
     pub(super) outcome: Outcome,
     /// Its queue and type, for the metrics counted once it is written.
     pub(super) labels: Labels,
+    /// The batch it is a child of, counted in the same transaction.
+    pub(super) parent_id: Option<i64>,
 }
 
 /// How one operation's attempt ended, as counted in [`WorkerStats`].

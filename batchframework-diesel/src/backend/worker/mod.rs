@@ -116,6 +116,28 @@ pub trait WorkerBackend:
         rows: &[FinishedRow<'_>],
     ) -> QueryResult<HashSet<i64>>;
 
+    /// Announces, at commit, that the operations `ids` finished (to
+    /// [`BatchOperation::wait`](crate::BatchOperation::wait)); nothing where the backend has no
+    /// notifications.
+    fn notify_finished(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<()> {
+        let _ = (conn, ids);
+        Ok(())
+    }
+
+    /// Subscribes the connection to finish notifications (see
+    /// [`notify_finished`](Self::notify_finished)); `false` where the backend has none.
+    fn listen_for_finished(conn: &mut Self::Connection) -> QueryResult<bool> {
+        let _ = conn;
+        Ok(false)
+    }
+
+    /// The ids announced by the finish notifications received since the last call; never
+    /// blocks.
+    fn finished_notifications(conn: &mut Self::Connection) -> QueryResult<Vec<i64>> {
+        let _ = conn;
+        Ok(Vec::new())
+    }
+
     /// Subscribes the connection to new-work notifications; `false` where the backend has none
     /// (workers then only poll).
     fn listen_for_work(conn: &mut Self::Connection) -> QueryResult<bool> {
@@ -219,13 +241,18 @@ pub trait WorkerStorage {
     /// Finishes held operations, each only if still `running`, held by `worker` and at the
     /// attempt it was claimed at (fencing), in one transaction and one statement per chunk of
     /// at most [`FINISH_CHUNK`](sql::FINISH_CHUNK) rows and about `max_statement_bytes`;
-    /// whether each was written.
-    fn finish_claimed(
+    /// whether each was written. `also` runs last in the transaction, told which rows were
+    /// written, and returns the ids of other operations it finished; where the backend has
+    /// notifications, every operation finished is announced at commit.
+    fn finish_claimed<F>(
         &mut self,
         worker: &str,
         rows: &[FinishedRow<'_>],
         max_statement_bytes: Option<usize>,
-    ) -> QueryResult<Vec<bool>>;
+        also: F,
+    ) -> QueryResult<Vec<bool>>
+    where
+        F: FnOnce(&mut Self, &[bool]) -> QueryResult<Vec<i64>>;
     /// Refreshes the heartbeat of the operations `worker` holds among `ids`.
     fn heartbeat(&mut self, worker: &str, ids: &[i64], now: DateTime<Utc>) -> QueryResult<usize>;
     /// See [`WorkerBackend::listen_for_work`].
@@ -234,6 +261,10 @@ pub trait WorkerStorage {
     fn stop_listening(&mut self) -> QueryResult<()>;
     /// See [`WorkerBackend::work_notifications`].
     fn work_notifications(&mut self) -> QueryResult<Vec<String>>;
+    /// See [`WorkerBackend::listen_for_finished`].
+    fn listen_for_finished(&mut self) -> QueryResult<bool>;
+    /// See [`WorkerBackend::finished_notifications`].
+    fn finished_notifications(&mut self) -> QueryResult<Vec<i64>>;
     /// See [`WorkerBackend::wait_socket`].
     fn wait_socket(&mut self, notifier: &mut Self) -> QueryResult<Option<WaitSocket>>;
     /// See [`WorkerBackend::try_lock_pruning`].
@@ -336,12 +367,16 @@ where
         statements::change_claimed(id, attempt, worker, change).execute(self)
     }
 
-    fn finish_claimed(
+    fn finish_claimed<F>(
         &mut self,
         worker: &str,
         rows: &[FinishedRow<'_>],
         max_statement_bytes: Option<usize>,
-    ) -> QueryResult<Vec<bool>> {
+        also: F,
+    ) -> QueryResult<Vec<bool>>
+    where
+        F: FnOnce(&mut Self, &[bool]) -> QueryResult<Vec<i64>>,
+    {
         B::write_transaction(self, |conn| {
             let mut written = HashSet::new();
             for chunk in finish_chunks(rows, max_statement_bytes) {
@@ -353,7 +388,16 @@ where
                 let finish = finish_query::<B>(worker, chunk);
                 written.extend(B::finished_ids(conn, finish, worker, chunk)?);
             }
-            Ok(rows.iter().map(|row| written.contains(&row.id)).collect())
+            let written: Vec<bool> = rows.iter().map(|row| written.contains(&row.id)).collect();
+            let mut finished = also(conn, &written)?;
+            finished.extend(
+                rows.iter()
+                    .zip(&written)
+                    .filter(|(_, w)| **w)
+                    .map(|(row, _)| row.id),
+            );
+            B::notify_finished(conn, &finished)?;
+            Ok(written)
         })
     }
 
@@ -371,6 +415,14 @@ where
 
     fn work_notifications(&mut self) -> QueryResult<Vec<String>> {
         B::work_notifications(self)
+    }
+
+    fn listen_for_finished(&mut self) -> QueryResult<bool> {
+        B::listen_for_finished(self)
+    }
+
+    fn finished_notifications(&mut self) -> QueryResult<Vec<i64>> {
+        B::finished_notifications(self)
     }
 
     fn wait_socket(&mut self, notifier: &mut Self) -> QueryResult<Option<WaitSocket>> {

@@ -18,6 +18,7 @@ use super::super::metrics;
 use super::super::shared::{Finished, Outcome, Shared};
 use super::Keeper;
 use crate::backend::retry_on_deadlock;
+use crate::batch::Tally;
 
 impl<C> Keeper<C>
 where
@@ -53,12 +54,13 @@ where
             .collect();
         let _span =
             tracing::debug_span!("finish", worker = %self.name, operations = rows.len()).entered();
-        let group = self.try_write(&rows).or_else(|error| {
+        let parents: Vec<Option<i64>> = results.iter().map(|f| f.parent_id).collect();
+        let group = self.try_write(&rows, &parents).or_else(|error| {
             if self.conn.is_lost(&error) {
                 self.connection.failed(&shared.outage, &error, "keeper");
             }
             self.conn.discard();
-            self.try_write(&rows)
+            self.try_write(&rows, &parents)
         });
         let written: Vec<Option<bool>> = match group {
             Ok(written) => {
@@ -80,7 +82,8 @@ where
             Err(error) => {
                 tracing::warn!(%error, "could not write a group of results; writing each alone");
                 rows.iter()
-                    .map(|row| match self.try_write(std::slice::from_ref(row)) {
+                    .zip(&parents)
+                    .map(|(row, parent)| match self.try_write(std::slice::from_ref(row), std::slice::from_ref(parent)) {
                         Ok(written) => written.first().copied(),
                         Err(error) => {
                             tracing::error!(operation.id = row.id, %error, "could not record the result; stopping");
@@ -122,7 +125,6 @@ where
         None
     }
 
-    /// One attempt at writing `rows` in one transaction, fenced per row; which were written.
     /// Whether the operation holds exactly this result of this worker's: written by an earlier
     /// try whose commit the keeper never heard back about.
     fn wrote_earlier(&mut self, finished: &Finished) -> bool {
@@ -141,11 +143,27 @@ where
         }
     }
 
-    fn try_write(&mut self, rows: &[FinishedRow<'_>]) -> Result<Vec<bool>> {
+    /// One attempt at writing `rows`, children of the batches `parents` (one for each row),
+    /// in one transaction, fenced per row; which were written. The transaction also counts the
+    /// children written into their batches (see `batch`).
+    fn try_write(
+        &mut self,
+        rows: &[FinishedRow<'_>],
+        parents: &[Option<i64>],
+    ) -> Result<Vec<bool>> {
         let name = &self.name;
         let (conn, budget) = self.conn.connect()?;
         Ok(retry_on_deadlock(|| {
-            conn.finish_claimed(name, rows, budget)
+            conn.finish_claimed(name, rows, budget, |conn, written| {
+                let mut tally = Tally::default();
+                let children = rows.iter().zip(parents).zip(written);
+                for ((row, parent), _) in children.filter(|(_, written)| **written) {
+                    if let Some(parent) = parent {
+                        tally.add(*parent, row.result);
+                    }
+                }
+                tally.count(conn.storage())
+            })
         })?)
     }
 }
@@ -191,6 +209,7 @@ mod tests {
             finished_at: UtcDateTime(Utc::now()),
             outcome: Outcome::Succeeded,
             labels: Labels::default(),
+            parent_id: None,
         }
     }
 

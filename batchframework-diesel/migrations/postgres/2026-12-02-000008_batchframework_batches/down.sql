@@ -1,0 +1,3 @@
+DROP TABLE batchframework_batch;
+DROP INDEX batchframework_batchoperation_parent_idx;
+ALTER TABLE batchframework_batchoperation DROP COLUMN parent_id;

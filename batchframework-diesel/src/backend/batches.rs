@@ -1,0 +1,163 @@
+//! The statements about batches (see [`crate::batch`]): a batch's counts row, and the children
+//! of one parent.
+//!
+//! Written as SQL text with the dialect's placeholders: each is one short statement whose text
+//! is the same on every backend but for the placeholders, and Diesel's DSL would need a named
+//! type for each in [`Storage`](super::Storage)'s bounds. Their texts are unit-tested below.
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::{Insertable, QueryableByName};
+
+use super::{Dialect, UtcDateTime};
+use crate::schema::batchframework_batchoperation;
+
+/// A batch's counts and callbacks, as its row holds them. Public only because
+/// [`Storage`](super::Storage) names it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct BatchRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) total: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) succeeded: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) failed: i64,
+    #[diesel(sql_type = Text)]
+    pub(crate) callbacks_json: String,
+}
+
+/// One id read by a batch statement. Public only because [`Storage`](super::Storage) names it.
+#[derive(Debug, QueryableByName)]
+pub struct BatchMemberId {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) id: i64,
+}
+
+/// A child operation as a batch's bulk enqueue writes it: pending, pointing at its parent.
+/// Public only because [`Storage`](super::Storage) names it.
+#[crate::bulk_insertable]
+#[derive(Debug, Insertable)]
+#[diesel(table_name = batchframework_batchoperation)]
+pub struct ChildRow {
+    pub(crate) created_datetime: UtcDateTime,
+    pub(crate) context_object_type: Option<String>,
+    pub(crate) context_object_id: Option<String>,
+    pub(crate) started_by: Option<String>,
+    pub(crate) operationtype: String,
+    pub(crate) status: &'static str,
+    pub(crate) result: &'static str,
+    pub(crate) input_data_json: String,
+    pub(crate) queue: String,
+    pub(crate) priority: i32,
+    pub(crate) run_after: Option<UtcDateTime>,
+    pub(crate) max_attempts: i32,
+    pub(crate) parent_id: i64,
+}
+
+/// Creates a batch's row. Binds: the parent's id, the total, the callbacks.
+pub(crate) fn insert_batch_sql(dialect: Dialect) -> String {
+    let p = |n| dialect.placeholder(n);
+    format!(
+        "INSERT INTO batchframework_batch (operation_id, total, succeeded, failed, callbacks_json) \
+         VALUES ({}, {}, 0, 0, {})",
+        p(1),
+        p(2),
+        p(3)
+    )
+}
+
+/// Adds children finished each way to a batch's counts; the row stays locked until the
+/// transaction ends. Binds: succeeded, failed, the parent's id.
+pub(crate) fn add_to_batch_sql(dialect: Dialect) -> String {
+    let p = |n| dialect.placeholder(n);
+    format!(
+        "UPDATE batchframework_batch SET succeeded = succeeded + {}, failed = failed + {} \
+         WHERE operation_id = {}",
+        p(1),
+        p(2),
+        p(3)
+    )
+}
+
+/// A batch's row. Binds: the parent's id.
+pub(crate) fn find_batch_sql(dialect: Dialect) -> String {
+    format!(
+        "SELECT total, succeeded, failed, callbacks_json FROM batchframework_batch \
+         WHERE operation_id = {}",
+        dialect.placeholder(1)
+    )
+}
+
+/// The children of a parent that finished `failed`, by id: one range of the parent index.
+/// Binds: the parent's id.
+///
+/// On MySQL/MariaDB a locking read: a plain read in a `REPEATABLE READ` transaction sees the
+/// snapshot of the transaction's first read, which can predate children finished by a group
+/// commit that the counts (updated by a locking write) already include.
+pub(crate) fn failed_children_sql(dialect: Dialect) -> String {
+    let lock = match dialect {
+        Dialect::Mysql => " LOCK IN SHARE MODE",
+        Dialect::Postgres | Dialect::Sqlite => "",
+    };
+    format!(
+        "SELECT id FROM batchframework_batchoperation \
+         WHERE parent_id = {} AND status = 'finished' AND result = 'failed' ORDER BY id{lock}",
+        dialect.placeholder(1)
+    )
+}
+
+/// Finishes a parent's pending children as failed, never started. Binds: the time (start and
+/// finish: the table requires a start time for every finished operation), the time again, the
+/// output, the parent's id.
+pub(crate) fn cancel_pending_children_sql(dialect: Dialect) -> String {
+    let p = |n| dialect.placeholder(n);
+    format!(
+        "UPDATE batchframework_batchoperation SET status = 'finished', result = 'failed', \
+         started_running_datetime = {}, finished_datetime = {}, output_data_json = {} \
+         WHERE parent_id = {} AND status = 'unprocessed'",
+        p(1),
+        p(2),
+        p(3),
+        p(4)
+    )
+}
+
+/// Asks a parent's running children to stop. Binds: the parent's id.
+pub(crate) fn request_cancel_children_sql(dialect: Dialect) -> String {
+    format!(
+        "UPDATE batchframework_batchoperation SET cancel_requested = TRUE \
+         WHERE parent_id = {} AND status = 'running' AND cancel_requested = FALSE",
+        dialect.placeholder(1)
+    )
+}
+
+/// The running children of a parent that are batches themselves. Binds: the parent's id.
+pub(crate) fn running_sub_batches_sql(dialect: Dialect) -> String {
+    format!(
+        "SELECT op.id AS id FROM batchframework_batchoperation op \
+         JOIN batchframework_batch b ON b.operation_id = op.id \
+         WHERE op.parent_id = {} AND op.status = 'running' ORDER BY op.id",
+        dialect.placeholder(1)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_take_each_dialects_placeholders() {
+        assert_eq!(
+            add_to_batch_sql(Dialect::Postgres),
+            "UPDATE batchframework_batch SET succeeded = succeeded + $1, failed = failed + $2 \
+             WHERE operation_id = $3"
+        );
+        assert_eq!(
+            add_to_batch_sql(Dialect::Mysql),
+            "UPDATE batchframework_batch SET succeeded = succeeded + ?, failed = failed + ? \
+             WHERE operation_id = ?"
+        );
+        assert!(cancel_pending_children_sql(Dialect::Sqlite).contains("parent_id = ?"));
+        assert!(cancel_pending_children_sql(Dialect::Postgres).contains("parent_id = $4"));
+        assert!(insert_batch_sql(Dialect::Postgres).ends_with("VALUES ($1, $2, 0, 0, $3)"));
+    }
+}

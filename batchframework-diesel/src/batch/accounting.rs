@@ -1,0 +1,157 @@
+//! Counting finished children into their batches, and completing a batch: the statements run
+//! inside the transaction that finishes the children (a keeper's group commit, a finish by
+//! hand, a cancel), so the counts and the children commit together.
+
+use std::collections::BTreeMap;
+
+use super::{BatchSummary, Callback, When, PARENT_CONTEXT_TYPE};
+use crate::backend::batches::BatchRow;
+use crate::backend::rows::{NewOperationRow, StatusChange};
+use crate::backend::{now, Storage, UtcDateTime};
+use crate::status::{OperationResult, Status};
+use diesel::QueryResult;
+
+/// Children finished in one transaction, per batch: parent id → (succeeded, failed).
+#[derive(Debug, Default)]
+pub(crate) struct Tally(BTreeMap<i64, (i64, i64)>);
+
+impl Tally {
+    /// One child of `parent` finished with `result`.
+    pub(crate) fn add(&mut self, parent: i64, result: OperationResult) {
+        let (succeeded, failed) = self.0.entry(parent).or_default();
+        match result {
+            OperationResult::Successful => *succeeded += 1,
+            OperationResult::Failed => *failed += 1,
+            OperationResult::NotAvailable => {}
+        }
+    }
+
+    /// Adds the tally to the batches' counts, in the caller's transaction: one `UPDATE` per
+    /// batch, in parent id order (so that concurrent transactions lock the counts rows in the
+    /// same order), and completes each batch whose counts reach its total. A completed batch
+    /// that is itself a child is counted into its own parent in turn. Returns the parents it
+    /// finished.
+    pub(crate) fn count<S: Storage + ?Sized>(mut self, storage: &mut S) -> QueryResult<Vec<i64>> {
+        let mut finished = Vec::new();
+        while let Some((parent, (succeeded, failed))) = self.0.pop_first() {
+            if storage.add_to_batch(parent, succeeded, failed)? == 0 {
+                continue; // not a batch, or pruned
+            }
+            let Some(row) = storage.find_batch(parent)? else {
+                continue;
+            };
+            if row.succeeded + row.failed < row.total {
+                continue;
+            }
+            if let Some(done) = complete(storage, parent, &row, None)? {
+                finished.push(parent);
+                if let Some(grandparent) = done.parent {
+                    self.add(grandparent, done.result);
+                }
+            }
+        }
+        Ok(finished)
+    }
+}
+
+/// A batch this transaction completed.
+pub(super) struct Completed {
+    /// The batch's own parent, when it is a sub-batch.
+    pub(super) parent: Option<i64>,
+    pub(super) result: OperationResult,
+}
+
+/// Completes a batch that has no children, as it is created.
+pub(super) fn complete_empty<S: Storage + ?Sized>(storage: &mut S, parent: i64) -> QueryResult<()> {
+    let mut tally = Tally::default();
+    if let Some(row) = storage.find_batch(parent)? {
+        if let Some(done) = complete(storage, parent, &row, None)? {
+            if let Some(grandparent) = done.parent {
+                tally.add(grandparent, done.result);
+            }
+        }
+    }
+    tally.count(storage).map(|_| ())
+}
+
+/// Finishes the parent of the batch `row` with the summary, and enqueues the callbacks that
+/// apply, if the parent is still `running`: the guarded `UPDATE ... WHERE status = 'running'`
+/// lets one transaction do it, once. `None` when the parent was finished already.
+pub(super) fn complete<S: Storage + ?Sized>(
+    storage: &mut S,
+    parent: i64,
+    row: &BatchRow,
+    cancelled: Option<&str>,
+) -> QueryResult<Option<Completed>> {
+    let Some(operation) = storage.find_operation(parent)? else {
+        return Ok(None);
+    };
+    if operation.status() != Status::Running {
+        return Ok(None);
+    }
+    let summary = BatchSummary {
+        batch_id: parent,
+        total: row.total,
+        succeeded: row.succeeded,
+        failed: row.failed,
+        failed_ids: storage.failed_children(parent)?,
+        cancelled: cancelled.map(str::to_owned),
+    };
+    let result = if summary.failed == 0 && cancelled.is_none() {
+        OperationResult::Successful
+    } else {
+        OperationResult::Failed
+    };
+    // A struct of numbers and strings always serializes.
+    let output = serde_json::to_string(&summary).unwrap_or_default();
+    let at = UtcDateTime(now());
+    let change = StatusChange {
+        status: Status::Finished,
+        result: Some(result),
+        started_running_datetime: None,
+        finished_datetime: Some(at),
+        output_data_json: Some(&output),
+    };
+    if storage.change_status(parent, Status::Running, &change)? != 1 {
+        return Ok(None);
+    }
+    let parent_key = parent.to_string();
+    for callback in callbacks(&row.callbacks_json) {
+        if callback.when == When::Success && result != OperationResult::Successful {
+            continue;
+        }
+        storage.insert_operation(&NewOperationRow {
+            created_datetime: at,
+            started_running_datetime: None,
+            context_object_type: Some(PARENT_CONTEXT_TYPE),
+            context_object_id: Some(&parent_key),
+            started_by: operation.started_by(),
+            operationtype: &callback.operation_type,
+            status: Status::Unprocessed,
+            result: OperationResult::NotAvailable,
+            input_data_json: &output,
+            output_data_json: "",
+            queue: &callback.queue,
+            priority: 0,
+            run_after: None,
+            max_attempts: callback.max_attempts,
+            parent_id: None,
+        })?;
+    }
+    Ok(Some(Completed {
+        parent: operation.parent_id(),
+        result,
+    }))
+}
+
+/// The callbacks a counts row keeps. Callbacks that do not parse (a row written by hand)
+/// enqueue nothing: the error is logged, and the batch still completes with its summary.
+fn callbacks(json: &str) -> Vec<Callback> {
+    if json.is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(json).unwrap_or_else(|error| {
+        tracing::error!(%error, callbacks = json, "a batch's callbacks do not parse; none enqueued");
+        Vec::new()
+    })
+}
