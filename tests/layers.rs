@@ -30,6 +30,8 @@ const LAYERS: &[&str] = &[
     // The storage layer: every statement, per database; the migrations it applies.
     "backend",
     "migrations",
+    // Counting finished children into their batches, in the transactions that finish them.
+    "completion",
     // The lifecycle and queries built on the storage layer.
     "lifecycle",
     "query",
@@ -42,6 +44,8 @@ const LAYERS: &[&str] = &[
     // The registry of action groups, then the workers that run them.
     "registry",
     "worker",
+    // Batches: built with the registry, awaited with the workers' connections.
+    "batch",
 ];
 
 /// Modules of `backend/` that are layers of their own, below the rest of `backend` (the storage

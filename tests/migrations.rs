@@ -3,7 +3,7 @@
 use batchframework_diesel::{run_migrations, BatchOperation, Error, OperationFilter};
 use batchframework_tests::{backend_tests, migrated, TestBackend};
 
-/// How many migrations this backend embeds: 6 on SQLite and MySQL, 7 on PostgreSQL (its
+/// How many migrations this backend embeds: 7 on SQLite and MySQL, 8 on PostgreSQL (its
 /// new-work notification triggers).
 fn migration_count<B: TestBackend>() -> usize {
     use diesel::migration::MigrationSource;
@@ -12,7 +12,7 @@ fn migration_count<B: TestBackend>() -> usize {
     )
     .unwrap()
     .len();
-    assert_eq!(count, if B::NAME == "postgres" { 7 } else { 6 });
+    assert_eq!(count, if B::NAME == "postgres" { 8 } else { 7 });
     count
 }
 
@@ -60,14 +60,35 @@ fn a_missing_queue_table_says_to_run_the_migrations<B: TestBackend>() {
     let db = B::create_database();
     let mut conn = B::connect(&db);
     run_migrations(&mut conn).unwrap();
+    // Back to before the queue settings table (and the batches, which came after it).
+    B::revert_last_migration(&mut conn);
     B::revert_last_migration(&mut conn);
     let error = batchframework_diesel::admin::pause_queue(&mut conn, "mail").unwrap_err();
     assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
-    assert_eq!(run_migrations(&mut conn).unwrap().len(), 1);
+    assert_eq!(run_migrations(&mut conn).unwrap().len(), 2);
     batchframework_diesel::admin::pause_queue(&mut conn, "mail").unwrap();
 }
 
+/// A database migrated by a release before batches: reading operations or a batch's progress
+/// says to migrate too.
+fn a_missing_batch_table_says_to_run_the_migrations<B: TestBackend>() {
+    let db = B::create_database();
+    let mut conn = B::connect(&db);
+    run_migrations(&mut conn).unwrap();
+    B::revert_last_migration(&mut conn);
+    let error = OperationFilter::new().load(&mut conn).unwrap_err();
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
+    let error = BatchOperation::batch_progress(&mut conn, 1).unwrap_err();
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
+    assert_eq!(run_migrations(&mut conn).unwrap().len(), 1);
+    assert!(matches!(
+        BatchOperation::batch_progress(&mut conn, 1),
+        Err(Error::NotABatch { id: 1 })
+    ));
+}
+
 backend_tests!(
+    a_missing_batch_table_says_to_run_the_migrations,
     a_missing_queue_table_says_to_run_the_migrations,
     an_outdated_database_says_to_run_the_migrations,
     applying_the_migrations_twice_is_a_no_op,

@@ -23,16 +23,14 @@ use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::tracking::BatchTracked;
 
-pub use private::{BulkInsertRows, BulkRow, FallbackLen, KnownLen, Len};
+pub use crate::backend::bulk_rows::{BulkInsertRows, BulkRow};
+pub use private::{FallbackLen, KnownLen, Len};
 
 /// A row type that can be bulk inserted over connection `C`: what `#[batch_tracked]` implements
 /// on an `Insertable` struct for each backend the library has enabled.
 pub trait BulkInsertable<C>: BulkRow + BulkInsertRows<C> {}
 
 impl<C, R: BulkRow + BulkInsertRows<C>> BulkInsertable<C> for R {}
-
-/// Protocol bytes per bound value besides its data (type, null bit, length prefix), as budgeted.
-const PER_VALUE_OVERHEAD: usize = 10;
 
 /// Inserts `rows`, untracked, and returns how many were inserted.
 ///
@@ -187,65 +185,7 @@ where
         Some(_) => conn.storage().max_packet_bytes()?,
         None => None,
     };
-    insert_in_chunks(conn, dialect, max_packet, rows)
-}
-
-/// The body of [`bulk_insert`], for a connection of `dialect` whose server takes packets of at
-/// most `max_packet` bytes: every row in one streamed `COPY` where the dialect has no bind limit,
-/// else multi-row `INSERT`s of as many rows as the limits allow. Runs in the caller's
-/// transaction.
-pub(crate) fn insert_in_chunks<C, R>(
-    conn: &mut C,
-    dialect: crate::Dialect,
-    max_packet: Option<usize>,
-    rows: impl Iterator<Item = R>,
-) -> Result<usize>
-where
-    R: BulkRow + BulkInsertRows<C>,
-{
-    // Without a bind limit the backend takes every row in one COPY, streamed as they come.
-    if dialect.bulk_binds().is_none() {
-        return R::insert_iter(conn, rows);
-    }
-    let limits = ChunkLimits {
-        rows: rows_per_chunk(dialect, R::COLUMNS),
-        bytes: max_packet.map_or(usize::MAX, crate::backend::statement_budget),
-    };
-    let sized = limits.bytes != usize::MAX;
-    let mut inserted = 0;
-    let mut chunk: Vec<R> = Vec::with_capacity(limits.rows.min(4096));
-    let mut chunk_bytes = 0;
-    for row in rows {
-        // Sizes matter only under a packet limit (MySQL); elsewhere they are not computed.
-        let bytes = if sized {
-            row.encoded_len() + R::COLUMNS * PER_VALUE_OVERHEAD
-        } else {
-            0
-        };
-        if bytes > limits.bytes {
-            return Err(Error::RowTooLarge {
-                bytes,
-                limit: limits.bytes,
-            });
-        }
-        if chunk.len() == limits.rows || chunk_bytes + bytes > limits.bytes {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(limits.rows.min(4096)));
-            inserted += R::insert_rows(conn, full)?;
-            chunk_bytes = 0;
-        }
-        chunk_bytes += bytes;
-        chunk.push(row);
-    }
-    if !chunk.is_empty() {
-        inserted += R::insert_rows(conn, chunk)?;
-    }
-    Ok(inserted)
-}
-
-/// How large one multi-row `INSERT` may be.
-struct ChunkLimits {
-    rows: usize,
-    bytes: usize,
+    crate::backend::bulk_rows::insert_in_chunks(conn, dialect, max_packet, rows)
 }
 
 /// Rows of `columns` values in one full multi-row `INSERT` over connection `C`: as many as its
@@ -253,17 +193,7 @@ struct ChunkLimits {
 /// every row in one `COPY` (PostgreSQL), `usize::MAX`. The generated bulk inserts send a chunk of
 /// exactly this many rows as an array, whose statement Diesel prepares once per connection.
 pub const fn chunk_rows<C: BatchConnection>(columns: usize) -> usize {
-    rows_per_chunk(<C::Storage as Storage>::DIALECT, columns)
-}
-
-/// [`chunk_rows`] for a connection of `dialect`.
-const fn rows_per_chunk(dialect: crate::Dialect, columns: usize) -> usize {
-    match dialect.bulk_binds() {
-        Some(binds) if columns > binds => 1,
-        Some(binds) if columns > 0 => binds / columns,
-        Some(binds) => binds,
-        None => usize::MAX,
-    }
+    crate::backend::bulk_rows::rows_per_chunk(<C::Storage as Storage>::DIALECT, columns)
 }
 
 /// How many bytes a field value takes on the wire, so that bulk inserts on MySQL/MariaDB can
@@ -358,59 +288,6 @@ mod private {
     use std::mem::size_of_val;
 
     use super::EncodedLen;
-
-    /// The shape of a bulk-insertable row.
-    pub trait BulkRow {
-        /// Bound values per row (the struct's insertable fields).
-        const COLUMNS: usize;
-        /// Approximately how many bytes the row's values take on the wire.
-        fn encoded_len(&self) -> usize;
-    }
-
-    /// Inserts a batch of rows in one statement on connection `C`. The rows are passed owned:
-    /// Diesel implements `Insertable` for owned rows in every case (with `serialize_as` fields
-    /// only for those).
-    pub trait BulkInsertRows<C> {
-        /// One `COPY` (PostgreSQL) or multi-row `INSERT` of `rows`.
-        fn insert_rows(conn: &mut C, rows: Vec<Self>) -> diesel::QueryResult<usize>
-        where
-            Self: Sized;
-
-        /// Every row of `rows` in one statement where the backend takes any number (PostgreSQL's
-        /// `COPY`): streamed as the iterator yields them where the row can be encoded by the
-        /// library (generated for PostgreSQL), else collected for [`insert_rows`](Self::insert_rows).
-        fn insert_iter<I>(conn: &mut C, rows: I) -> crate::Result<usize>
-        where
-            Self: Sized,
-            I: Iterator<Item = Self>,
-        {
-            Ok(Self::insert_rows(conn, rows.collect())?)
-        }
-    }
-
-    #[cfg(feature = "r2d2")]
-    impl<R, C> BulkInsertRows<diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<C>>> for R
-    where
-        R: BulkInsertRows<C>,
-        C: diesel::r2d2::R2D2Connection + 'static,
-    {
-        fn insert_rows(
-            conn: &mut diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<C>>,
-            rows: Vec<Self>,
-        ) -> diesel::QueryResult<usize> {
-            R::insert_rows(&mut **conn, rows)
-        }
-
-        fn insert_iter<I>(
-            conn: &mut diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<C>>,
-            rows: I,
-        ) -> crate::Result<usize>
-        where
-            I: Iterator<Item = Self>,
-        {
-            R::insert_iter(&mut **conn, rows)
-        }
-    }
 
     /// A field value whose wire size is being estimated.
     pub struct Len<'a, T: ?Sized>(pub &'a T);

@@ -155,6 +155,7 @@ mod attempts;
 mod backend;
 pub mod batch;
 mod bulk;
+mod completion;
 mod context;
 mod error;
 mod filter;

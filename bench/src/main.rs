@@ -18,6 +18,7 @@
 //! ```text
 //! cargo run --release -p batchframework-bench -- --backend postgres --sizes 10000,100000,1000000
 //! cargo run --release -p batchframework-bench -- --workers      # the worker benchmark
+//! cargo run --release -p batchframework-bench -- --batches      # batches vs plain operations (batches.rs)
 //! cargo run --release -p batchframework-bench -- --scale        # cost at scale (see scale.rs)
 //! cargo run --release -p batchframework-bench -- --admin        # operators' reads, prune (admin.rs)
 //! cargo run --release -p batchframework-bench -- --web          # the dashboard over HTTP (web.rs)
@@ -25,6 +26,7 @@
 //! ```
 
 mod admin;
+mod batches;
 mod copy_floor;
 mod enqueue;
 mod models;
@@ -128,6 +130,11 @@ struct Args {
     /// With `--peers`: rounds per side (interleaved); the median is reported.
     #[arg(long, default_value_t = 3, requires = "peers")]
     peers_rounds: usize,
+    /// Batches against plain operations (PostgreSQL): 20,000 no-op operations drained by four
+    /// worker threads, plain and as the children of 20 batches of 1,000, and the enqueue of one
+    /// batch of 100,000 children next to a bulk enqueue; `--repeat` interleaved rounds, medians.
+    #[arg(long, conflicts_with_all = ["workers", "only", "scale", "admin", "web", "soak", "peers"])]
+    batches: bool,
     /// With `--soak`: how long the faults go on, in minutes (100,000 operations a minute at
     /// most).
     #[arg(long, default_value_t = 10.0, requires = "soak")]
@@ -396,6 +403,12 @@ fn main() -> Result<(), AnyError> {
             return Err("--workers measures PostgreSQL only: use --backend postgres".into());
         }
         return workers::run(&scratch.url);
+    }
+    if args.batches {
+        if args.backend != Backend::Postgres {
+            return Err("--batches measures PostgreSQL only: use --backend postgres".into());
+        }
+        return batches::run(&scratch.url, args.repeat);
     }
     println!(
         "backend: {:?}; N players with one card each; median of {} interleaved rounds; rows/s counts players + cards\n",

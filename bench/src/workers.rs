@@ -45,7 +45,7 @@ fn queued_of(operationtype: &'static str, n: usize) -> impl Iterator<Item = Queu
 
 fn fresh(conn: &mut PgConnection) -> Result<(), AnyError> {
     batchframework_diesel::run_migrations(conn)?;
-    conn.batch_execute("TRUNCATE batchframework_batchoperation")?;
+    conn.batch_execute("TRUNCATE batchframework_batchoperation, batchframework_batch")?;
     Ok(())
 }
 

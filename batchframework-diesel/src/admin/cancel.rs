@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::backend::rows::StatusChange;
 use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
-use crate::batch::Tally;
+use crate::completion::Tally;
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::status::{OperationResult, Status};

@@ -12,6 +12,7 @@
 //! * [`BatchConnection`] is what users see: any such connection, pooled or not.
 
 pub(crate) mod batches;
+pub(crate) mod bulk_rows;
 pub(crate) mod conditions;
 #[cfg(feature = "postgres")]
 pub(crate) mod copy;

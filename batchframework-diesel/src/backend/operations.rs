@@ -212,7 +212,7 @@ where
     for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, BatchRow>,
     for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, BatchMemberId>,
     for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: ExecuteDsl<C>,
-    ChildRow: crate::bulk::BulkInsertRows<C>,
+    ChildRow: super::bulk_rows::BulkInsertRows<C>,
 {
     const DIALECT: Dialect = <C::Backend as StorageBackend>::DIALECT;
 
@@ -454,7 +454,7 @@ where
             Some(_) => self.max_packet_bytes()?,
             None => None,
         };
-        crate::bulk::insert_in_chunks(self, Self::DIALECT, max_packet, rows)
+        super::bulk_rows::insert_in_chunks(self, Self::DIALECT, max_packet, rows)
     }
 
     fn insert_batch(&mut self, parent: i64, total: i64, callbacks_json: &str) -> QueryResult<()> {

@@ -5,9 +5,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{accounting, Callback, When};
 use crate::backend::batches::ChildRow;
 use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
+use crate::completion::{self, Callback, When};
 use crate::context::ContextObject;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Checked, NewOperation, OperationDetails};
@@ -162,7 +162,7 @@ impl<'r, C: BatchConnection + 'static> BatchBuilder<'r, C> {
             batch.record(conn, Some(operation.id), &mut kids.into_iter())?;
         }
         if total == 0 {
-            accounting::complete_empty(conn.storage(), operation.id)?;
+            completion::complete_empty(conn.storage(), operation.id)?;
         }
         BatchOperation::find(conn, operation.id)
     }

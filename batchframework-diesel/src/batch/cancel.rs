@@ -2,9 +2,8 @@
 
 use serde_json::json;
 
-use super::accounting::{complete, Completed};
-use super::Tally;
 use crate::backend::{now, BatchConnection, Storage};
+use crate::completion::{complete, Completed, Tally};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::status::Status;

@@ -98,13 +98,12 @@
 //! running sub-batches, and finishes the parent as failed with the reason; `on_complete` runs
 //! once.
 
-mod accounting;
 mod builder;
 mod cancel;
 #[cfg(feature = "r2d2")]
 mod wait;
 
-pub(crate) use accounting::Tally;
+pub use crate::completion::{BatchSummary, PARENT_CONTEXT_TYPE};
 pub use builder::{BatchBuilder, Child};
 pub use cancel::cancel_batch;
 
@@ -113,27 +112,6 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BatchConnection;
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
-
-/// The context object type of a batch's callbacks: the parent operation's table.
-pub const PARENT_CONTEXT_TYPE: &str = "batchframework_batchoperation";
-
-/// What a completed batch's parent holds as output, and its callbacks receive as input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchSummary {
-    /// The parent operation's id.
-    pub batch_id: i64,
-    /// Children the batch was created with.
-    pub total: i64,
-    /// Children finished `successful`.
-    pub succeeded: i64,
-    /// Children finished `failed`, cancelled ones included.
-    pub failed: i64,
-    /// The failed children's ids, in id order.
-    pub failed_ids: Vec<i64>,
-    /// Why the batch was cancelled, if it was.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancelled: Option<String>,
-}
 
 /// How far a batch has come, from its counts row: one query by primary key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,23 +159,4 @@ impl BatchOperation {
             failed: row.failed,
         })
     }
-}
-
-/// When a callback runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum When {
-    /// Every child succeeded.
-    Success,
-    /// Every child finished.
-    Complete,
-}
-
-/// A callback as the batch's row keeps it: what to enqueue, and where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Callback {
-    when: When,
-    operation_type: String,
-    queue: String,
-    max_attempts: i32,
 }

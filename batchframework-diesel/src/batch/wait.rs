@@ -32,7 +32,8 @@ impl BatchOperation {
     /// for a web handler that starts a batch and answers with its result when it is quick.
     ///
     /// Takes one connection from `pool` for the wait (on PostgreSQL, briefly a second one, to
-    /// find the connection's socket, if the pool has one idle).
+    /// find the connection's socket, if the pool has one idle). An operation already finished
+    /// costs one query.
     ///
     /// # Errors
     ///
@@ -46,6 +47,11 @@ impl BatchOperation {
     ) -> Result<BatchOperation> {
         let started = Instant::now();
         let mut conn = pool.get().map_err(Error::Pool)?;
+        // Already finished: no need to listen.
+        let operation = BatchOperation::find(&mut conn, id)?;
+        if operation.status() == Status::Finished {
+            return Ok(operation);
+        }
         let listening = conn.listen_for_finished()?;
         let waited = wait_on(pool, &mut conn, id, started, timeout, listening);
         if listening {

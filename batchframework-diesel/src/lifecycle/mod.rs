@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::backend::rows::{NewOperationRow, StatusChange};
 use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
-use crate::batch::Tally;
+use crate::completion::Tally;
 use crate::context::{ContextObject, ContextRef};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;

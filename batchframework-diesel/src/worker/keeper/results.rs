@@ -18,7 +18,7 @@ use super::super::metrics;
 use super::super::shared::{Finished, Outcome, Shared};
 use super::Keeper;
 use crate::backend::retry_on_deadlock;
-use crate::batch::Tally;
+use crate::completion::Tally;
 
 impl<C> Keeper<C>
 where

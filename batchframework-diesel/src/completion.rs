@@ -1,15 +1,58 @@
-//! Counting finished children into their batches, and completing a batch: the statements run
-//! inside the transaction that finishes the children (a keeper's group commit, a finish by
-//! hand, a cancel), so the counts and the children commit together.
+//! Counting finished children into their batches, and completing a batch (see [`crate::batch`]):
+//! the statements run inside the transaction that finishes the children (a keeper's group
+//! commit, a finish by hand, an operator's cancel), so the counts and the children commit
+//! together. Below the lifecycle, the operators' API and the workers, which all finish
+//! operations; the batches' public API is built on it.
 
 use std::collections::BTreeMap;
 
-use super::{BatchSummary, Callback, When, PARENT_CONTEXT_TYPE};
+use serde::{Deserialize, Serialize};
+
 use crate::backend::batches::BatchRow;
 use crate::backend::rows::{NewOperationRow, StatusChange};
 use crate::backend::{now, Storage, UtcDateTime};
 use crate::status::{OperationResult, Status};
 use diesel::QueryResult;
+
+/// The context object type of a batch's callbacks: the parent operation's table.
+pub const PARENT_CONTEXT_TYPE: &str = "batchframework_batchoperation";
+
+/// What a completed batch's parent holds as output, and its callbacks receive as input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSummary {
+    /// The parent operation's id.
+    pub batch_id: i64,
+    /// Children the batch was created with.
+    pub total: i64,
+    /// Children finished `successful`.
+    pub succeeded: i64,
+    /// Children finished `failed`, cancelled ones included.
+    pub failed: i64,
+    /// The failed children's ids, in id order.
+    pub failed_ids: Vec<i64>,
+    /// Why the batch was cancelled, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<String>,
+}
+
+/// When a callback runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum When {
+    /// Every child succeeded.
+    Success,
+    /// Every child finished.
+    Complete,
+}
+
+/// A callback as the batch's row keeps it: what to enqueue, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Callback {
+    pub(crate) when: When,
+    pub(crate) operation_type: String,
+    pub(crate) queue: String,
+    pub(crate) max_attempts: i32,
+}
 
 /// Children finished in one transaction, per batch: parent id → (succeeded, failed).
 #[derive(Debug, Default)]
@@ -55,14 +98,14 @@ impl Tally {
 }
 
 /// A batch this transaction completed.
-pub(super) struct Completed {
+pub(crate) struct Completed {
     /// The batch's own parent, when it is a sub-batch.
-    pub(super) parent: Option<i64>,
-    pub(super) result: OperationResult,
+    pub(crate) parent: Option<i64>,
+    pub(crate) result: OperationResult,
 }
 
 /// Completes a batch that has no children, as it is created.
-pub(super) fn complete_empty<S: Storage + ?Sized>(storage: &mut S, parent: i64) -> QueryResult<()> {
+pub(crate) fn complete_empty<S: Storage + ?Sized>(storage: &mut S, parent: i64) -> QueryResult<()> {
     let mut tally = Tally::default();
     if let Some(row) = storage.find_batch(parent)? {
         if let Some(done) = complete(storage, parent, &row, None)? {
@@ -77,7 +120,7 @@ pub(super) fn complete_empty<S: Storage + ?Sized>(storage: &mut S, parent: i64) 
 /// Finishes the parent of the batch `row` with the summary, and enqueues the callbacks that
 /// apply, if the parent is still `running`: the guarded `UPDATE ... WHERE status = 'running'`
 /// lets one transaction do it, once. `None` when the parent was finished already.
-pub(super) fn complete<S: Storage + ?Sized>(
+pub(crate) fn complete<S: Storage + ?Sized>(
     storage: &mut S,
     parent: i64,
     row: &BatchRow,
