@@ -547,17 +547,19 @@ fn an_empty_batch_completes_at_once_and_a_bad_one_stores_nothing<B: TestBackend>
     assert_eq!(OperationFilter::new().count(&mut conn).unwrap(), before);
 }
 
-/// `wait` returns the finished operation soon after the finish (within 50 ms on PostgreSQL,
-/// where it wakes on a notification), and a timeout error while it runs.
+/// `wait` returns the finished operation soon after the finish (on PostgreSQL, where it wakes
+/// on a notification, within 50 ms: the median of 5 waits, so that a moment of load on a shared
+/// machine does not decide; waiting by its once-a-second read instead would put the median near
+/// half a second), and a timeout error while it runs.
 fn wait_returns_soon_after_the_finish<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = registry::<B>(Arc::default());
     let waiter = B::pool(&db, 2);
-    let parent = registry
+    let first = registry
         .batch("import")
-        .enqueue(&mut conn, children(1, 0, 300))
+        .enqueue(&mut conn, children(1, 0, 100))
         .unwrap();
-    let timed_out = BatchOperation::wait(&waiter, parent.id(), Duration::from_millis(20));
+    let timed_out = BatchOperation::wait(&waiter, first.id(), Duration::from_millis(20));
     assert!(matches!(
         timed_out,
         Err(Error::WaitTimedOut {
@@ -568,15 +570,30 @@ fn wait_returns_soon_after_the_finish<B: TestBackend>() {
     let worker = Worker::new(Arc::clone(&registry), B::pool(&db, 3))
         .start(1)
         .unwrap();
-    let finished = BatchOperation::wait(&waiter, parent.id(), Duration::from_secs(30)).unwrap();
-    let returned = chrono::Utc::now();
+    let mut late = Vec::new();
+    for round in 0..5 {
+        let parent = if round == 0 {
+            first.clone()
+        } else {
+            registry
+                .batch("import")
+                .enqueue(&mut conn, children(1, 0, 100))
+                .unwrap()
+        };
+        let finished = BatchOperation::wait(&waiter, parent.id(), Duration::from_secs(30)).unwrap();
+        let returned = chrono::Utc::now();
+        assert_eq!(finished.result(), OperationResult::Successful);
+        // The parent is finished in the transaction that finishes its last child, just before
+        // that transaction commits.
+        late.push(returned - finished.finished_datetime().unwrap());
+    }
     worker.shutdown(Duration::from_secs(30)).unwrap();
-    assert_eq!(finished.result(), OperationResult::Successful);
-    let late = returned - finished.finished_datetime().unwrap();
+    late.sort();
     let limit = if B::NAME == "postgres" { 50 } else { 1_000 };
     assert!(
-        late < chrono::Duration::milliseconds(limit),
-        "returned {late} after the finish"
+        late[2] < chrono::Duration::milliseconds(limit),
+        "returned a median {} after the finish: {late:?}",
+        late[2]
     );
 }
 

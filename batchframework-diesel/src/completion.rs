@@ -69,27 +69,32 @@ impl Tally {
         }
     }
 
-    /// Adds the tally to the batches' counts, in the caller's transaction: one `UPDATE` per
-    /// batch, in parent id order (so that concurrent transactions lock the counts rows in the
-    /// same order), and completes each batch whose counts reach its total. A completed batch
-    /// that is itself a child is counted into its own parent in turn. Returns the parents it
-    /// finished.
-    pub(crate) fn count<S: Storage + ?Sized>(mut self, storage: &mut S) -> QueryResult<Vec<i64>> {
+    /// Adds the tally to the batches' counts, in the caller's transaction: one statement for
+    /// all of them on PostgreSQL, one per batch elsewhere, in parent id order (so that
+    /// concurrent transactions lock the counts rows in the same order), and completes each
+    /// batch whose counts reach its total. A completed batch that is itself a child is counted
+    /// into its own parent in turn. Returns the parents it finished.
+    pub(crate) fn count<S: Storage + ?Sized>(self, storage: &mut S) -> QueryResult<Vec<i64>> {
         let mut finished = Vec::new();
-        while let Some((parent, (succeeded, failed))) = self.0.pop_first() {
-            if storage.add_to_batch(parent, succeeded, failed)? == 0 {
-                continue; // not a batch, or pruned
-            }
-            let Some(row) = storage.find_batch(parent)? else {
-                continue;
-            };
-            if row.succeeded + row.failed < row.total {
-                continue;
-            }
-            if let Some(done) = complete(storage, parent, &row, None)? {
-                finished.push(parent);
-                if let Some(grandparent) = done.parent {
-                    self.add(grandparent, done.result);
+        let mut tally = self;
+        while !tally.0.is_empty() {
+            let counts: Vec<(i64, i64, i64)> = tally
+                .0
+                .into_iter()
+                .map(|(parent, (succeeded, failed))| (parent, succeeded, failed))
+                .collect();
+            let mut rows = storage.add_to_batches(&counts)?;
+            rows.sort_by_key(|row| row.operation_id);
+            tally = Tally::default();
+            for row in rows
+                .iter()
+                .filter(|row| row.succeeded + row.failed >= row.total)
+            {
+                if let Some(done) = complete(storage, row, None)? {
+                    finished.push(row.operation_id);
+                    if let Some(grandparent) = done.parent {
+                        tally.add(grandparent, done.result);
+                    }
                 }
             }
         }
@@ -108,7 +113,7 @@ pub(crate) struct Completed {
 pub(crate) fn complete_empty<S: Storage + ?Sized>(storage: &mut S, parent: i64) -> QueryResult<()> {
     let mut tally = Tally::default();
     if let Some(row) = storage.find_batch(parent)? {
-        if let Some(done) = complete(storage, parent, &row, None)? {
+        if let Some(done) = complete(storage, &row, None)? {
             if let Some(grandparent) = done.parent {
                 tally.add(grandparent, done.result);
             }
@@ -122,10 +127,10 @@ pub(crate) fn complete_empty<S: Storage + ?Sized>(storage: &mut S, parent: i64) 
 /// lets one transaction do it, once. `None` when the parent was finished already.
 pub(crate) fn complete<S: Storage + ?Sized>(
     storage: &mut S,
-    parent: i64,
     row: &BatchRow,
     cancelled: Option<&str>,
 ) -> QueryResult<Option<Completed>> {
+    let parent = row.operation_id;
     let Some(operation) = storage.find_operation(parent)? else {
         return Ok(None);
     };

@@ -60,6 +60,12 @@ impl OperationFilter {
 
     /// Only the children of the batch whose parent operation is `parent_id` (see
     /// [`batch`](crate::batch)).
+    ///
+    /// On PostgreSQL and SQLite the indexes hold a batch's unfinished children and its failed
+    /// ones, not those that succeeded (so that running a child costs no more index writes than
+    /// needed): combined with `.status(Status::Unprocessed)`, `.status(Status::Running)` or
+    /// `.result(OperationResult::Failed)` it reads only the batch's rows; a search among its
+    /// successes reads the table.
     pub fn parent(mut self, parent_id: i64) -> Self {
         self.parent = Some(parent_id);
         self

@@ -4,6 +4,9 @@
 //! Written as SQL text with the dialect's placeholders: each is one short statement whose text
 //! is the same on every backend but for the placeholders, and Diesel's DSL would need a named
 //! type for each in [`Storage`](super::Storage)'s bounds. Their texts are unit-tested below.
+//! The reads of a batch's children repeat the WHERE terms of the partial index they use
+//! (`parent_id IS NOT NULL AND status <> 'finished'`, `... AND result = 'failed'`) word for
+//! word, which SQLite needs to use it.
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::{Insertable, QueryableByName};
@@ -15,6 +18,8 @@ use crate::schema::batchframework_batchoperation;
 /// [`Storage`](super::Storage) names it.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct BatchRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) operation_id: i64,
     #[diesel(sql_type = BigInt)]
     pub(crate) total: i64,
     #[diesel(sql_type = BigInt)]
@@ -78,17 +83,66 @@ pub(crate) fn add_to_batch_sql(dialect: Dialect) -> String {
     )
 }
 
+/// PostgreSQL: adds to the counts of several batches in one statement, returning their rows
+/// as changed. Binds: the parents' ids (ascending, the order the rows are locked in), and for
+/// each the children succeeded and failed, as arrays.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) const PG_ADD_TO_BATCHES_SQL: &str = "UPDATE batchframework_batch AS batch \
+     SET succeeded = batch.succeeded + tally.succeeded, failed = batch.failed + tally.failed \
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) \
+     AS tally(operation_id, succeeded, failed) \
+     WHERE batch.operation_id = tally.operation_id \
+     RETURNING batch.operation_id, batch.total, batch.succeeded, batch.failed, \
+     batch.callbacks_json";
+
+/// Adds children finished to the counts of the batches `counts` names (parent, succeeded,
+/// failed), one `UPDATE` and one read of each, in the order given; returns the rows as
+/// changed (a parent that is no batch has none). How SQLite and MySQL/MariaDB do it.
+#[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+pub(crate) fn add_one_by_one<C>(
+    conn: &mut C,
+    dialect: Dialect,
+    counts: &[(i64, i64, i64)],
+) -> diesel::QueryResult<Vec<BatchRow>>
+where
+    C: diesel::connection::LoadConnection,
+    i64: diesel::serialize::ToSql<BigInt, C::Backend>,
+    C::Backend: diesel::sql_types::HasSqlType<BigInt>,
+    for<'a> diesel::query_builder::BoxedSqlQuery<'a, C::Backend, diesel::query_builder::SqlQuery>:
+        diesel::query_dsl::LoadQuery<'a, C, BatchRow> + diesel::query_dsl::methods::ExecuteDsl<C>,
+{
+    use diesel::RunQueryDsl;
+    let mut rows = Vec::new();
+    for &(parent, succeeded, failed) in counts {
+        let changed = diesel::sql_query(add_to_batch_sql(dialect))
+            .into_boxed::<C::Backend>()
+            .bind::<BigInt, _>(succeeded)
+            .bind::<BigInt, _>(failed)
+            .bind::<BigInt, _>(parent)
+            .execute(conn)?;
+        if changed == 0 {
+            continue;
+        }
+        let row: Vec<BatchRow> = diesel::sql_query(find_batch_sql(dialect))
+            .into_boxed::<C::Backend>()
+            .bind::<BigInt, _>(parent)
+            .load(conn)?;
+        rows.extend(row);
+    }
+    Ok(rows)
+}
+
 /// A batch's row. Binds: the parent's id.
 pub(crate) fn find_batch_sql(dialect: Dialect) -> String {
     format!(
-        "SELECT total, succeeded, failed, callbacks_json FROM batchframework_batch \
+        "SELECT operation_id, total, succeeded, failed, callbacks_json FROM batchframework_batch \
          WHERE operation_id = {}",
         dialect.placeholder(1)
     )
 }
 
-/// The children of a parent that finished `failed`, by id: one range of the parent index.
-/// Binds: the parent's id.
+/// The children of a parent that finished `failed`, by id: one range of the failed children's
+/// index (on MySQL/MariaDB, of the parent index). Binds: the parent's id.
 ///
 /// On MySQL/MariaDB a locking read: a plain read in a `REPEATABLE READ` transaction sees the
 /// snapshot of the transaction's first read, which can predate children finished by a group
@@ -100,7 +154,7 @@ pub(crate) fn failed_children_sql(dialect: Dialect) -> String {
     };
     format!(
         "SELECT id FROM batchframework_batchoperation \
-         WHERE parent_id = {} AND status = 'finished' AND result = 'failed' ORDER BY id{lock}",
+         WHERE parent_id = {} AND parent_id IS NOT NULL AND result = 'failed' ORDER BY id{lock}",
         dialect.placeholder(1)
     )
 }
@@ -113,7 +167,8 @@ pub(crate) fn cancel_pending_children_sql(dialect: Dialect) -> String {
     format!(
         "UPDATE batchframework_batchoperation SET status = 'finished', result = 'failed', \
          started_running_datetime = {}, finished_datetime = {}, output_data_json = {} \
-         WHERE parent_id = {} AND status = 'unprocessed'",
+         WHERE parent_id = {} AND parent_id IS NOT NULL AND status <> 'finished' \
+         AND status = 'unprocessed'",
         p(1),
         p(2),
         p(3),
@@ -125,7 +180,8 @@ pub(crate) fn cancel_pending_children_sql(dialect: Dialect) -> String {
 pub(crate) fn request_cancel_children_sql(dialect: Dialect) -> String {
     format!(
         "UPDATE batchframework_batchoperation SET cancel_requested = TRUE \
-         WHERE parent_id = {} AND status = 'running' AND cancel_requested = FALSE",
+         WHERE parent_id = {} AND parent_id IS NOT NULL AND status <> 'finished' \
+         AND status = 'running' AND cancel_requested = FALSE",
         dialect.placeholder(1)
     )
 }
@@ -135,7 +191,8 @@ pub(crate) fn running_sub_batches_sql(dialect: Dialect) -> String {
     format!(
         "SELECT op.id AS id FROM batchframework_batchoperation op \
          JOIN batchframework_batch b ON b.operation_id = op.id \
-         WHERE op.parent_id = {} AND op.status = 'running' ORDER BY op.id",
+         WHERE op.parent_id = {} AND op.parent_id IS NOT NULL AND op.status <> 'finished' \
+         AND op.status = 'running' ORDER BY op.id",
         dialect.placeholder(1)
     )
 }

@@ -58,6 +58,7 @@ use chrono::{DateTime, Utc};
 use diesel::connection::LoadConnection;
 use diesel::QueryResult;
 
+use batches::BatchRow;
 use conditions::{Matching, OrderedBy};
 use rows::NewOperationRow;
 
@@ -144,6 +145,14 @@ pub trait StorageBackend: diesel::backend::Backend + Sized {
     /// The planner's estimate of the table's rows (cheap at any size), or `None` where the
     /// database has none yet (never analyzed).
     fn estimated_rows<C>(conn: &mut C) -> QueryResult<Option<i64>>
+    where
+        C: LoadConnection<Backend = Self>;
+
+    /// Adds children finished to the counts of the batches `counts` names (parent, succeeded,
+    /// failed; ascending parents), in the caller's transaction, and returns their rows as
+    /// changed (a parent that is no batch has none). Each row stays locked until the
+    /// transaction ends.
+    fn add_to_batches<C>(conn: &mut C, counts: &[(i64, i64, i64)]) -> QueryResult<Vec<BatchRow>>
     where
         C: LoadConnection<Backend = Self>;
 

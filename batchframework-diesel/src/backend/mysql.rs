@@ -91,6 +91,16 @@ impl StorageBackend for Mysql {
     /// and MariaDB plans `DELETE ... ORDER BY id LIMIT n` through a status index and sorts
     /// every matching row per statement. The SELECT walks the primary key and takes no locks;
     /// each DELETE seeks its ids in the primary key and locks only the rows it deletes.
+    fn add_to_batches<C>(
+        conn: &mut C,
+        counts: &[(i64, i64, i64)],
+    ) -> QueryResult<Vec<super::batches::BatchRow>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        super::batches::add_one_by_one(conn, Dialect::Mysql, counts)
+    }
+
     fn delete_first<C>(
         conn: &mut C,
         matching: Matching<'_>,

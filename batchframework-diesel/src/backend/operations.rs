@@ -159,8 +159,8 @@ pub trait Storage {
         -> crate::Result<usize>;
     /// Creates the counts row of the batch whose parent is `parent`.
     fn insert_batch(&mut self, parent: i64, total: i64, callbacks_json: &str) -> QueryResult<()>;
-    /// Adds finished children to a batch's counts; returns the rows changed (0: no such batch).
-    fn add_to_batch(&mut self, parent: i64, succeeded: i64, failed: i64) -> QueryResult<usize>;
+    /// See [`StorageBackend::add_to_batches`].
+    fn add_to_batches(&mut self, counts: &[(i64, i64, i64)]) -> QueryResult<Vec<BatchRow>>;
     /// The counts row of the batch whose parent is `parent`, if it is one.
     fn find_batch(&mut self, parent: i64) -> QueryResult<Option<BatchRow>>;
     /// The children of `parent` that finished `failed`, by id.
@@ -467,13 +467,8 @@ where
             .map(|_| ())
     }
 
-    fn add_to_batch(&mut self, parent: i64, succeeded: i64, failed: i64) -> QueryResult<usize> {
-        diesel::sql_query(batches::add_to_batch_sql(Self::DIALECT))
-            .into_boxed::<C::Backend>()
-            .bind::<BigInt, _>(succeeded)
-            .bind::<BigInt, _>(failed)
-            .bind::<BigInt, _>(parent)
-            .execute(self)
+    fn add_to_batches(&mut self, counts: &[(i64, i64, i64)]) -> QueryResult<Vec<BatchRow>> {
+        C::Backend::add_to_batches(self, counts)
     }
 
     fn find_batch(&mut self, parent: i64) -> QueryResult<Option<BatchRow>> {

@@ -73,6 +73,27 @@ impl StorageBackend for Pg {
     /// One statement: `id = ANY(ARRAY(subquery))`. The array is computed once and each id
     /// sought in the primary key; as `IN (subquery)` the planner hash-joins a scan of the whole
     /// table once a batch has a few thousand rows, so each batch would cost the table.
+    /// One statement for every batch of the group, the counts as arrays.
+    fn add_to_batches<C>(
+        conn: &mut C,
+        counts: &[(i64, i64, i64)],
+    ) -> QueryResult<Vec<super::batches::BatchRow>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        use diesel::sql_types::Array;
+        if counts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column =
+            |pick: fn(&(i64, i64, i64)) -> i64| counts.iter().map(pick).collect::<Vec<_>>();
+        diesel::sql_query(super::batches::PG_ADD_TO_BATCHES_SQL)
+            .bind::<Array<BigInt>, _>(column(|c| c.0))
+            .bind::<Array<BigInt>, _>(column(|c| c.1))
+            .bind::<Array<BigInt>, _>(column(|c| c.2))
+            .load(conn)
+    }
+
     fn delete_first<C>(
         conn: &mut C,
         matching: Matching<'_>,
@@ -102,7 +123,8 @@ impl StorageBackend for Pg {
 const WORK_CHANNEL: &str = "batchframework_work";
 
 /// The channel the workers' group commits notify with the ids of the operations they finished,
-/// comma-separated, for [`BatchOperation::wait`](crate::BatchOperation::wait).
+/// comma-separated, for [`BatchOperation::wait`](crate::BatchOperation::wait) (the finishing
+/// statement, `PG_FINISH_SQL`, names it too).
 #[cfg(feature = "r2d2")]
 const FINISHED_CHANNEL: &str = "batchframework_finished";
 
@@ -223,20 +245,21 @@ impl super::worker::WorkerBackend for Pg {
         Ok(true)
     }
 
-    fn finished_notifications(conn: &mut Self::Connection) -> QueryResult<Vec<i64>> {
-        let mut ids = Vec::new();
+    fn finished_notifications(conn: &mut Self::Connection) -> QueryResult<super::worker::Finishes> {
+        let mut finishes = super::worker::Finishes::default();
         for notification in conn.notifications_iter() {
             let notification = notification?;
             if notification.channel == FINISHED_CHANNEL {
-                ids.extend(
-                    notification
-                        .payload
-                        .split(',')
-                        .filter_map(|id| id.parse::<i64>().ok()),
-                );
+                if notification.payload.is_empty() {
+                    finishes.unnamed = true;
+                }
+                let ids = notification.payload.split(',');
+                finishes
+                    .ids
+                    .extend(ids.filter_map(|id| id.parse::<i64>().ok()));
             }
         }
-        Ok(ids)
+        Ok(finishes)
     }
 
     fn stop_listening(conn: &mut Self::Connection) -> QueryResult<()> {

@@ -65,6 +65,16 @@ impl StorageBackend for Sqlite {
     }
 
     /// One statement: `id IN (subquery)`, which SQLite runs once, then seeks each rowid.
+    fn add_to_batches<C>(
+        conn: &mut C,
+        counts: &[(i64, i64, i64)],
+    ) -> QueryResult<Vec<super::batches::BatchRow>>
+    where
+        C: LoadConnection<Backend = Self>,
+    {
+        super::batches::add_one_by_one(conn, Dialect::Sqlite, counts)
+    }
+
     fn delete_first<C>(
         conn: &mut C,
         matching: Matching<'_>,

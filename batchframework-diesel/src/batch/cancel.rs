@@ -66,9 +66,8 @@ fn cancel_in<S: Storage + ?Sized>(
             failed += 1;
         }
     }
-    storage.add_to_batch(id, 0, failed)?;
-    let Some(row) = storage.find_batch(id)? else {
+    let Some(row) = storage.add_to_batches(&[(id, 0, failed)])?.pop() else {
         return Ok(None);
     };
-    complete(storage, id, &row, Some(reason))
+    complete(storage, &row, Some(reason))
 }

@@ -112,7 +112,7 @@ fn wait_on<C: WorkerConnection>(
                 }
                 _ => std::thread::sleep(NOTIFICATION_POLL.min(slice)),
             }
-            if conn.finished_notifications()?.contains(&id) {
+            if conn.finished_notifications()?.may_include(id) {
                 break;
             }
         }

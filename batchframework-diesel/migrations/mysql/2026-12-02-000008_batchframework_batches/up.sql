@@ -2,11 +2,13 @@
 --
 -- `parent_id` has no foreign key: checking one per child would cost a lookup of the parent for
 -- every row of a bulk enqueue, and pruning a finished parent must leave the rows that point at
--- it alone (as `batchoperation_id` on an application's table does). A batch's pending children
--- (cancel) and its failed ones (the completion summary) are each one range of the index.
+-- it alone (as `batchoperation_id` on an application's table does). The index is on the parent
+-- alone: InnoDB rewrites a secondary index entry only when its columns change, and a child's
+-- parent never does, so claims and finishes leave it untouched. Cancelling a batch and its
+-- completion summary read the batch's children from it.
 ALTER TABLE batchframework_batchoperation
     ADD COLUMN parent_id BIGINT NULL,
-    ADD INDEX batchframework_batchoperation_parent_idx (parent_id, status, result);
+    ADD INDEX batchframework_batchoperation_parent_idx (parent_id);
 
 -- One row per batch, beside its parent operation: how many children it has and how many have
 -- finished each way, counted in the transaction that finishes the children; the one that

@@ -1,3 +1,4 @@
 DROP TABLE batchframework_batch;
-DROP INDEX batchframework_batchoperation_parent_idx;
+DROP INDEX batchframework_batchoperation_failed_children_idx;
+DROP INDEX batchframework_batchoperation_unfinished_children_idx;
 ALTER TABLE batchframework_batchoperation DROP COLUMN parent_id;

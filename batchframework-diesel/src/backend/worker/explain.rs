@@ -6,12 +6,13 @@ use diesel::backend::Backend;
 use diesel::dsl::Limit;
 use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{Text, Untyped};
+use diesel::sql_types::{BigInt, Text, Untyped};
 use diesel::{QueryDsl, QueryResult, RunQueryDsl};
 
 use super::finish_query;
 use super::sql::{due_sql, lost_sql, FinishedRow};
 use super::WorkerBackend;
+use crate::backend::batches::{cancel_pending_children_sql, failed_children_sql};
 use crate::backend::conditions::{ActivePart, Matching, OrderedBy, Part};
 use crate::backend::statements::LoadMatching;
 use crate::backend::statements::{self as shared, ActivePartIds, CountMatching, LatestFailures};
@@ -64,8 +65,8 @@ impl<Q> Query for Explain<Q> {
 impl<Q, C> RunQueryDsl<C> for Explain<Q> {}
 
 /// The plans, by name, of the statements whose cost must not grow with the table: the claim's
-/// due read and the idle poll (for `operation_type` on `queue`), the lost-worker read, and the
-/// operators' questions.
+/// due read and the idle poll (for `operation_type` on `queue`), the lost-worker read, the
+/// group commit, a batch's reads of its children, and the operators' questions.
 pub fn query_plans<B>(
     conn: &mut B::Connection,
     queue: &str,
@@ -118,6 +119,18 @@ where
     let finish = B::own_finish_query("a-worker", &rows)
         .unwrap_or_else(|| finish_query::<B>("a-worker", &rows));
     plans.push(("group commit", B::explain(conn, &finish)?));
+    // A batch's failed children (its completion summary), and its unfinished ones (a cancel).
+    let failed = diesel::sql_query(failed_children_sql(B::DIALECT))
+        .into_boxed::<B>()
+        .bind::<BigInt, _>(1_i64);
+    plans.push(("failed children", B::explain(conn, &failed)?));
+    let cancel = diesel::sql_query(cancel_pending_children_sql(B::DIALECT))
+        .into_boxed::<B>()
+        .bind::<UtcTimestamp, _>(UtcDateTime(now))
+        .bind::<UtcTimestamp, _>(UtcDateTime(now))
+        .bind::<Text, _>("{}")
+        .bind::<BigInt, _>(1_i64);
+    plans.push(("cancel children", B::explain(conn, &cancel)?));
     for (name, status) in [
         ("next pending queue", Status::Unprocessed),
         ("next running queue", Status::Running),

@@ -117,8 +117,8 @@ pub trait WorkerBackend:
     ) -> QueryResult<HashSet<i64>>;
 
     /// Announces, at commit, that the operations `ids` finished (to
-    /// [`BatchOperation::wait`](crate::BatchOperation::wait)); nothing where the backend has no
-    /// notifications.
+    /// [`BatchOperation::wait`](crate::BatchOperation::wait)), as the backend's own finishing
+    /// statement does for the rows it writes; nothing where the backend has no notifications.
     fn notify_finished(conn: &mut Self::Connection, ids: &[i64]) -> QueryResult<()> {
         let _ = (conn, ids);
         Ok(())
@@ -131,11 +131,10 @@ pub trait WorkerBackend:
         Ok(false)
     }
 
-    /// The ids announced by the finish notifications received since the last call; never
-    /// blocks.
-    fn finished_notifications(conn: &mut Self::Connection) -> QueryResult<Vec<i64>> {
+    /// What the finish notifications received since the last call announced; never blocks.
+    fn finished_notifications(conn: &mut Self::Connection) -> QueryResult<Finishes> {
         let _ = conn;
-        Ok(Vec::new())
+        Ok(Finishes::default())
     }
 
     /// Subscribes the connection to new-work notifications; `false` where the backend has none
@@ -192,6 +191,21 @@ pub trait WorkerBackend:
     }
 }
 
+/// What finish notifications announced: the ids they named, and whether one named none (its
+/// list did not fit), which means "look again".
+#[derive(Debug, Default)]
+pub struct Finishes {
+    pub(crate) ids: Vec<i64>,
+    pub(crate) unnamed: bool,
+}
+
+impl Finishes {
+    /// Whether operation `id` may have finished.
+    pub(crate) fn may_include(&self, id: i64) -> bool {
+        self.unnamed || self.ids.contains(&id)
+    }
+}
+
 /// The workers' statements. Public only because [`WorkerConnection`] names it; in a private
 /// module, so it cannot be named or implemented outside the crate.
 pub trait WorkerStorage {
@@ -243,7 +257,9 @@ pub trait WorkerStorage {
     /// at most [`FINISH_CHUNK`](sql::FINISH_CHUNK) rows and about `max_statement_bytes`;
     /// whether each was written. `also` runs last in the transaction, told which rows were
     /// written, and returns the ids of other operations it finished; where the backend has
-    /// notifications, every operation finished is announced at commit.
+    /// notifications, every operation finished is announced at commit (the rows by the
+    /// backend's own finishing statement, the others by
+    /// [`WorkerBackend::notify_finished`]).
     fn finish_claimed<F>(
         &mut self,
         worker: &str,
@@ -264,7 +280,7 @@ pub trait WorkerStorage {
     /// See [`WorkerBackend::listen_for_finished`].
     fn listen_for_finished(&mut self) -> QueryResult<bool>;
     /// See [`WorkerBackend::finished_notifications`].
-    fn finished_notifications(&mut self) -> QueryResult<Vec<i64>>;
+    fn finished_notifications(&mut self) -> QueryResult<Finishes>;
     /// See [`WorkerBackend::wait_socket`].
     fn wait_socket(&mut self, notifier: &mut Self) -> QueryResult<Option<WaitSocket>>;
     /// See [`WorkerBackend::try_lock_pruning`].
@@ -389,14 +405,11 @@ where
                 written.extend(B::finished_ids(conn, finish, worker, chunk)?);
             }
             let written: Vec<bool> = rows.iter().map(|row| written.contains(&row.id)).collect();
-            let mut finished = also(conn, &written)?;
-            finished.extend(
-                rows.iter()
-                    .zip(&written)
-                    .filter(|(_, w)| **w)
-                    .map(|(row, _)| row.id),
-            );
-            B::notify_finished(conn, &finished)?;
+            // The rows' own statement announced them where the backend announces finishes.
+            let others = also(conn, &written)?;
+            if !others.is_empty() {
+                B::notify_finished(conn, &others)?;
+            }
             Ok(written)
         })
     }
@@ -421,7 +434,7 @@ where
         B::listen_for_finished(self)
     }
 
-    fn finished_notifications(&mut self) -> QueryResult<Vec<i64>> {
+    fn finished_notifications(&mut self) -> QueryResult<Finishes> {
         B::finished_notifications(self)
     }
 

@@ -97,15 +97,26 @@ pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> Stri
 /// PostgreSQL's finishing UPDATE of a chunk: the rows' values as arrays of equal length,
 /// unnested into one row each, fenced by status, holder and attempt as [`finish_sql`]. Binds:
 /// the new status; ids; attempts; results; finish times; outputs; the holder.
+///
+/// The same statement announces the ids it finished, comma-separated, on the channel
+/// `batchframework_finished` (delivered at commit), for `BatchOperation::wait`: one
+/// notification per chunk, without another round trip. A list longer than a notification
+/// holds (ids of 16 digits and more) is announced as an empty payload, "some finished".
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-pub(crate) const PG_FINISH_SQL: &str = "UPDATE batchframework_batchoperation AS op \
+pub(crate) const PG_FINISH_SQL: &str = "WITH done AS (\
+     UPDATE batchframework_batchoperation AS op \
      SET status = $1, result = given.result, finished_datetime = given.finished_at, \
      output_data_json = given.output \
      FROM unnest($2::bigint[], $3::integer[], $4::text[], $5::timestamptz[], $6::text[]) \
      AS given(id, attempt, result, finished_at, output) \
      WHERE op.id = given.id AND op.attempts = given.attempt AND op.status = 'running' \
      AND op.locked_by = $7 \
-     RETURNING op.id";
+     RETURNING op.id), \
+     announced AS (SELECT pg_notify('batchframework_finished', \
+     CASE WHEN length(ids) <= 7900 THEN ids ELSE '' END) \
+     FROM (SELECT string_agg(id::text, ',') AS ids FROM done) AS finished \
+     WHERE ids IS NOT NULL) \
+     SELECT done.id FROM done CROSS JOIN (SELECT count(*) FROM announced) AS sent";
 
 /// The claim's read of due work: the ids of at most `limit` pending operations of some queues
 /// and operation types, due by a bound instant, by priority then age; with `lock`, each row is
