@@ -83,12 +83,15 @@ pub(crate) enum Command {
 
     /// Every field of one operation, its input and output JSON pretty-printed.
     ///
+    /// For a batch's parent, how many of its children have finished; for a child, its batch.
+    ///
     /// JSON: the operation: {"id", "created_datetime", "started_running_datetime",
     /// "finished_datetime", "context_object_type", "context_object_id", "started_by",
     /// "operation_type", "status", "result", "input_data", "output_data", "queue", "priority",
     /// "run_after", "attempts", "max_attempts", "locked_by", "heartbeat_datetime",
-    /// "progress_done", "progress_total", "cancel_requested"}; timestamps RFC 3339 in UTC or
-    /// null, input_data and output_data JSON values or null.
+    /// "progress_done", "progress_total", "cancel_requested", "parent_id"}; timestamps RFC 3339
+    /// in UTC or null, input_data and output_data JSON values or null, parent_id the batch's
+    /// parent or null.
     Show {
         /// The operation's id.
         id: i64,

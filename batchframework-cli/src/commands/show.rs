@@ -17,11 +17,50 @@ pub(super) fn run<C: BatchConnection>(
     if format.json {
         return json(&op);
     }
-    describe(format, &op)
+    let batch = batch_fields(conn, &op)?;
+    describe(format, &op, batch)
 }
 
-/// The operation as `key  value` lines, then its input and output JSON.
-pub(super) fn describe(format: Format, op: &BatchOperation) -> Result<String, CliError> {
+/// For a batch's parent, how far its children have come; for a child, its batch. None for any
+/// other operation.
+fn batch_fields<C: BatchConnection>(
+    conn: &mut C,
+    op: &BatchOperation,
+) -> Result<Vec<(&'static str, Cell)>, CliError> {
+    let mut fields = Vec::new();
+    if let Some(parent) = op.parent_id() {
+        fields.push(("batch", Cell::plain(format!("child of {parent}"))));
+    }
+    match BatchOperation::batch_progress(conn, op.id()) {
+        Ok(progress) => {
+            let percent = match progress.total {
+                0 => 100,
+                total => progress.finished().saturating_mul(100) / total,
+            };
+            fields.push((
+                "children",
+                Cell::plain(format!(
+                    "{} of {} finished ({percent}%): {} succeeded, {} failed",
+                    progress.finished(),
+                    progress.total,
+                    progress.succeeded,
+                    progress.failed
+                )),
+            ));
+        }
+        Err(batchframework_diesel::Error::NotABatch { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    Ok(fields)
+}
+
+/// The operation as `key  value` lines (with `batch`'s after the others), then its input and
+/// output JSON.
+fn describe(
+    format: Format,
+    op: &BatchOperation,
+    batch: Vec<(&'static str, Cell)>,
+) -> Result<String, CliError> {
     let context = match (op.context_object_type(), op.context_object_id()) {
         (Some(kind), Some(id)) => Cell::plain(format!("{kind}:{id}")),
         _ => Cell::none(),
@@ -33,7 +72,7 @@ pub(super) fn describe(format: Format, op: &BatchOperation) -> Result<String, Cl
             .unwrap_or_default();
         format!("{}{percent}", progress_text((done, total)))
     });
-    let fields = [
+    let mut fields = vec![
         ("id", Cell::plain(op.id().to_string())),
         ("type", Cell::plain(op.operation_type())),
         ("status", status_cell(op.status())),
@@ -62,6 +101,7 @@ pub(super) fn describe(format: Format, op: &BatchOperation) -> Result<String, Cl
         ("heartbeat", Cell::time(op.heartbeat_datetime())),
         ("finished", Cell::time(op.finished_datetime())),
     ];
+    fields.extend(batch);
     let mut text = format.fields(&fields);
     text.push_str(&json_block(format, "input", op.input_data_json()));
     text.push_str(&json_block(format, "output", op.output_data_json()));

@@ -1,6 +1,8 @@
 //! `migrate`, `status`, `list` and `show`: what an operator reads, as text and as JSON.
 
-use batchframework_diesel::{BatchOperation, ContextRef};
+use batchframework_diesel::batch::Child;
+use batchframework_diesel::registry::{Registry, RunArgs};
+use batchframework_diesel::{BatchOperation, ContextRef, OperationFilter};
 use batchframework_tests::{backend_tests, TestBackend};
 use chrono::{Duration, Utc};
 use diesel::connection::SimpleConnection;
@@ -13,6 +15,7 @@ backend_tests!(
     status_counts_per_queue,
     list_filters_and_pages,
     show_prints_every_field,
+    show_prints_a_batchs_progress,
 );
 
 fn migrate_then_status_on_an_empty_database<B: TestBackend>() {
@@ -197,4 +200,42 @@ fn show_prints_every_field<B: TestBackend>() {
         json!({"file": "players.csv", "rows": 3})
     );
     assert_eq!(json["context_object_type"], "games");
+}
+
+/// A batch's parent shows how far its children have come; a child shows its batch.
+fn show_prints_a_batchs_progress<B: TestBackend>() {
+    let db = Db::<B>::migrated();
+    let mut conn = db.connect();
+    let registry = Registry::<B::Connection>::builder()
+        .group_with("import-file", |group| {
+            group
+                .asynchronous()
+                .action_fn("read", |_| Ok(serde_json::Value::Null))
+        })
+        .build()
+        .unwrap();
+    let children = (0..3).map(|_| Child::new("import-file", RunArgs::new()));
+    let parent = registry
+        .batch("import")
+        .enqueue(&mut conn, children)
+        .unwrap();
+    let mut kids = OperationFilter::new()
+        .parent(parent.id())
+        .load(&mut conn)
+        .unwrap();
+    kids[0].mark_as_running(&mut conn).unwrap();
+    kids[0].finish(&mut conn).unwrap();
+
+    let shown = db.run(&["show", &parent.id().to_string()]);
+    let text = shown.ok();
+    assert!(
+        text.contains("1 of 3 finished (33%): 1 succeeded, 0 failed"),
+        "{text}"
+    );
+    let child = db.run(&["show", &kids[1].id().to_string()]);
+    let text = child.ok();
+    assert!(
+        text.contains(&format!("child of {}", parent.id())),
+        "{text}"
+    );
 }

@@ -152,6 +152,19 @@ pub struct WorkerStats {
     pub wakeups: usize,
 }
 
+impl WorkerStats {
+    /// Adds `other`'s counts to these.
+    fn add(&mut self, other: &WorkerStats) {
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.lost += other.lost;
+        self.fenced += other.fenced;
+        self.reconnects += other.reconnects;
+        self.wakeups += other.wakeups;
+    }
+}
+
 /// A set of worker threads sharing a connection pool and a registry.
 pub struct Worker<C: R2D2Connection + 'static> {
     registry: Arc<Registry<C>>,
@@ -384,14 +397,24 @@ where
 
     /// Runs `threads` worker threads until no operation is due, and returns what they did once
     /// every result is written.
+    ///
+    /// A batch whose last children this run finished enqueues its callbacks as the run's last
+    /// results are written, after its threads found nothing due: the run then starts again, so
+    /// that it returns with the callbacks run too.
     pub fn run_until_idle(&self, threads: usize) -> Result<WorkerStats> {
         let threads = threads.max(1);
         self.check_pool(threads)?;
         self.add_queues()?;
-        let keeper = Keeper::open(self, false)?;
-        let shared = Shared::new(threads, self.max_unwritten(threads), self.give_up_after);
-        self.serve_until_idle(threads, keeper, &shared)?;
-        Ok(shared.stats())
+        let mut total = WorkerStats::default();
+        loop {
+            let keeper = Keeper::open(self, false)?;
+            let shared = Shared::new(threads, self.max_unwritten(threads), self.give_up_after);
+            self.serve_until_idle(threads, keeper, &shared)?;
+            total.add(&shared.stats());
+            if shared.completed_batches() == 0 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Gives each of the worker's queues its settings row (if it has none), which its claims

@@ -86,6 +86,8 @@ pub(super) struct Shared {
     counters: [AtomicUsize; 5],
     /// Times the keeper or an idle thread woke up (see [`WorkerStats::wakeups`]).
     wakeups: AtomicUsize,
+    /// Batches whose last children the keeper wrote, which enqueued their callbacks.
+    batches_completed: AtomicUsize,
     state: Mutex<State>,
     /// Signalled when results are handed over, taken or written, and when a thread returns:
     /// what the keeper and the threads waiting on it wait for.
@@ -111,6 +113,7 @@ impl Shared {
             max_unwritten: max_unwritten.max(1),
             counters: Default::default(),
             wakeups: AtomicUsize::new(0),
+            batches_completed: AtomicUsize::new(0),
             state: Mutex::default(),
             changed: Condvar::new(),
             work_announced: Condvar::new(),
@@ -143,6 +146,16 @@ impl Shared {
             reconnects: self.outage.reconnects(),
             wakeups: self.wakeups.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts batches the keeper completed.
+    pub(super) fn batches_completed(&self, batches: usize) {
+        self.batches_completed.fetch_add(batches, Ordering::Relaxed);
+    }
+
+    /// Batches the keeper has completed so far (and so enqueued their callbacks).
+    pub(super) fn completed_batches(&self) -> usize {
+        self.batches_completed.load(Ordering::Relaxed)
     }
 
     /// Counts one wake-up of the keeper or an idle thread.

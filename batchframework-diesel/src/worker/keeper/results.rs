@@ -55,12 +55,12 @@ where
         let _span =
             tracing::debug_span!("finish", worker = %self.name, operations = rows.len()).entered();
         let parents: Vec<Option<i64>> = results.iter().map(|f| f.parent_id).collect();
-        let group = self.try_write(&rows, &parents).or_else(|error| {
+        let group = self.try_write(shared, &rows, &parents).or_else(|error| {
             if self.conn.is_lost(&error) {
                 self.connection.failed(&shared.outage, &error, "keeper");
             }
             self.conn.discard();
-            self.try_write(&rows, &parents)
+            self.try_write(shared, &rows, &parents)
         });
         let written: Vec<Option<bool>> = match group {
             Ok(written) => {
@@ -83,7 +83,7 @@ where
                 tracing::warn!(%error, "could not write a group of results; writing each alone");
                 rows.iter()
                     .zip(&parents)
-                    .map(|(row, parent)| match self.try_write(std::slice::from_ref(row), std::slice::from_ref(parent)) {
+                    .map(|(row, parent)| match self.try_write(shared, std::slice::from_ref(row), std::slice::from_ref(parent)) {
                         Ok(written) => written.first().copied(),
                         Err(error) => {
                             tracing::error!(operation.id = row.id, %error, "could not record the result; stopping");
@@ -145,15 +145,18 @@ where
 
     /// One attempt at writing `rows`, children of the batches `parents` (one for each row),
     /// in one transaction, fenced per row; which were written. The transaction also counts the
-    /// children written into their batches (see `batch`).
+    /// children written into their batches (see `batch`); the batches it completed are counted
+    /// in `shared`.
     fn try_write(
         &mut self,
+        shared: &Shared,
         rows: &[FinishedRow<'_>],
         parents: &[Option<i64>],
     ) -> Result<Vec<bool>> {
         let name = &self.name;
         let (conn, budget) = self.conn.connect()?;
-        Ok(retry_on_deadlock(|| {
+        let completed = std::cell::Cell::new(0);
+        let written = retry_on_deadlock(|| {
             conn.finish_claimed(name, rows, budget, |conn, written| {
                 let mut tally = Tally::default();
                 let children = rows.iter().zip(parents).zip(written);
@@ -162,9 +165,13 @@ where
                         tally.add(*parent, row.result);
                     }
                 }
-                tally.count(conn.storage())
+                let finished = tally.count(conn.storage())?;
+                completed.set(finished.len());
+                Ok(finished)
             })
-        })?)
+        })?;
+        shared.batches_completed(completed.get());
+        Ok(written)
     }
 }
 
