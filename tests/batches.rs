@@ -9,6 +9,7 @@ use std::process::{Child as Process, Command};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use batchframework_diesel::admin::{self, Cancelled};
 use batchframework_diesel::batch::{cancel_batch, BatchSummary, Child};
 use batchframework_diesel::registry::{ActionContext, ActionError, Registry, RunArgs};
 use batchframework_diesel::worker::Worker;
@@ -457,6 +458,8 @@ fn a_nested_batch_counts_as_one_child_of_its_parent<B: TestBackend>() {
 
 /// Cancelling a batch: pending children are finished as cancelled, the parent fails with the
 /// reason, `on_complete` is enqueued once and `on_success` never; a second cancel is refused.
+/// Neither `remove_pending` nor a retry takes a child away from its batch, and an operator's
+/// cancel of a parent cancels its batch.
 fn cancelling_a_batch_fails_it_and_runs_on_complete_once<B: TestBackend>() {
     let (db, mut conn) = set_up::<B>();
     let registry = registry::<B>(Arc::default());
@@ -466,6 +469,8 @@ fn cancelling_a_batch_fails_it_and_runs_on_complete_once<B: TestBackend>() {
         .on_complete(ON_COMPLETE)
         .enqueue(&mut conn, children(50, 0, 0))
         .unwrap();
+    // Removing pending work leaves a batch's children to their batch.
+    assert_eq!(OperationFilter::new().remove_pending(&mut conn).unwrap(), 0);
     let cancelled = cancel_batch(&mut conn, parent.id(), "operator changed their mind").unwrap();
     assert_eq!(
         (cancelled.status(), cancelled.result()),
@@ -495,8 +500,33 @@ fn cancelling_a_batch_fails_it_and_runs_on_complete_once<B: TestBackend>() {
         cancel_batch(&mut conn, kids[0].id(), "not a batch"),
         Err(Error::NotABatch { .. })
     ));
+    // Counted in their batch, a child and the parent cannot be retried on their own.
+    for id in [kids[0].id(), parent.id()] {
+        assert!(matches!(
+            admin::retry(&mut conn, id),
+            Err(Error::PartOfABatch { .. })
+        ));
+    }
+    assert_eq!(
+        admin::retry_failed(&mut conn, &OperationFilter::new()).unwrap(),
+        0
+    );
+    // An operator's cancel of a parent cancels its batch.
+    let other = registry
+        .batch("import")
+        .on_complete(ON_COMPLETE)
+        .enqueue(&mut conn, children(3, 0, 0))
+        .unwrap();
+    let Cancelled::Finished(other) = admin::cancel(&mut conn, other.id(), "ops").unwrap() else {
+        panic!("a batch's parent is cancelled with its batch");
+    };
+    let summary: BatchSummary = other.output_data().unwrap().unwrap();
+    assert_eq!(
+        (summary.failed, summary.cancelled.as_deref()),
+        (3, Some("cancelled by ops"))
+    );
     drain::<B>(&db, &registry);
-    assert_eq!(runs_of::<B>(&mut conn, ON_COMPLETE), (1, 1));
+    assert_eq!(runs_of::<B>(&mut conn, ON_COMPLETE), (2, 2));
     assert_eq!(runs_of::<B>(&mut conn, ON_SUCCESS), (0, 0));
     assert_eq!(runs_of::<B>(&mut conn, CHILD), (0, 0));
 }

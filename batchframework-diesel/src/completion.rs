@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::batches::BatchRow;
+use crate::backend::batches::{BatchRow, MAX_FAILED_IDS};
 use crate::backend::rows::{NewOperationRow, StatusChange};
-use crate::backend::{now, Storage, UtcDateTime};
+use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
+use crate::error::{Error, Result};
+use crate::operation::BatchOperation;
 use crate::status::{OperationResult, Status};
 use diesel::QueryResult;
+use serde_json::json;
 
 /// The context object type of a batch's callbacks: the parent operation's table.
 pub const PARENT_CONTEXT_TYPE: &str = "batchframework_batchoperation";
@@ -28,8 +31,11 @@ pub struct BatchSummary {
     pub succeeded: i64,
     /// Children finished `failed`, cancelled ones included.
     pub failed: i64,
-    /// The failed children's ids, in id order.
+    /// The failed children's ids, in id order: the first 10,000.
     pub failed_ids: Vec<i64>,
+    /// Whether more children failed than `failed_ids` lists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed_ids_truncated: bool,
     /// Why the batch was cancelled, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled: Option<String>,
@@ -137,12 +143,16 @@ pub(crate) fn complete<S: Storage + ?Sized>(
     if operation.status() != Status::Running {
         return Ok(None);
     }
+    let mut failed_ids = storage.failed_children(parent)?;
+    let failed_ids_truncated = failed_ids.len() > MAX_FAILED_IDS;
+    failed_ids.truncate(MAX_FAILED_IDS);
     let summary = BatchSummary {
         batch_id: parent,
         total: row.total,
         succeeded: row.succeeded,
         failed: row.failed,
-        failed_ids: storage.failed_children(parent)?,
+        failed_ids,
+        failed_ids_truncated,
         cancelled: cancelled.map(str::to_owned),
     };
     let result = if summary.failed == 0 && cancelled.is_none() {
@@ -201,5 +211,77 @@ fn callbacks(json: &str) -> Vec<Callback> {
     serde_json::from_str(json).unwrap_or_else(|error| {
         tracing::error!(%error, callbacks = json, "a batch's callbacks do not parse; none enqueued");
         Vec::new()
+    })
+}
+
+/// Cancels the batch whose parent operation is `id`, for `reason` (kept in the outputs), in one
+/// transaction: its pending children are finished `failed` with `{"cancelled": true, "reason":
+/// <reason>}` and never start; its running children get a cancel request (their actions see it
+/// through `ActionContext::is_cancel_requested`); running sub-batches are cancelled the same way;
+/// the parent is finished `failed`, its summary saying why, and the `on_complete` callbacks are
+/// enqueued. Children still running finish as they will, and are still counted; nothing runs
+/// twice, since the parent is finished once.
+///
+/// Returns the parent as finished.
+///
+/// # Errors
+///
+/// [`Error::NotABatch`] when `id` is no batch's parent; [`Error::IllegalTransition`] when the
+/// batch has already completed.
+pub fn cancel_batch<C: BatchConnection>(
+    conn: &mut C,
+    id: i64,
+    reason: &str,
+) -> Result<BatchOperation> {
+    conn.transaction(|conn| {
+        let storage = conn.storage();
+        let done = match cancel_in(storage, id, reason)? {
+            Cancel::NotABatch => return Err(Error::NotABatch { id }),
+            Cancel::Completed(done) => done,
+            Cancel::AlreadyComplete => {
+                let current = storage.find_operation(id)?.ok_or(Error::NotFound { id })?;
+                return Err(Error::IllegalTransition {
+                    id,
+                    action: "cancel_batch",
+                    expected: Status::Running,
+                    actual: current.status(),
+                });
+            }
+        };
+        if let Some(grandparent) = done.parent {
+            let mut tally = Tally::default();
+            tally.add(grandparent, done.result);
+            tally.count(storage)?;
+        }
+        storage.find_operation(id)?.ok_or(Error::NotFound { id })
+    })
+}
+
+/// What [`cancel_in`] found.
+enum Cancel {
+    NotABatch,
+    AlreadyComplete,
+    Completed(Completed),
+}
+
+/// Cancels batch `id` and its running sub-batches. Writes first (the children), so that on
+/// SQLite the transaction takes the write lock at once, waiting its turn, instead of failing to
+/// upgrade a read; a parent that is no batch has no children, and nothing changes.
+fn cancel_in<S: Storage + ?Sized>(storage: &mut S, id: i64, reason: &str) -> QueryResult<Cancel> {
+    let output = json!({ "cancelled": true, "reason": reason }).to_string();
+    let pending = storage.cancel_pending_children(id, now(), &output)?;
+    let mut failed = i64::try_from(pending).unwrap_or(i64::MAX);
+    storage.request_cancel_children(id)?;
+    for sub_batch in storage.running_sub_batches(id)? {
+        if let Cancel::Completed(_) = cancel_in(storage, sub_batch, reason)? {
+            failed += 1;
+        }
+    }
+    let Some(row) = storage.add_to_batches(&[(id, 0, failed)])?.pop() else {
+        return Ok(Cancel::NotABatch);
+    };
+    Ok(match complete(storage, &row, Some(reason))? {
+        Some(done) => Cancel::Completed(done),
+        None => Cancel::AlreadyComplete,
     })
 }

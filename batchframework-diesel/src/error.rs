@@ -93,6 +93,17 @@ pub enum Error {
         id: i64,
     },
 
+    /// The operation is a batch's child or parent, which its batch counts: it cannot be retried
+    /// on its own.
+    #[error(
+        "batch operation {id} belongs to a batch, which counts it, so it cannot be retried on \
+         its own; enqueue a new batch for the work that failed"
+    )]
+    PartOfABatch {
+        /// The operation.
+        id: i64,
+    },
+
     /// The operation did not finish within the time [`BatchOperation::wait`](crate::BatchOperation::wait) was given.
     #[error(
         "batch operation {id} did not finish within {waited:?} (it is {status}); wait longer, \

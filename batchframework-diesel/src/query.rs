@@ -61,11 +61,12 @@ impl OperationFilter {
     /// Only the children of the batch whose parent operation is `parent_id` (see
     /// [`batch`](crate::batch)).
     ///
-    /// On PostgreSQL and SQLite the indexes hold a batch's unfinished children and its failed
-    /// ones, not those that succeeded (so that running a child costs no more index writes than
-    /// needed): combined with `.status(Status::Unprocessed)`, `.status(Status::Running)` or
-    /// `.result(OperationResult::Failed)` it reads only the batch's rows; a search among its
-    /// successes reads the table.
+    /// On PostgreSQL and SQLite the indexes of a batch's children hold its unfinished children
+    /// and its failed ones, not those that succeeded (so that running a child costs no more
+    /// index writes than needed): on PostgreSQL, combined with `.status(Status::Unprocessed)`,
+    /// `.status(Status::Running)` or `.result(OperationResult::Failed)`, it reads only the
+    /// batch's rows; other searches (and SQLite, but for the failures) read by status or the
+    /// whole table. MySQL/MariaDB index the parent alone.
     pub fn parent(mut self, parent_id: i64) -> Self {
         self.parent = Some(parent_id);
         self
@@ -181,6 +182,9 @@ impl OperationFilter {
     /// runs and is not removed) or finds it gone. On MySQL/MariaDB the two statements can lock
     /// the same rows in opposite orders and InnoDB then rolls one back as a deadlock victim;
     /// when that is this call and `conn` is not inside a transaction, it runs again by itself.
+    ///
+    /// A batch's children are left alone, whatever the filter says: their batch counts them.
+    /// [`batch::cancel_batch`](crate::batch::cancel_batch) cancels a batch's pending children.
     ///
     /// # Errors
     ///

@@ -2,9 +2,10 @@
 
 use serde_json::json;
 
+use crate::backend::retry_outside_transaction;
 use crate::backend::rows::StatusChange;
 use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
-use crate::completion::Tally;
+use crate::completion::{cancel_batch, Tally};
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::status::{OperationResult, Status};
@@ -31,10 +32,18 @@ pub enum Cancelled {
 /// a worker claiming it at the same moment exactly one wins: either it is cancelled and never
 /// starts, or it runs and gets a cancel request instead.
 ///
+/// A batch's parent is cancelled with its batch ([`batch::cancel_batch`](crate::batch::cancel_batch),
+/// the reason `cancelled by <by>`); a batch's pending child is counted in its batch as failed.
+///
 /// # Errors
 ///
 /// [`Error::NotFound`]; [`Error::IllegalTransition`] if it already finished.
 pub fn cancel<C: BatchConnection>(conn: &mut C, id: i64, by: &str) -> Result<Cancelled> {
+    // A batch's parent runs no action of its own: cancelling it cancels its batch.
+    if conn.storage().find_batch(id)?.is_some() {
+        let reason = format!("cancelled by {by}");
+        return Ok(Cancelled::Finished(cancel_batch(conn, id, &reason)?));
+    }
     let output = json!({ "cancelled": true, "by": by }).to_string();
     for _ in 0..ATTEMPTS {
         let at = UtcDateTime(now());
@@ -46,21 +55,28 @@ pub fn cancel<C: BatchConnection>(conn: &mut C, id: i64, by: &str) -> Result<Can
             finished_datetime: Some(at),
             output_data_json: Some(&output),
         };
-        // A batch's child is counted in its batch in the same transaction (see `batch`).
-        let cancelled = conn.transaction(|conn| {
-            if conn.storage().cancel_pending(id, &change)? != 1 {
-                return Ok::<_, Error>(None);
-            }
-            let operation = BatchOperation::find(conn, id)?;
-            if let Some(parent) = operation.parent_id() {
-                let mut tally = Tally::default();
-                tally.add(parent, OperationResult::Failed);
-                tally.count(conn.storage())?;
-            }
-            Ok(Some(operation))
+        // A batch's child is counted in its batch in the same transaction (see `batch`). On
+        // MySQL/MariaDB a claim of the same row can make this InnoDB's deadlock victim: it runs
+        // again, outside a caller's transaction.
+        let cancelled = retry_outside_transaction(conn, |conn| {
+            conn.transaction(|conn| {
+                if conn.storage().cancel_pending(id, &change)? != 1 {
+                    return Ok(false);
+                }
+                let parent = conn
+                    .storage()
+                    .find_operation(id)?
+                    .and_then(|op| op.parent_id());
+                if let Some(parent) = parent {
+                    let mut tally = Tally::default();
+                    tally.add(parent, OperationResult::Failed);
+                    tally.count(conn.storage())?;
+                }
+                Ok(true)
+            })
         })?;
-        if let Some(operation) = cancelled {
-            return Ok(Cancelled::Finished(operation));
+        if cancelled {
+            return Ok(Cancelled::Finished(BatchOperation::find(conn, id)?));
         }
         if conn.storage().request_cancel(id)? == 1 {
             return Ok(Cancelled::Requested(BatchOperation::find(conn, id)?));

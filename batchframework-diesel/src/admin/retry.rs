@@ -25,8 +25,9 @@ const RETRY_BATCH: u32 = 500;
 /// # Errors
 ///
 /// [`Error::NotFound`]; [`Error::IllegalTransition`] if the operation is not finished;
-/// [`Error::NotFailed`] if it finished successfully; [`Error::Conflict`] if it changed between
-/// the read and the update (read it again and decide).
+/// [`Error::NotFailed`] if it finished successfully; [`Error::PartOfABatch`] for a batch's child
+/// or parent (its batch has counted it); [`Error::Conflict`] if it changed between the read and
+/// the update (read it again and decide).
 pub fn retry<C: BatchConnection>(conn: &mut C, id: i64) -> Result<BatchOperation> {
     let operation = BatchOperation::find(conn, id)?;
     requeue(conn, &operation)?;
@@ -36,7 +37,8 @@ pub fn retry<C: BatchConnection>(conn: &mut C, id: i64) -> Result<BatchOperation
 /// Queues again every failed operation matching `filter` (its status and result conditions are
 /// replaced by finished and failed, its order and `after_id` are ignored, and its limit, if
 /// any, caps how many), reading them 500 at a time by id; returns how many were queued. One
-/// that changed meanwhile (a concurrent retry) is skipped.
+/// that changed meanwhile (a concurrent retry) is skipped, and so are batches' children and
+/// parents (see [`retry`]).
 ///
 /// # Errors
 ///
@@ -71,7 +73,7 @@ pub fn retry_failed<C: BatchConnection>(conn: &mut C, filter: &OperationFilter) 
         for operation in &failed {
             match requeue(conn, operation) {
                 Ok(()) => retried += 1,
-                Err(Error::Conflict { .. }) => {}
+                Err(Error::Conflict { .. } | Error::PartOfABatch { .. }) => {}
                 Err(error) => return Err(error),
             }
         }
@@ -91,6 +93,10 @@ fn requeue<C: BatchConnection>(conn: &mut C, operation: &BatchOperation) -> Resu
     }
     if operation.result() != OperationResult::Failed {
         return Err(Error::NotFailed { id });
+    }
+    // Its batch has counted it (a child) or completed on its count (a parent).
+    if operation.parent_id().is_some() || conn.storage().find_batch(id)?.is_some() {
+        return Err(Error::PartOfABatch { id });
     }
     let finished_at = operation.finished_datetime().ok_or(Error::Internal(
         "a finished operation without a finish time",

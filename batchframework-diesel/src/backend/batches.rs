@@ -141,8 +141,9 @@ pub(crate) fn find_batch_sql(dialect: Dialect) -> String {
     )
 }
 
-/// The children of a parent that finished `failed`, by id: one range of the failed children's
-/// index (on MySQL/MariaDB, of the parent index). Binds: the parent's id.
+/// The first [`MAX_FAILED_IDS`] + 1 children of a parent that finished `failed`, by id: one
+/// range of the failed children's index (on MySQL/MariaDB, of the parent index). Binds: the
+/// parent's id.
 ///
 /// On MySQL/MariaDB a locking read: a plain read in a `REPEATABLE READ` transaction sees the
 /// snapshot of the transaction's first read, which can predate children finished by a group
@@ -154,10 +155,15 @@ pub(crate) fn failed_children_sql(dialect: Dialect) -> String {
     };
     format!(
         "SELECT id FROM batchframework_batchoperation \
-         WHERE parent_id = {} AND parent_id IS NOT NULL AND result = 'failed' ORDER BY id{lock}",
-        dialect.placeholder(1)
+         WHERE parent_id = {} AND parent_id IS NOT NULL AND result = 'failed' ORDER BY id \
+         LIMIT {}{lock}",
+        dialect.placeholder(1),
+        MAX_FAILED_IDS + 1
     )
 }
+
+/// The most failed children's ids a batch's summary lists.
+pub(crate) const MAX_FAILED_IDS: usize = 10_000;
 
 /// Finishes a parent's pending children as failed, never started. Binds: the time (start and
 /// finish: the table requires a start time for every finished operation), the time again, the
@@ -176,12 +182,15 @@ pub(crate) fn cancel_pending_children_sql(dialect: Dialect) -> String {
     )
 }
 
-/// Asks a parent's running children to stop. Binds: the parent's id.
+/// Asks a parent's running children to stop, except those that are batches themselves (no
+/// action runs them; they are cancelled as batches). Binds: the parent's id.
 pub(crate) fn request_cancel_children_sql(dialect: Dialect) -> String {
     format!(
         "UPDATE batchframework_batchoperation SET cancel_requested = TRUE \
          WHERE parent_id = {} AND parent_id IS NOT NULL AND status <> 'finished' \
-         AND status = 'running' AND cancel_requested = FALSE",
+         AND status = 'running' AND cancel_requested = FALSE \
+         AND NOT EXISTS (SELECT 1 FROM batchframework_batch AS b \
+         WHERE b.operation_id = batchframework_batchoperation.id)",
         dialect.placeholder(1)
     )
 }

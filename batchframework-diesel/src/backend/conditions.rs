@@ -56,6 +56,7 @@ pub struct Matching<'a> {
     filter: &'a OperationFilter,
     keyset: Option<Keyset>,
     status: Option<Status>,
+    outside_batches: bool,
 }
 
 impl<'a> Matching<'a> {
@@ -65,12 +66,21 @@ impl<'a> Matching<'a> {
             filter,
             keyset: None,
             status: None,
+            outside_batches: false,
         }
     }
 
     /// Only those after `keyset` in the filter's order.
     pub(crate) fn after(self, keyset: Option<Keyset>) -> Self {
         Matching { keyset, ..self }
+    }
+
+    /// Only those that are no batch's child, whatever else the filter says.
+    pub(crate) fn outside_batches(self) -> Self {
+        Matching {
+            outside_batches: true,
+            ..self
+        }
     }
 
     /// Only those in `status`, whatever else the filter says.
@@ -153,6 +163,11 @@ where
         }
         if let Some(parent) = &filter.parent {
             sql.compare::<BigInt, _>("parent_id", " = ", parent)?;
+        }
+        if self.outside_batches {
+            sql.next();
+            sql.out.push_identifier("parent_id")?;
+            sql.out.push_sql(" IS NULL");
         }
         if let Some(created_before) = &filter.created_before {
             sql.compare::<UtcTimestamp, _>("created_datetime", " < ", created_before)?;

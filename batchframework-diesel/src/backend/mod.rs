@@ -40,6 +40,7 @@ pub(crate) use dialect::{statement_budget, MYSQL_BULK_BINDS, SQLITE_MAX_BINDS};
 pub(crate) use operations::Storage;
 #[cfg(feature = "r2d2")]
 pub(crate) use retry::retry_on_deadlock;
+pub(crate) use retry::retry_outside_transaction;
 pub(crate) use timestamp::{later_by, now};
 pub use timestamp::{UtcDateTime, UtcTimestamp};
 #[cfg(feature = "r2d2")]

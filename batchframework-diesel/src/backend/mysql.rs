@@ -86,11 +86,6 @@ impl StorageBackend for Mysql {
         .get_result(conn)
     }
 
-    /// The ids are read first, then deleted by id. MySQL and MariaDB cannot LIMIT a subquery
-    /// under IN; a derived table around it makes MariaDB scan the whole table per statement;
-    /// and MariaDB plans `DELETE ... ORDER BY id LIMIT n` through a status index and sorts
-    /// every matching row per statement. The SELECT walks the primary key and takes no locks;
-    /// each DELETE seeks its ids in the primary key and locks only the rows it deletes.
     fn add_to_batches<C>(
         conn: &mut C,
         counts: &[(i64, i64, i64)],
@@ -101,6 +96,11 @@ impl StorageBackend for Mysql {
         super::batches::add_one_by_one(conn, Dialect::Mysql, counts)
     }
 
+    /// The ids are read first, then deleted by id. MySQL and MariaDB cannot LIMIT a subquery
+    /// under IN; a derived table around it makes MariaDB scan the whole table per statement;
+    /// and MariaDB plans `DELETE ... ORDER BY id LIMIT n` through a status index and sorts
+    /// every matching row per statement. The SELECT walks the primary key and takes no locks;
+    /// each DELETE seeks its ids in the primary key and locks only the rows it deletes.
     fn delete_first<C>(
         conn: &mut C,
         matching: Matching<'_>,

@@ -163,7 +163,8 @@ pub trait Storage {
     fn add_to_batches(&mut self, counts: &[(i64, i64, i64)]) -> QueryResult<Vec<BatchRow>>;
     /// The counts row of the batch whose parent is `parent`, if it is one.
     fn find_batch(&mut self, parent: i64) -> QueryResult<Option<BatchRow>>;
-    /// The children of `parent` that finished `failed`, by id.
+    /// The children of `parent` that finished `failed`, by id: at most
+    /// [`MAX_FAILED_IDS`](super::batches::MAX_FAILED_IDS) + 1.
     fn failed_children(&mut self, parent: i64) -> QueryResult<Vec<i64>>;
     /// Finishes the pending children of `parent` as failed with `output`, at `at`; returns how
     /// many.
@@ -299,10 +300,12 @@ where
         keyset: Option<Keyset>,
     ) -> QueryResult<usize> {
         // Only pending work is removable: a running or finished operation has an owner or a
-        // record to keep, whatever else the filter says.
+        // record to keep, whatever else the filter says. A batch's child is not: its batch
+        // counts it (`batch::cancel_batch` cancels a batch's pending children).
         let matching = Matching::filter(filter)
             .after(keyset)
-            .in_status(Status::Unprocessed);
+            .in_status(Status::Unprocessed)
+            .outside_batches();
         Ok(delete(self, matching, filter)?.count)
     }
 

@@ -70,9 +70,6 @@ impl StorageBackend for Pg {
         Ok(rows.filter(|rows| *rows >= 0))
     }
 
-    /// One statement: `id = ANY(ARRAY(subquery))`. The array is computed once and each id
-    /// sought in the primary key; as `IN (subquery)` the planner hash-joins a scan of the whole
-    /// table once a batch has a few thousand rows, so each batch would cost the table.
     /// One statement for every batch of the group, the counts as arrays.
     fn add_to_batches<C>(
         conn: &mut C,
@@ -94,6 +91,9 @@ impl StorageBackend for Pg {
             .load(conn)
     }
 
+    /// One statement: `id = ANY(ARRAY(subquery))`. The array is computed once and each id
+    /// sought in the primary key; as `IN (subquery)` the planner hash-joins a scan of the whole
+    /// table once a batch has a few thousand rows, so each batch would cost the table.
     fn delete_first<C>(
         conn: &mut C,
         matching: Matching<'_>,

@@ -64,7 +64,6 @@ impl StorageBackend for Sqlite {
         .get_result(conn)
     }
 
-    /// One statement: `id IN (subquery)`, which SQLite runs once, then seeks each rowid.
     fn add_to_batches<C>(
         conn: &mut C,
         counts: &[(i64, i64, i64)],
@@ -75,6 +74,7 @@ impl StorageBackend for Sqlite {
         super::batches::add_one_by_one(conn, Dialect::Sqlite, counts)
     }
 
+    /// One statement: `id IN (subquery)`, which SQLite runs once, then seeks each rowid.
     fn delete_first<C>(
         conn: &mut C,
         matching: Matching<'_>,

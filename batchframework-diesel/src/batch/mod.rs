@@ -55,8 +55,9 @@
 //! The batch's counts (`total`, `succeeded`, `failed`) live in a narrow row of their own, in
 //! `batchframework_batch`. A worker's keeper writes finished results in groups, one transaction
 //! per group ([`Worker`](crate::worker::Worker)'s group commit); that same transaction adds the
-//! group's children to their batches' counts, one `UPDATE` per batch per group (not per
-//! child), after the children's own rows. So the counts and the children can never disagree,
+//! group's children to their batches' counts, after the children's own rows: once per batch per
+//! group, not per child (on PostgreSQL one statement for all the batches of the group, on the
+//! other backends one `UPDATE` per batch). So the counts and the children can never disagree,
 //! whatever crashes: both commit or neither does. A child finished by other means (by hand with
 //! [`BatchOperation::finish`], cancelled with [`admin::cancel`](crate::admin::cancel)) is counted
 //! in the transaction that finishes it, the same way.
@@ -67,8 +68,15 @@
 //! one keeper per worker process and groups of hundreds of results, a batch's row sees a few
 //! updates per second per process, whatever the number of threads.
 //!
-//! A child that fails and will be retried is not finished: it counts once, when its last attempt
-//! ends.
+//! A child that fails and will be retried by its worker is not finished: it counts once, when its
+//! last attempt ends. Once counted, a child cannot be retried on its own
+//! ([`admin::retry`](crate::admin::retry) refuses it with [`Error::PartOfABatch`]), and
+//! [`OperationFilter::remove_pending`](crate::OperationFilter::remove_pending) leaves a batch's
+//! children alone: either would take a child away from its batch's count.
+//!
+//! A parent is finished by its batch. Finished by hand ([`BatchOperation::finish`] and the
+//! like), it enqueues no callbacks: cancel a batch with [`cancel_batch`] instead
+//! ([`admin::cancel`](crate::admin::cancel) of a parent does).
 //!
 //! # Completion, exactly once
 //!
@@ -99,13 +107,11 @@
 //! once.
 
 mod builder;
-mod cancel;
 #[cfg(feature = "r2d2")]
 mod wait;
 
-pub use crate::completion::{BatchSummary, PARENT_CONTEXT_TYPE};
+pub use crate::completion::{cancel_batch, BatchSummary, PARENT_CONTEXT_TYPE};
 pub use builder::{BatchBuilder, Child};
-pub use cancel::cancel_batch;
 
 use serde::{Deserialize, Serialize};
 

@@ -101,7 +101,8 @@ pub(crate) fn finish_sql(dialect: Dialect, rows: usize, returning: bool) -> Stri
 /// The same statement announces the ids it finished, comma-separated, on the channel
 /// `batchframework_finished` (delivered at commit), for `BatchOperation::wait`: one
 /// notification per chunk, without another round trip. A list longer than a notification
-/// holds (ids of 16 digits and more) is announced as an empty payload, "some finished".
+/// holds (a chunk of 500 ids of 15 digits and more) is announced as an empty payload, "some
+/// finished".
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const PG_FINISH_SQL: &str = "WITH done AS (\
      UPDATE batchframework_batchoperation AS op \
