@@ -40,3 +40,4 @@ mod ui;
 mod wakeup;
 mod worker;
 mod worker_types;
+mod workflows;

@@ -30,7 +30,9 @@ const LAYERS: &[&str] = &[
     // The storage layer: every statement, per database; the migrations it applies.
     "backend",
     "migrations",
-    // Counting finished children into their batches, in the transactions that finish them.
+    // Counting finished children into their batches, in the transactions that finish them,
+    // after a workflow's finished steps settled their dependents.
+    "dependencies",
     "completion",
     // The lifecycle and queries built on the storage layer.
     "lifecycle",
@@ -44,8 +46,10 @@ const LAYERS: &[&str] = &[
     // The registry of action groups, then the workers that run them.
     "registry",
     "worker",
-    // Batches: built with the registry, awaited with the workers' connections.
+    // Batches: built with the registry, awaited with the workers' connections; workflows are
+    // batches whose children depend on one another.
     "batch",
+    "workflow",
 ];
 
 /// Modules of `backend/` that are layers of their own, below the rest of `backend` (the storage

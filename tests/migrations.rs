@@ -3,7 +3,7 @@
 use batchframework_diesel::{run_migrations, BatchOperation, Error, OperationFilter};
 use batchframework_tests::{backend_tests, migrated, TestBackend};
 
-/// How many migrations this backend embeds: 7 on SQLite and MySQL, 8 on PostgreSQL (its
+/// How many migrations this backend embeds: 8 on SQLite and MySQL, 9 on PostgreSQL (its
 /// new-work notification triggers).
 fn migration_count<B: TestBackend>() -> usize {
     use diesel::migration::MigrationSource;
@@ -12,7 +12,7 @@ fn migration_count<B: TestBackend>() -> usize {
     )
     .unwrap()
     .len();
-    assert_eq!(count, if B::NAME == "postgres" { 8 } else { 7 });
+    assert_eq!(count, if B::NAME == "postgres" { 9 } else { 8 });
     count
 }
 
@@ -60,12 +60,14 @@ fn a_missing_queue_table_says_to_run_the_migrations<B: TestBackend>() {
     let db = B::create_database();
     let mut conn = B::connect(&db);
     run_migrations(&mut conn).unwrap();
-    // Back to before the queue settings table (and the batches, which came after it).
-    B::revert_last_migration(&mut conn);
-    B::revert_last_migration(&mut conn);
+    // Back to before the queue settings table (and the batches and workflows, which came
+    // after it).
+    for _ in 0..3 {
+        B::revert_last_migration(&mut conn);
+    }
     let error = batchframework_diesel::admin::pause_queue(&mut conn, "mail").unwrap_err();
     assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
-    assert_eq!(run_migrations(&mut conn).unwrap().len(), 2);
+    assert_eq!(run_migrations(&mut conn).unwrap().len(), 3);
     batchframework_diesel::admin::pause_queue(&mut conn, "mail").unwrap();
 }
 
@@ -75,20 +77,55 @@ fn a_missing_batch_table_says_to_run_the_migrations<B: TestBackend>() {
     let db = B::create_database();
     let mut conn = B::connect(&db);
     run_migrations(&mut conn).unwrap();
+    // Back to before the batches (and the workflows, which came after them).
+    B::revert_last_migration(&mut conn);
     B::revert_last_migration(&mut conn);
     let error = OperationFilter::new().load(&mut conn).unwrap_err();
     assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
     let error = BatchOperation::batch_progress(&mut conn, 1).unwrap_err();
     assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
-    assert_eq!(run_migrations(&mut conn).unwrap().len(), 1);
+    assert_eq!(run_migrations(&mut conn).unwrap().len(), 2);
     assert!(matches!(
         BatchOperation::batch_progress(&mut conn, 1),
         Err(Error::NotABatch { id: 1 })
     ));
 }
 
+/// A database migrated by a release before workflows: enqueueing one, or reading a batch's
+/// progress, says to migrate too.
+fn a_missing_workflow_table_says_to_run_the_migrations<B: TestBackend>() {
+    use batchframework_diesel::registry::{Registry, RunArgs};
+    use batchframework_diesel::workflow::Step;
+    let db = B::create_database();
+    let mut conn = B::connect(&db);
+    run_migrations(&mut conn).unwrap();
+    B::revert_last_migration(&mut conn);
+    let registry = Registry::<B::Connection>::builder()
+        .group_with("step", |g| {
+            g.asynchronous().action_fn("run", |_| Ok(().into()))
+        })
+        .build()
+        .unwrap();
+    let enqueue = |conn: &mut B::Connection| {
+        registry
+            .workflow("flow")
+            .step(Step::new("a", "step", RunArgs::new()))
+            .step(Step::new("b", "step", RunArgs::new()).after(["a"]))
+            .enqueue(conn)
+    };
+    let error = enqueue(&mut conn).unwrap_err();
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
+    let error = BatchOperation::batch_progress(&mut conn, 1).unwrap_err();
+    assert!(matches!(error, Error::NotMigrated { .. }), "{error:?}");
+    assert_eq!(run_migrations(&mut conn).unwrap().len(), 1);
+    assert_eq!(OperationFilter::new().count(&mut conn).unwrap(), 0);
+    let workflow = enqueue(&mut conn).unwrap();
+    assert_eq!(workflow.steps().count(), 2);
+}
+
 backend_tests!(
     a_missing_batch_table_says_to_run_the_migrations,
+    a_missing_workflow_table_says_to_run_the_migrations,
     a_missing_queue_table_says_to_run_the_migrations,
     an_outdated_database_says_to_run_the_migrations,
     applying_the_migrations_twice_is_a_no_op,

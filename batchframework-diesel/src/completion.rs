@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::batches::{BatchRow, MAX_FAILED_IDS};
 use crate::backend::rows::{NewOperationRow, StatusChange};
 use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
+use crate::dependencies;
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
 use crate::status::{OperationResult, Status};
@@ -60,52 +61,84 @@ pub(crate) struct Callback {
     pub(crate) max_attempts: i32,
 }
 
-/// Children finished in one transaction, per batch: parent id → (succeeded, failed).
+/// Children finished in one transaction, per batch.
 #[derive(Debug, Default)]
-pub(crate) struct Tally(BTreeMap<i64, (i64, i64)>);
+pub(crate) struct Tally(BTreeMap<i64, Finished>);
+
+/// A batch's children finished in one transaction.
+#[derive(Debug, Default)]
+struct Finished {
+    succeeded: i64,
+    failed: i64,
+    /// Each child and its result: a workflow's steps release their dependents.
+    children: Vec<(i64, OperationResult)>,
+}
 
 impl Tally {
-    /// One child of `parent` finished with `result`.
-    pub(crate) fn add(&mut self, parent: i64, result: OperationResult) {
-        let (succeeded, failed) = self.0.entry(parent).or_default();
+    /// Child `child` of `parent` finished with `result`.
+    pub(crate) fn add(&mut self, parent: i64, child: i64, result: OperationResult) {
+        let finished = self.0.entry(parent).or_default();
         match result {
-            OperationResult::Successful => *succeeded += 1,
-            OperationResult::Failed => *failed += 1,
+            OperationResult::Successful => finished.succeeded += 1,
+            OperationResult::Failed => finished.failed += 1,
             OperationResult::NotAvailable => {}
         }
+        finished.children.push((child, result));
     }
 
     /// Adds the tally to the batches' counts, in the caller's transaction: one statement for
     /// all of them on PostgreSQL, one per batch elsewhere, in parent id order (so that
-    /// concurrent transactions lock the counts rows in the same order), and completes each
-    /// batch whose counts reach its total. A completed batch that is itself a child is counted
-    /// into its own parent in turn. Returns the parents it finished.
-    pub(crate) fn count<S: Storage + ?Sized>(self, storage: &mut S) -> QueryResult<Vec<i64>> {
-        let mut finished = Vec::new();
+    /// concurrent transactions lock the counts rows in the same order). In a workflow, the
+    /// finished steps then settle their dependents (see [`dependencies`]); the steps that
+    /// settling cancels are counted in turn. Each batch whose counts reach its total is
+    /// completed; a completed batch that is itself a child is counted into its own parent in
+    /// turn.
+    pub(crate) fn count<S: Storage + ?Sized>(self, storage: &mut S) -> QueryResult<Counted> {
+        let mut counted = Counted::default();
         let mut tally = self;
         while !tally.0.is_empty() {
             let counts: Vec<(i64, i64, i64)> = tally
                 .0
-                .into_iter()
-                .map(|(parent, (succeeded, failed))| (parent, succeeded, failed))
+                .iter()
+                .map(|(parent, done)| (*parent, done.succeeded, done.failed))
                 .collect();
             let mut rows = storage.add_to_batches(&counts)?;
             rows.sort_by_key(|row| row.operation_id);
-            tally = Tally::default();
+            let mut next = Tally::default();
+            for row in rows.iter().filter(|row| row.workflow) {
+                let Some(done) = tally.0.get(&row.operation_id) else {
+                    continue;
+                };
+                let settled = dependencies::settle(storage, &done.children)?;
+                counted.released += settled.released;
+                for step in settled.cancelled {
+                    next.add(row.operation_id, step, OperationResult::Failed);
+                }
+            }
             for row in rows
                 .iter()
                 .filter(|row| row.succeeded + row.failed >= row.total)
             {
                 if let Some(done) = complete(storage, row, None)? {
-                    finished.push(row.operation_id);
+                    counted.completed.push(row.operation_id);
                     if let Some(grandparent) = done.parent {
-                        tally.add(grandparent, done.result);
+                        next.add(grandparent, row.operation_id, done.result);
                     }
                 }
             }
+            tally = next;
         }
-        Ok(finished)
+        Ok(counted)
     }
+}
+
+/// What [`Tally::count`] did besides counting.
+#[derive(Debug, Default)]
+pub(crate) struct Counted {
+    /// The parents of the batches it completed (each enqueued its callbacks).
+    pub(crate) completed: Vec<i64>,
+    /// Workflow steps it released: due now.
+    pub(crate) released: usize,
 }
 
 /// A batch this transaction completed.
@@ -121,7 +154,7 @@ pub(crate) fn complete_empty<S: Storage + ?Sized>(storage: &mut S, parent: i64) 
     if let Some(row) = storage.find_batch(parent)? {
         if let Some(done) = complete(storage, &row, None)? {
             if let Some(grandparent) = done.parent {
-                tally.add(grandparent, done.result);
+                tally.add(grandparent, parent, done.result);
             }
         }
     }
@@ -250,7 +283,7 @@ pub fn cancel_batch<C: BatchConnection>(
         };
         if let Some(grandparent) = done.parent {
             let mut tally = Tally::default();
-            tally.add(grandparent, done.result);
+            tally.add(grandparent, id, done.result);
             tally.count(storage)?;
         }
         storage.find_operation(id)?.ok_or(Error::NotFound { id })

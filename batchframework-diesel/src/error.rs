@@ -104,6 +104,58 @@ pub enum Error {
         id: i64,
     },
 
+    /// Two steps of a workflow have the same name.
+    #[error("workflow step `{step}` is named twice; give each step a name of its own")]
+    DuplicateStep {
+        /// The name given twice.
+        step: String,
+    },
+
+    /// A workflow step depends on a name that is no step of the workflow.
+    #[error(
+        "workflow step `{step}` depends on `{dependency}`, which is no step of this workflow; \
+         add a step of that name, or fix the name"
+    )]
+    UnknownStep {
+        /// The step that names it.
+        step: String,
+        /// The name that matches no step.
+        dependency: String,
+    },
+
+    /// Workflow steps depend on one another in a circle, so none of them could ever start.
+    #[error(
+        "workflow steps depend on one another in a cycle ({}), so none of them could ever \
+         start; remove one of these dependencies",
+        cycle_text(.steps)
+    )]
+    DependencyCycle {
+        /// The steps of one cycle, each depending on the next; the last depends on the first.
+        steps: Vec<String>,
+    },
+
+    /// A workflow step was given both a delay and dependencies.
+    #[error(
+        "workflow step `{step}` has a delay and dependencies; a step with dependencies starts \
+         when they finish, so leave out the delay (or give it to a step without dependencies)"
+    )]
+    DelayedStep {
+        /// The step.
+        step: String,
+    },
+
+    /// An action asked for the output of an operation its step does not depend on.
+    #[error(
+        "`{dependency}` is not a dependency of batch operation {id}; a workflow step reads the \
+         outputs of the steps it was declared to run after (`Step::after`)"
+    )]
+    NotADependency {
+        /// The operation whose action asked.
+        id: i64,
+        /// The id or step name it asked for.
+        dependency: String,
+    },
+
     /// The operation did not finish within the time [`BatchOperation::wait`](crate::BatchOperation::wait) was given.
     #[error(
         "batch operation {id} did not finish within {waited:?} (it is {status}); wait longer, \
@@ -306,3 +358,17 @@ pub enum Error {
 
 // `From<diesel::result::Error>` is implemented in `backend`, which knows how each database words
 // a missing table (`Error::NotMigrated`): this module stays below the backend layer.
+
+/// A cycle of steps as a sentence: "`a` waits for `b`, which waits for `a`".
+fn cycle_text(steps: &[String]) -> String {
+    let mut text = String::new();
+    for (i, step) in steps.iter().chain(steps.first()).enumerate() {
+        text.push_str(match i {
+            0 => "",
+            1 => " waits for ",
+            _ => ", which waits for ",
+        });
+        text.push_str(&format!("`{step}`"));
+    }
+    text
+}

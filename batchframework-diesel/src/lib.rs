@@ -157,6 +157,7 @@ pub mod batch;
 mod bulk;
 mod completion;
 mod context;
+mod dependencies;
 mod error;
 mod filter;
 mod lifecycle;
@@ -173,6 +174,7 @@ mod tracking;
 #[cfg(feature = "r2d2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "r2d2")))]
 pub mod worker;
+pub mod workflow;
 
 pub use backend::{BatchConnection, Dialect, UtcDateTime, UtcTimestamp};
 /// Tracks the rows a batch operation inserts: [`bulk_insert_tracked`] tags each row with the

@@ -1,5 +1,6 @@
 //! The Diesel schema of the `batchframework_batchoperation` table, of `batchframework_queue`,
-//! the queues' settings, and of `batchframework_batch`, the batches' counts.
+//! the queues' settings, of `batchframework_batch`, the batches' counts, and of
+//! `batchframework_step` and `batchframework_dependency`, the workflows' steps.
 //!
 //! Public so an application can write its own queries against the table with Diesel's DSL
 //! (`batchframework_batchoperation::table.filter(...)`) next to the ones this crate offers.
@@ -75,7 +76,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::{BigInt, Text};
+    use diesel::sql_types::{BigInt, Bool, Text};
 
     /// One row per batch (see [`crate::batch`]): its parent operation's id and its children's
     /// counts.
@@ -90,8 +91,46 @@ diesel::table! {
         failed -> BigInt,
         /// The callbacks enqueued when the batch completes, as JSON; '' for none.
         callbacks_json -> Text,
+        /// Whether the batch is a workflow, whose children may depend on one another.
+        workflow -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{BigInt, Bool, Integer, Varchar};
+
+    /// One row per step of a workflow (see [`crate::workflow`]).
+    batchframework_step (operation_id) {
+        /// The step's operation, a child of the workflow's parent.
+        operation_id -> BigInt,
+        /// The step's name, unique in its workflow.
+        name -> Varchar,
+        /// How many of its dependencies have yet to finish; it is released at zero.
+        waiting_for -> Integer,
+        /// How many of its dependencies finished `failed`.
+        failed_dependencies -> Integer,
+        /// Whether it runs when a dependency failed (otherwise it is cancelled).
+        run_if_dependencies_fail -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::BigInt;
+
+    /// One row per dependency between two steps of a workflow.
+    batchframework_dependency (depends_on_id, operation_id) {
+        /// The step that must finish first.
+        depends_on_id -> BigInt,
+        /// The step that waits for it.
+        operation_id -> BigInt,
     }
 }
 
 diesel::joinable!(batchframework_batch -> batchframework_batchoperation (operation_id));
-diesel::allow_tables_to_appear_in_same_query!(batchframework_batch, batchframework_batchoperation);
+diesel::joinable!(batchframework_step -> batchframework_batchoperation (operation_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    batchframework_batch,
+    batchframework_batchoperation,
+    batchframework_step,
+    batchframework_dependency
+);

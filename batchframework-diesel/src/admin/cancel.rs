@@ -69,7 +69,7 @@ pub fn cancel<C: BatchConnection>(conn: &mut C, id: i64, by: &str) -> Result<Can
                     .and_then(|op| op.parent_id());
                 if let Some(parent) = parent {
                     let mut tally = Tally::default();
-                    tally.add(parent, OperationResult::Failed);
+                    tally.add(parent, id, OperationResult::Failed);
                     tally.count(conn.storage())?;
                 }
                 Ok(true)

@@ -8,7 +8,7 @@
 //! (`parent_id IS NOT NULL AND status <> 'finished'`, `... AND result = 'failed'`) word for
 //! word, which SQLite needs to use it.
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Bool, Text};
 use diesel::{Insertable, QueryableByName};
 
 use super::{Dialect, UtcDateTime};
@@ -28,6 +28,9 @@ pub struct BatchRow {
     pub(crate) failed: i64,
     #[diesel(sql_type = Text)]
     pub(crate) callbacks_json: String,
+    /// Whether the batch is a workflow, whose children release one another.
+    #[diesel(sql_type = Bool)]
+    pub(crate) workflow: bool,
 }
 
 /// One id read by a batch statement. Public only because [`Storage`](super::Storage) names it.
@@ -58,15 +61,26 @@ pub struct ChildRow {
     pub(crate) parent_id: i64,
 }
 
-/// Creates a batch's row. Binds: the parent's id, the total, the callbacks.
+/// Creates a batch's row. Binds: the parent's id, the total, the callbacks, whether it is a
+/// workflow.
+///
+/// The newest column is named with its table on MySQL/MariaDB, whose error for a database
+/// migrated by an older release then names the table (and says to migrate: `NotMigrated`);
+/// PostgreSQL's and SQLite's name it anyway.
 pub(crate) fn insert_batch_sql(dialect: Dialect) -> String {
     let p = |n| dialect.placeholder(n);
+    let workflow = match dialect {
+        Dialect::Mysql => "batchframework_batch.workflow",
+        Dialect::Postgres | Dialect::Sqlite => "workflow",
+    };
     format!(
-        "INSERT INTO batchframework_batch (operation_id, total, succeeded, failed, callbacks_json) \
-         VALUES ({}, {}, 0, 0, {})",
+        "INSERT INTO batchframework_batch \
+         (operation_id, total, succeeded, failed, callbacks_json, {workflow}) \
+         VALUES ({}, {}, 0, 0, {}, {})",
         p(1),
         p(2),
-        p(3)
+        p(3),
+        p(4)
     )
 }
 
@@ -85,15 +99,18 @@ pub(crate) fn add_to_batch_sql(dialect: Dialect) -> String {
 
 /// PostgreSQL: adds to the counts of several batches in one statement, returning their rows
 /// as changed. Binds: the parents' ids (ascending, the order the rows are locked in), and for
-/// each the children succeeded and failed, as arrays.
+/// each the children succeeded and failed, as arrays. Columns are named with their table, so
+/// that a database migrated by an older release gets an error that names it (`NotMigrated`).
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-pub(crate) const PG_ADD_TO_BATCHES_SQL: &str = "UPDATE batchframework_batch AS batch \
-     SET succeeded = batch.succeeded + tally.succeeded, failed = batch.failed + tally.failed \
+pub(crate) const PG_ADD_TO_BATCHES_SQL: &str = "UPDATE batchframework_batch \
+     SET succeeded = batchframework_batch.succeeded + tally.succeeded, \
+     failed = batchframework_batch.failed + tally.failed \
      FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) \
      AS tally(operation_id, succeeded, failed) \
-     WHERE batch.operation_id = tally.operation_id \
-     RETURNING batch.operation_id, batch.total, batch.succeeded, batch.failed, \
-     batch.callbacks_json";
+     WHERE batchframework_batch.operation_id = tally.operation_id \
+     RETURNING batchframework_batch.operation_id, batchframework_batch.total, \
+     batchframework_batch.succeeded, batchframework_batch.failed, \
+     batchframework_batch.callbacks_json, batchframework_batch.workflow";
 
 /// Adds children finished to the counts of the batches `counts` names (parent, succeeded,
 /// failed), one `UPDATE` and one read of each, in the order given; returns the rows as
@@ -132,11 +149,12 @@ where
     Ok(rows)
 }
 
-/// A batch's row. Binds: the parent's id.
+/// A batch's row. Binds: the parent's id. The newest column is named with its table, so that
+/// a database migrated by an older release gets an error that names it (`NotMigrated`).
 pub(crate) fn find_batch_sql(dialect: Dialect) -> String {
     format!(
-        "SELECT operation_id, total, succeeded, failed, callbacks_json FROM batchframework_batch \
-         WHERE operation_id = {}",
+        "SELECT operation_id, total, succeeded, failed, callbacks_json, \
+         batchframework_batch.workflow FROM batchframework_batch WHERE operation_id = {}",
         dialect.placeholder(1)
     )
 }
@@ -224,6 +242,7 @@ mod tests {
         );
         assert!(cancel_pending_children_sql(Dialect::Sqlite).contains("parent_id = ?"));
         assert!(cancel_pending_children_sql(Dialect::Postgres).contains("parent_id = $4"));
-        assert!(insert_batch_sql(Dialect::Postgres).ends_with("VALUES ($1, $2, 0, 0, $3)"));
+        assert!(insert_batch_sql(Dialect::Postgres).ends_with("VALUES ($1, $2, 0, 0, $3, $4)"));
+        assert!(insert_batch_sql(Dialect::Mysql).contains(", batchframework_batch.workflow)"));
     }
 }

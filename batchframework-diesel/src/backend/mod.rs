@@ -27,6 +27,7 @@ mod statements;
 pub(crate) mod timestamp;
 #[cfg(feature = "r2d2")]
 pub(crate) mod worker;
+pub(crate) mod workflows;
 
 #[cfg(feature = "mysql")]
 mod mysql;

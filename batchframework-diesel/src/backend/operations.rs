@@ -13,7 +13,7 @@ use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::query_dsl::LoadQuery;
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Text};
 use diesel_migrations::MigrationHarness;
 
 use super::batches::{self, BatchMemberId, BatchRow, ChildRow};
@@ -26,6 +26,7 @@ use super::statements::{ActivePartIds, FindOperation, LatestFailures, LoadMatchi
 use super::statements::{InsertQueue, OldestDelayed, PausedQueues, RecentFinishes};
 use super::statements::{KnownQueues, RequeueFailed, SetPaused};
 use super::statements::{OldestImmediate, RequestCancel, UpdateProgress};
+use super::workflows::{self, DependencyRow, NamedStep, StepRow, StepState, IDS_PER_STATEMENT};
 use super::{Deleted, Dialect, StorageBackend, UtcDateTime, UtcTimestamp};
 use crate::filter::{Keyset, OperationFilter};
 use crate::operation::BatchOperation;
@@ -157,8 +158,15 @@ pub trait Storage {
     /// multi-row `INSERT`s elsewhere; returns how many.
     fn insert_children(&mut self, rows: &mut dyn Iterator<Item = ChildRow>)
         -> crate::Result<usize>;
-    /// Creates the counts row of the batch whose parent is `parent`.
-    fn insert_batch(&mut self, parent: i64, total: i64, callbacks_json: &str) -> QueryResult<()>;
+    /// Creates the counts row of the batch whose parent is `parent` (a workflow's, with
+    /// `workflow`).
+    fn insert_batch(
+        &mut self,
+        parent: i64,
+        total: i64,
+        callbacks_json: &str,
+        workflow: bool,
+    ) -> QueryResult<()>;
     /// See [`StorageBackend::add_to_batches`].
     fn add_to_batches(&mut self, counts: &[(i64, i64, i64)]) -> QueryResult<Vec<BatchRow>>;
     /// The counts row of the batch whose parent is `parent`, if it is one.
@@ -178,6 +186,26 @@ pub trait Storage {
     fn request_cancel_children(&mut self, parent: i64) -> QueryResult<usize>;
     /// The running children of `parent` that are batches themselves, by id.
     fn running_sub_batches(&mut self, parent: i64) -> QueryResult<Vec<i64>>;
+    /// The pending children of `parent`, by id (in the order they were inserted).
+    fn pending_children(&mut self, parent: i64) -> QueryResult<Vec<i64>>;
+    /// Inserts a workflow's steps, in the caller's transaction; returns how many.
+    fn insert_steps(&mut self, rows: &mut dyn Iterator<Item = StepRow>) -> crate::Result<usize>;
+    /// Inserts dependencies between steps, in the caller's transaction; returns how many.
+    fn insert_dependencies(
+        &mut self,
+        rows: &mut dyn Iterator<Item = DependencyRow>,
+    ) -> crate::Result<usize>;
+    /// The dependencies on the steps `ids`: who waits for them, by dependent.
+    fn dependents(&mut self, ids: &[i64]) -> QueryResult<Vec<DependencyRow>>;
+    /// Counts `finished` more finished dependencies (`failed` of them failed) for each step of
+    /// `ids`, locking their rows.
+    fn count_dependencies(&mut self, ids: &[i64], finished: i32, failed: i32) -> QueryResult<()>;
+    /// The rows of the steps `ids`, by id.
+    fn steps(&mut self, ids: &[i64]) -> QueryResult<Vec<StepState>>;
+    /// Makes the waiting steps `ids` due now; returns how many were still pending.
+    fn release_steps(&mut self, ids: &[i64]) -> QueryResult<usize>;
+    /// The steps step `id` depends on, with their names, by id.
+    fn dependencies_of(&mut self, id: i64) -> QueryResult<Vec<NamedStep>>;
 }
 
 impl<C> Storage for C
@@ -200,6 +228,9 @@ where
     for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, MinuteCount>,
     str: ToSql<Text, C::Backend>,
     i64: ToSql<BigInt, C::Backend> + FromSql<BigInt, C::Backend>,
+    i32: ToSql<Integer, C::Backend>,
+    bool: ToSql<Bool, C::Backend>,
+    C::Backend: diesel::sql_types::HasSqlType<Bool> + diesel::sql_types::HasSqlType<Integer>,
     DateTime<Utc>: ToSql<UtcTimestamp, C::Backend>,
     C::Backend: diesel::sql_types::HasSqlType<UtcTimestamp>,
     for<'a> RequeueFailed<'a>: ExecuteDsl<C>,
@@ -213,7 +244,12 @@ where
     for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, BatchRow>,
     for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, BatchMemberId>,
     for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: ExecuteDsl<C>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, DependencyRow>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, StepState>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, NamedStep>,
     ChildRow: super::bulk_rows::BulkInsertRows<C>,
+    StepRow: super::bulk_rows::BulkInsertRows<C>,
+    DependencyRow: super::bulk_rows::BulkInsertRows<C>,
 {
     const DIALECT: Dialect = <C::Backend as StorageBackend>::DIALECT;
 
@@ -460,12 +496,19 @@ where
         super::bulk_rows::insert_in_chunks(self, Self::DIALECT, max_packet, rows)
     }
 
-    fn insert_batch(&mut self, parent: i64, total: i64, callbacks_json: &str) -> QueryResult<()> {
+    fn insert_batch(
+        &mut self,
+        parent: i64,
+        total: i64,
+        callbacks_json: &str,
+        workflow: bool,
+    ) -> QueryResult<()> {
         diesel::sql_query(batches::insert_batch_sql(Self::DIALECT))
             .into_boxed::<C::Backend>()
             .bind::<BigInt, _>(parent)
             .bind::<BigInt, _>(total)
             .bind::<Text, _>(callbacks_json)
+            .bind::<Bool, _>(workflow)
             .execute(self)
             .map(|_| ())
     }
@@ -515,6 +558,88 @@ where
             parent,
         )
     }
+
+    fn pending_children(&mut self, parent: i64) -> QueryResult<Vec<i64>> {
+        member_ids(self, workflows::pending_children_sql(Self::DIALECT), parent)
+    }
+
+    fn insert_steps(&mut self, rows: &mut dyn Iterator<Item = StepRow>) -> crate::Result<usize> {
+        let max_packet = self.max_packet_bytes()?;
+        super::bulk_rows::insert_in_chunks(self, Self::DIALECT, max_packet, rows)
+    }
+
+    fn insert_dependencies(
+        &mut self,
+        rows: &mut dyn Iterator<Item = DependencyRow>,
+    ) -> crate::Result<usize> {
+        let max_packet = self.max_packet_bytes()?;
+        super::bulk_rows::insert_in_chunks(self, Self::DIALECT, max_packet, rows)
+    }
+
+    fn dependents(&mut self, ids: &[i64]) -> QueryResult<Vec<DependencyRow>> {
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = workflows::dependents_sql(Self::DIALECT, chunk.len());
+            let read: Vec<DependencyRow> =
+                bind_ids(diesel::sql_query(sql).into_boxed(), chunk).load(self)?;
+            rows.extend(read);
+        }
+        Ok(rows)
+    }
+
+    fn count_dependencies(&mut self, ids: &[i64], finished: i32, failed: i32) -> QueryResult<()> {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = workflows::count_dependencies_sql(Self::DIALECT, chunk.len());
+            let query = diesel::sql_query(sql)
+                .into_boxed::<C::Backend>()
+                .bind::<Integer, _>(finished)
+                .bind::<Integer, _>(failed);
+            bind_ids(query, chunk).execute(self)?;
+        }
+        Ok(())
+    }
+
+    fn steps(&mut self, ids: &[i64]) -> QueryResult<Vec<StepState>> {
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = workflows::steps_sql(Self::DIALECT, chunk.len());
+            let read: Vec<StepState> =
+                bind_ids(diesel::sql_query(sql).into_boxed(), chunk).load(self)?;
+            rows.extend(read);
+        }
+        Ok(rows)
+    }
+
+    fn release_steps(&mut self, ids: &[i64]) -> QueryResult<usize> {
+        let mut released = 0;
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = workflows::release_steps_sql(Self::DIALECT, chunk.len());
+            released += bind_ids(diesel::sql_query(sql).into_boxed(), chunk).execute(self)?;
+        }
+        Ok(released)
+    }
+
+    fn dependencies_of(&mut self, id: i64) -> QueryResult<Vec<NamedStep>> {
+        diesel::sql_query(workflows::dependencies_of_sql(Self::DIALECT))
+            .into_boxed::<C::Backend>()
+            .bind::<BigInt, _>(id)
+            .load(self)
+    }
+}
+
+/// `query` with `ids` bound, in order, as its next parameters.
+fn bind_ids<'a, DB>(
+    mut query: BoxedSqlQuery<'a, DB, SqlQuery>,
+    ids: &[i64],
+) -> BoxedSqlQuery<'a, DB, SqlQuery>
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<BigInt>,
+    i64: ToSql<BigInt, DB>,
+{
+    for &id in ids {
+        query = query.bind::<BigInt, _>(id);
+    }
+    query
 }
 
 /// Deletes what `matching` selects; with the filter's limit, at most that many, the first in

@@ -30,8 +30,9 @@ impl super::sealed::Sealed for diesel::SqliteConnection {}
 impl StorageBackend for Sqlite {
     const DIALECT: Dialect = Dialect::Sqlite;
     const MIGRATIONS: diesel_migrations::EmbeddedMigrations = MIGRATIONS;
-    /// "no such table", "no such column".
-    const MISSING_SCHEMA: &'static [&'static str] = &["no such table", "no such column"];
+    /// "no such table", "no such column", "table ... has no column named".
+    const MISSING_SCHEMA: &'static [&'static str] =
+        &["no such table", "no such column", "has no column named"];
 
     fn insert_operation<C>(conn: &mut C, row: &NewOperationRow<'_>) -> QueryResult<i64>
     where

@@ -157,7 +157,7 @@ impl<'r, C: BatchConnection + 'static> BatchBuilder<'r, C> {
         let total = inserted + self.sub_batches.len();
         let total = i64::try_from(total).map_err(|_| Error::Internal("batch too large"))?;
         conn.storage()
-            .insert_batch(operation.id, total, &callbacks)?;
+            .insert_batch(operation.id, total, &callbacks, false)?;
         for (batch, kids) in self.sub_batches {
             batch.record(conn, Some(operation.id), &mut kids.into_iter())?;
         }
@@ -165,6 +165,22 @@ impl<'r, C: BatchConnection + 'static> BatchBuilder<'r, C> {
             completion::complete_empty(conn.storage(), operation.id)?;
         }
         BatchOperation::find(conn, operation.id)
+    }
+
+    /// Records the parent, `running`, and its counts row for `total` children, in the caller's
+    /// transaction: a workflow's, whose steps its caller inserts. Returns the parent's id.
+    pub(crate) fn record_parent(self, conn: &mut C, total: i64, workflow: bool) -> Result<i64> {
+        let callbacks = self.callbacks_json()?;
+        let operation =
+            NewOperation::with_details(&self.operation_type, true, self.details).insert(conn)?;
+        conn.storage()
+            .insert_batch(operation.id, total, &callbacks, workflow)?;
+        Ok(operation.id)
+    }
+
+    /// The registry the batch's groups come from.
+    pub(crate) fn registry(&self) -> &'r Registry<C> {
+        self.registry
     }
 
     /// The callbacks as the counts row keeps them, each group checked.
@@ -193,7 +209,7 @@ impl<'r, C: BatchConnection + 'static> BatchBuilder<'r, C> {
 }
 
 /// The row of `child`, a child of `parent`, checked as any new operation is.
-fn child_row<C: BatchConnection + 'static>(
+pub(crate) fn child_row<C: BatchConnection + 'static>(
     registry: &Registry<C>,
     child: Child,
     parent: i64,

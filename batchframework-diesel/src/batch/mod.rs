@@ -111,6 +111,7 @@ mod builder;
 mod wait;
 
 pub use crate::completion::{cancel_batch, BatchSummary, PARENT_CONTEXT_TYPE};
+pub(crate) use builder::child_row;
 pub use builder::{BatchBuilder, Child};
 
 use serde::{Deserialize, Serialize};

@@ -292,7 +292,7 @@ impl BatchOperation {
             Some(parent) => conn.transaction(|conn| {
                 self.transition(conn, "finish", Status::Running, &change)?;
                 let mut tally = Tally::default();
-                tally.add(parent, result);
+                tally.add(parent, self.id, result);
                 tally.count(conn.storage())?;
                 Ok::<_, Error>(())
             })?,

@@ -8,9 +8,10 @@ use serde_json::Value;
 
 use crate::backend::{BatchConnection, Storage};
 use crate::context::ContextRef;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
-use crate::registry::result::ErrorData;
+use crate::registry::result::{ActionGroupResult, ErrorData};
+use crate::status::OperationResult;
 
 /// One unit of work of an action group, run with a connection of type `C`.
 ///
@@ -261,6 +262,79 @@ impl<'a, C: BatchConnection> ActionContext<'a, C> {
             .storage()
             .update_progress(self.operation.id(), done, total)?;
         Ok(())
+    }
+
+    /// The steps this operation's workflow step runs after, as (step name, operation id), by id;
+    /// empty for an operation that is no workflow step (see [`workflow`](crate::workflow)).
+    pub fn dependencies(&mut self) -> Result<Vec<(String, i64)>> {
+        let steps = self.conn.storage().dependencies_of(self.operation.id())?;
+        Ok(steps.into_iter().map(|step| (step.name, step.id)).collect())
+    }
+
+    /// The id of the step named `step` that this workflow step runs after.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotADependency`](crate::Error::NotADependency) when this step does not run
+    /// after a step of that name.
+    pub fn dependency(&mut self, step: &str) -> Result<i64> {
+        self.dependencies()?
+            .into_iter()
+            .find(|(name, _)| name == step)
+            .map(|(_, id)| id)
+            .ok_or_else(|| Error::NotADependency {
+                id: self.operation.id(),
+                dependency: step.to_owned(),
+            })
+    }
+
+    /// What the step `id`, which this workflow step runs after, produced, as `T`: the value its
+    /// group's last action returned (for a step finished by hand with an output, that output).
+    /// `Ok(None)` when the dependency failed (a step made with
+    /// [`Step::even_if_dependencies_fail`](crate::workflow::Step::even_if_dependencies_fail)
+    /// runs after failed ones) or produced nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotADependency`](crate::Error::NotADependency) when this step does not run
+    /// after `id`; [`Error::InvalidJson`](crate::Error::InvalidJson) when the output is not a
+    /// `T`.
+    pub fn dependency_output<T: DeserializeOwned>(&mut self, id: i64) -> Result<Option<T>> {
+        let known = self.dependencies()?.iter().any(|&(_, dep)| dep == id);
+        let found = if known {
+            self.conn.storage().find_operation(id)?
+        } else {
+            None
+        };
+        let Some(dependency) = found else {
+            return Err(Error::NotADependency {
+                id: self.operation.id(),
+                dependency: id.to_string(),
+            });
+        };
+        if dependency.result() == OperationResult::Failed {
+            return Ok(None);
+        }
+        let Some(output) = dependency.output_data::<Value>()? else {
+            return Ok(None);
+        };
+        let value = match serde_json::from_value::<ActionGroupResult>(output.clone()) {
+            Ok(group) => match group.results.into_iter().last() {
+                Some(last) if !last.failed => last.success_output_data.unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
+            Err(_) => output,
+        };
+        if value.is_null() {
+            return Ok(None);
+        }
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|source| Error::InvalidJson {
+                id,
+                field: "output data",
+                source,
+            })
     }
 
     /// Whether someone asked this operation to stop ([`BatchOperation::request_cancel`]). A

@@ -398,9 +398,10 @@ where
     /// Runs `threads` worker threads until no operation is due, and returns what they did once
     /// every result is written.
     ///
-    /// A batch whose last children this run finished enqueues its callbacks as the run's last
-    /// results are written, after its threads found nothing due: the run then starts again, so
-    /// that it returns with the callbacks run too.
+    /// A batch whose last children this run finished enqueues its callbacks, and a workflow
+    /// step whose last dependencies it finished is released, as the run's last results are
+    /// written, after its threads found nothing due: the run then starts again, so that it
+    /// returns with the callbacks and the released steps run too.
     pub fn run_until_idle(&self, threads: usize) -> Result<WorkerStats> {
         let threads = threads.max(1);
         self.check_pool(threads)?;
@@ -411,7 +412,7 @@ where
             let shared = Shared::new(threads, self.max_unwritten(threads), self.give_up_after);
             self.serve_until_idle(threads, keeper, &shared)?;
             total.add(&shared.stats());
-            if shared.completed_batches() == 0 {
+            if shared.made_due_so_far() == 0 {
                 return Ok(total);
             }
         }

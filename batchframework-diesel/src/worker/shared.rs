@@ -86,8 +86,9 @@ pub(super) struct Shared {
     counters: [AtomicUsize; 5],
     /// Times the keeper or an idle thread woke up (see [`WorkerStats::wakeups`]).
     wakeups: AtomicUsize,
-    /// Batches whose last children the keeper wrote, which enqueued their callbacks.
-    batches_completed: AtomicUsize,
+    /// Work the keeper's commits made due: batches completed (which enqueued their
+    /// callbacks) and workflow steps released.
+    made_due: AtomicUsize,
     state: Mutex<State>,
     /// Signalled when results are handed over, taken or written, and when a thread returns:
     /// what the keeper and the threads waiting on it wait for.
@@ -113,7 +114,7 @@ impl Shared {
             max_unwritten: max_unwritten.max(1),
             counters: Default::default(),
             wakeups: AtomicUsize::new(0),
-            batches_completed: AtomicUsize::new(0),
+            made_due: AtomicUsize::new(0),
             state: Mutex::default(),
             changed: Condvar::new(),
             work_announced: Condvar::new(),
@@ -148,14 +149,15 @@ impl Shared {
         }
     }
 
-    /// Counts batches the keeper completed.
-    pub(super) fn batches_completed(&self, batches: usize) {
-        self.batches_completed.fetch_add(batches, Ordering::Relaxed);
+    /// Counts work the keeper's commits made due (batches completed, steps released).
+    pub(super) fn made_due(&self, count: usize) {
+        self.made_due.fetch_add(count, Ordering::Relaxed);
     }
 
-    /// Batches the keeper has completed so far (and so enqueued their callbacks).
-    pub(super) fn completed_batches(&self) -> usize {
-        self.batches_completed.load(Ordering::Relaxed)
+    /// How much work the keeper's commits have made due so far: batches completed (which
+    /// enqueued their callbacks) and workflow steps released.
+    pub(super) fn made_due_so_far(&self) -> usize {
+        self.made_due.load(Ordering::Relaxed)
     }
 
     /// Counts one wake-up of the keeper or an idle thread.

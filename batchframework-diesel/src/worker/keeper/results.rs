@@ -155,22 +155,22 @@ where
     ) -> Result<Vec<bool>> {
         let name = &self.name;
         let (conn, budget) = self.conn.connect()?;
-        let completed = std::cell::Cell::new(0);
+        let made_due = std::cell::Cell::new(0);
         let written = retry_on_deadlock(|| {
             conn.finish_claimed(name, rows, budget, |conn, written| {
                 let mut tally = Tally::default();
                 let children = rows.iter().zip(parents).zip(written);
                 for ((row, parent), _) in children.filter(|(_, written)| **written) {
                     if let Some(parent) = parent {
-                        tally.add(*parent, row.result);
+                        tally.add(*parent, row.id, row.result);
                     }
                 }
-                let finished = tally.count(conn.storage())?;
-                completed.set(finished.len());
-                Ok(finished)
+                let counted = tally.count(conn.storage())?;
+                made_due.set(counted.completed.len() + counted.released);
+                Ok(counted.completed)
             })
         })?;
-        shared.batches_completed(completed.get());
+        shared.made_due(made_due.get());
         Ok(written)
     }
 }
