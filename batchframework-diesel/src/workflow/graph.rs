@@ -111,7 +111,7 @@ mod tests {
     fn places_dependencies_first() {
         let steps: &[(&str, &[&str])] =
             &[("d", &["b", "c"]), ("c", &["a"]), ("b", &["a"]), ("a", &[])];
-        assert_eq!(order(steps).unwrap(), ["a", "b", "c", "d"]);
+        assert_eq!(order(steps).unwrap(), ["a", "c", "b", "d"]);
     }
 
     #[test]
