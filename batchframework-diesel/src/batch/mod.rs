@@ -105,6 +105,9 @@
 //! [`admin::cancel`](crate::admin::cancel) records them), asks the running ones to stop, cancels
 //! running sub-batches, and finishes the parent as failed with the reason; `on_complete` runs
 //! once.
+//!
+//! A batch whose children run in an order, each after the ones it depends on, is a
+//! [workflow](crate::workflow).
 
 mod builder;
 #[cfg(feature = "r2d2")]
