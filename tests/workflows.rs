@@ -486,6 +486,9 @@ fn a_waiting_step_is_never_claimed<B: TestBackend>() {
     assert_eq!(stats.succeeded + stats.failed, 0, "{stats:?}");
     let second = BatchOperation::find(&mut conn, workflow.step_id("second").unwrap()).unwrap();
     assert_eq!(second.status(), Status::Unprocessed);
+    assert!(second.is_waiting_for_dependencies());
+    let first = BatchOperation::find(&mut conn, workflow.step_id("first").unwrap()).unwrap();
+    assert!(!first.is_waiting_for_dependencies());
 }
 
 backend_tests!(

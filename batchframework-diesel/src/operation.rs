@@ -169,6 +169,14 @@ impl BatchOperation {
         self.run_after
     }
 
+    /// Whether it is a workflow step waiting for its dependencies to finish (see
+    /// [`workflow`](crate::workflow)): pending, with a `run_after` of 9999-12-31 until the
+    /// transaction that finishes its last dependency releases it.
+    pub fn is_waiting_for_dependencies(&self) -> bool {
+        self.status == Status::Unprocessed
+            && self.run_after == Some(crate::backend::timestamp::waiting_run_after())
+    }
+
     /// How many times a worker has started it.
     pub fn attempts(&self) -> i32 {
         self.attempts

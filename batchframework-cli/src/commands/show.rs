@@ -21,8 +21,8 @@ pub(super) fn run<C: BatchConnection>(
     describe(format, &op, batch)
 }
 
-/// For a batch's parent, how far its children have come; for a child, its batch. None for any
-/// other operation.
+/// For a batch's parent, how far its children have come; for a child, its batch (and whether
+/// it waits for its dependencies, as a workflow step). None for any other operation.
 fn batch_fields<C: BatchConnection>(
     conn: &mut C,
     op: &BatchOperation,
@@ -30,6 +30,12 @@ fn batch_fields<C: BatchConnection>(
     let mut fields = Vec::new();
     if let Some(parent) = op.parent_id() {
         fields.push(("batch", Cell::plain(format!("child of {parent}"))));
+    }
+    if op.is_waiting_for_dependencies() {
+        fields.push((
+            "waiting",
+            Cell::plain("for the workflow steps it depends on"),
+        ));
     }
     match BatchOperation::batch_progress(conn, op.id()) {
         Ok(progress) => {

@@ -11,7 +11,8 @@ use crate::output::{json, Format, Outcome, Paint};
 use super::show::pretty_json;
 
 /// Polls the operation every `interval` until it is finished, then prints its result and
-/// output; the exit code says whether it succeeded.
+/// output; the exit code says whether it succeeded. The bar follows the progress the
+/// operation's action reports or, for a batch's parent, its finished children.
 pub(super) fn run<C: BatchConnection>(
     conn: &mut C,
     format: Format,
@@ -25,6 +26,9 @@ pub(super) fn run<C: BatchConnection>(
         ProgressBar::new_spinner()
     };
     let mut showing_bar = false;
+    // Whether the operation may be a batch's parent, whose bar counts its finished children;
+    // asked once, then remembered.
+    let mut may_be_batch = true;
     let op = loop {
         let op = match BatchOperation::find(conn, id) {
             Ok(op) => op,
@@ -43,7 +47,21 @@ pub(super) fn run<C: BatchConnection>(
             op.status().to_string()
         };
         bar.set_message(format!("{} #{} {state}", op.operation_type(), op.id()));
-        match op.progress() {
+        let progress = match op.progress() {
+            None if may_be_batch => match BatchOperation::batch_progress(conn, id) {
+                Ok(batch) => Some((batch.finished(), Some(batch.total))),
+                Err(batchframework_diesel::Error::NotABatch { .. }) => {
+                    may_be_batch = false;
+                    None
+                }
+                Err(error) => {
+                    bar.finish_and_clear();
+                    return Err(error.into());
+                }
+            },
+            progress => progress,
+        };
+        match progress {
             Some((done, Some(total))) => {
                 if !showing_bar {
                     bar.set_style(bar_style());

@@ -2,6 +2,7 @@
 
 use batchframework_diesel::batch::Child;
 use batchframework_diesel::registry::{Registry, RunArgs};
+use batchframework_diesel::workflow::Step;
 use batchframework_diesel::{BatchOperation, ContextRef, OperationFilter};
 use batchframework_tests::{backend_tests, TestBackend};
 use chrono::{Duration, Utc};
@@ -236,6 +237,22 @@ fn show_prints_a_batchs_progress<B: TestBackend>() {
     let text = child.ok();
     assert!(
         text.contains(&format!("child of {}", parent.id())),
+        "{text}"
+    );
+    assert!(!text.contains("waiting"), "{text}");
+
+    // A workflow step that waits for another says so.
+    let workflow = registry
+        .workflow("flow")
+        .step(Step::new("first", "import-file", RunArgs::new()))
+        .step(Step::new("second", "import-file", RunArgs::new()).after(["first"]))
+        .enqueue(&mut conn)
+        .unwrap();
+    let second = workflow.step_id("second").unwrap();
+    let shown = db.run(&["show", &second.to_string()]);
+    let text = shown.ok();
+    assert!(
+        text.contains("for the workflow steps it depends on"),
         "{text}"
     );
 }

@@ -24,6 +24,14 @@ pub(crate) fn now() -> DateTime<Utc> {
     chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
 }
 
+/// The `run_after` of a workflow step that waits for its dependencies: 9999-12-31, beyond any
+/// claim's range of due delayed work. Releasing the step sets it back to NULL.
+pub(crate) fn waiting_run_after() -> DateTime<Utc> {
+    chrono::TimeZone::with_ymd_and_hms(&Utc, 9999, 12, 31, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// `delay` after `start`; a delay beyond what a timestamp can hold gives the latest instant
 /// (which `UtcDateTime::clamped` brings into the storable years) rather than an overflow.
 pub(crate) fn later_by(start: DateTime<Utc>, delay: std::time::Duration) -> DateTime<Utc> {

@@ -4,20 +4,13 @@
 //! Written as SQL text with the dialect's placeholders, as `batches.rs` is: several name a
 //! list of ids whose length is known only at run time. Their texts are unit-tested below.
 
-use chrono::{DateTime, TimeZone, Utc};
 use diesel::sql_types::{BigInt, Bool, Integer, Text};
 use diesel::{Insertable, QueryableByName};
 
 use super::Dialect;
 use crate::schema::{batchframework_dependency, batchframework_step};
 
-/// The `run_after` of a step that waits for its dependencies: 9999-12-31, beyond any claim's
-/// range of due delayed work. Releasing the step sets it back to NULL.
-pub(crate) fn waiting_run_after() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
+pub(crate) use super::timestamp::waiting_run_after;
 
 /// Ids one statement names at most (each a bind): under every backend's bind limit.
 pub(crate) const IDS_PER_STATEMENT: usize = 500;

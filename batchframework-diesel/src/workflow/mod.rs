@@ -44,16 +44,16 @@
 //!
 //! // Only "download" is due; the others wait for their dependencies.
 //! let users = workflow.step_id("users").expect("a step");
-//! assert!(BatchOperation::find(&mut conn, users)?.run_after().is_some());
+//! assert!(BatchOperation::find(&mut conn, users)?.is_waiting_for_dependencies());
 //!
 //! // A worker runs the steps as they become due; here "download" is finished by hand. The
 //! // transaction that finishes it releases "users" and "orders"; "report" waits for both.
 //! let mut download = BatchOperation::find(&mut conn, workflow.step_id("download").unwrap())?;
 //! download.mark_as_running(&mut conn)?;
 //! download.finish_with_output(&mut conn, &json!(3))?;
-//! assert_eq!(BatchOperation::find(&mut conn, users)?.run_after(), None);
+//! assert!(!BatchOperation::find(&mut conn, users)?.is_waiting_for_dependencies());
 //! let report = workflow.step_id("report").expect("a step");
-//! assert!(BatchOperation::find(&mut conn, report)?.run_after().is_some());
+//! assert!(BatchOperation::find(&mut conn, report)?.is_waiting_for_dependencies());
 //! # Ok(())
 //! # }
 //! ```
@@ -61,8 +61,9 @@
 //! # Waiting, and being released
 //!
 //! A step with dependencies is recorded as an ordinary pending child whose `run_after` is
-//! 9999-12-31, so no worker's claim reaches it (and any number of waiting steps costs claims
-//! nothing); `batchframework_step` keeps how many of its dependencies have yet to finish. The
+//! 9999-12-31 ([`BatchOperation::is_waiting_for_dependencies`]), so no worker's claim reaches
+//! it (and any number of waiting steps costs claims nothing; the operators' overview counts
+//! them as delayed); `batchframework_step` keeps how many of its dependencies have yet to finish. The
 //! transaction that finishes a step (a worker's group commit, a finish by hand, a cancel)
 //! also counts it into each of its dependents, by an `UPDATE` that locks their rows, and
 //! releases those with nothing left to wait for (`run_after` back to NULL; on PostgreSQL the
@@ -88,6 +89,7 @@
 //! on is an [`Error::NotADependency`](crate::Error::NotADependency).
 //!
 //! [`BatchOperation::batch_progress`]: crate::BatchOperation::batch_progress
+//! [`BatchOperation::is_waiting_for_dependencies`]: crate::BatchOperation::is_waiting_for_dependencies
 //! [`BatchOperation::wait`]: crate::BatchOperation::wait
 
 mod builder;
