@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::batches::{BatchRow, MAX_FAILED_IDS};
 use crate::backend::rows::{NewOperationRow, StatusChange};
-use crate::backend::{now, BatchConnection, Storage, UtcDateTime};
+use crate::backend::{now, retry_outside_transaction, BatchConnection, Storage, UtcDateTime};
 use crate::dependencies;
 use crate::error::{Error, Result};
 use crate::operation::BatchOperation;
@@ -266,28 +266,34 @@ pub fn cancel_batch<C: BatchConnection>(
     id: i64,
     reason: &str,
 ) -> Result<BatchOperation> {
-    conn.transaction(|conn| {
-        let storage = conn.storage();
-        let done = match cancel_in(storage, id, reason)? {
-            Cancel::NotABatch => return Err(Error::NotABatch { id }),
-            Cancel::Completed(done) => done,
-            Cancel::AlreadyComplete => {
-                let current = storage.find_operation(id)?.ok_or(Error::NotFound { id })?;
-                return Err(Error::IllegalTransition {
-                    id,
-                    action: "cancel_batch",
-                    expected: Status::Running,
-                    actual: current.status(),
-                });
+    // Racing a worker's group commit that counts into the same batch, the transaction can be
+    // the database's deadlock victim: it runs again, outside a caller's transaction.
+    let outcome = retry_outside_transaction(conn, |conn| {
+        conn.transaction(|conn| {
+            let storage = conn.storage();
+            let outcome = cancel_in(storage, id, reason)?;
+            if let Cancel::Completed(Completed {
+                parent: Some(grandparent),
+                result,
+            }) = &outcome
+            {
+                let mut tally = Tally::default();
+                tally.add(*grandparent, id, *result);
+                tally.count(storage)?;
             }
-        };
-        if let Some(grandparent) = done.parent {
-            let mut tally = Tally::default();
-            tally.add(grandparent, id, done.result);
-            tally.count(storage)?;
-        }
-        storage.find_operation(id)?.ok_or(Error::NotFound { id })
-    })
+            Ok(outcome)
+        })
+    })?;
+    match outcome {
+        Cancel::NotABatch => Err(Error::NotABatch { id }),
+        Cancel::Completed(_) => BatchOperation::find(conn, id),
+        Cancel::AlreadyComplete => Err(Error::IllegalTransition {
+            id,
+            action: "cancel_batch",
+            expected: Status::Running,
+            actual: BatchOperation::find(conn, id)?.status(),
+        }),
+    }
 }
 
 /// What [`cancel_in`] found.

@@ -24,7 +24,9 @@ mod browser {
 
     use std::collections::BTreeSet;
 
+    use batchframework_diesel::registry::{Registry, RunArgs};
     use batchframework_diesel::worker::WorkerConnection;
+    use batchframework_diesel::workflow::Step;
     use batchframework_diesel::{admin, BatchOperation, Status};
     use batchframework_tests::{backend_tests, migrated, TestBackend, TestDatabase};
     use diesel::r2d2::{ConnectionManager, Pool};
@@ -285,10 +287,68 @@ mod browser {
         });
     }
 
+    /// A workflow step waiting for its dependencies says so and links to its workflow, whose
+    /// page shows its children's progress.
+    fn follow_a_waiting_step_to_its_workflow<B: TestBackend>() {
+        let Some(browser) = Browser::launch() else {
+            return;
+        };
+        let (_database, _pool, base, (parent, waiting)) = dashboard::<B, _>(&browser, |conn| {
+            let registry = Registry::<B::Connection>::builder()
+                .group_with("import", |g| {
+                    g.asynchronous()
+                        .action_fn("run", |_| Ok(serde_json::Value::Null))
+                })
+                .build()
+                .unwrap();
+            let workflow = registry
+                .workflow("nightly-import")
+                .step(Step::new("download", "import", RunArgs::new()))
+                .step(Step::new("users", "import", RunArgs::new()).after(["download"]))
+                .step(Step::new("report", "import", RunArgs::new()).after(["users"]))
+                .enqueue(conn)
+                .unwrap();
+            let mut download =
+                BatchOperation::find(conn, workflow.step_id("download").unwrap()).unwrap();
+            download.mark_as_running(conn).unwrap();
+            download.finish(conn).unwrap();
+            (workflow.id(), workflow.step_id("report").unwrap())
+        });
+        browser.run(move |client| async move {
+            client
+                .goto(&format!("{base}/operations/{waiting}"))
+                .await
+                .unwrap();
+            until_text(&client, ".badge.waiting", "waiting for its dependencies").await;
+            screenshot(&client, &format!("{}-waiting-step", B::NAME)).await;
+            press(
+                &client,
+                &format!("dl.fields a[href$=\"/operations/{parent}\"]"),
+            )
+            .await;
+            until(
+                &client,
+                "the workflow's children read 1 of 3 finished",
+                || async {
+                    let children = client.find(Locator::Css("#children")).await?.text().await?;
+                    Ok(children
+                        .contains("1 of 3 finished · 1 succeeded · 0 failed")
+                        .then_some(()))
+                },
+            )
+            .await;
+            let bar = find(&client, "#children progress").await;
+            assert_eq!(bar.attr("value").await.unwrap().as_deref(), Some("1"));
+            assert_eq!(bar.attr("max").await.unwrap().as_deref(), Some("3"));
+            screenshot(&client, &format!("{}-workflow", B::NAME)).await;
+        });
+    }
+
     backend_tests!(
         retry_a_failure_from_the_overview,
         pause_and_resume_a_queue_from_the_overview,
         filter_the_operations_list,
+        follow_a_waiting_step_to_its_workflow,
     );
 
     /// The harness's check for script errors sees one: a page that logs an error fails it, so

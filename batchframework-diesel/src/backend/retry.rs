@@ -22,14 +22,26 @@ pub(crate) fn retry_on_deadlock<T>(mut step: impl FnMut() -> QueryResult<T>) -> 
     let mut tries = 0;
     loop {
         match step() {
-            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
-                if tries < RETRIES =>
-            {
+            Err(error) if is_deadlock_victim(&error) && tries < RETRIES => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(5 * tries));
             }
             other => return other,
         }
+    }
+}
+
+/// Whether the database refused a statement to break a deadlock or a serialization conflict:
+/// what Diesel reports as a serialization failure (MySQL/MariaDB's deadlocks, PostgreSQL's
+/// SQLSTATE 40001), and PostgreSQL's deadlock (SQLSTATE 40P01), which Diesel leaves unclassified
+/// and which is told by its message.
+fn is_deadlock_victim(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            info.message().starts_with("deadlock detected")
+        }
+        _ => false,
     }
 }
 
@@ -52,4 +64,40 @@ fn in_transaction<C: Connection>(conn: &mut C) -> bool {
     C::TransactionManager::transaction_manager_status_mut(conn)
         .transaction_depth()
         .map_or(true, |depth| depth.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn deadlocks_of_every_backend_are_retried_and_nothing_else() {
+        let serialization = database_error(DatabaseErrorKind::SerializationFailure, "1213");
+        let postgres = database_error(DatabaseErrorKind::Unknown, "deadlock detected");
+        let other = database_error(DatabaseErrorKind::Unknown, "syntax error");
+        let unique = database_error(DatabaseErrorKind::UniqueViolation, "deadlock detected");
+        assert!(is_deadlock_victim(&serialization));
+        assert!(is_deadlock_victim(&postgres));
+        assert!(!is_deadlock_victim(&other));
+        assert!(!is_deadlock_victim(&unique));
+        assert!(!is_deadlock_victim(&DieselError::NotFound));
+
+        let mut tries = 0;
+        let outcome = retry_on_deadlock(|| {
+            tries += 1;
+            if tries < 3 {
+                Err(database_error(
+                    DatabaseErrorKind::Unknown,
+                    "deadlock detected",
+                ))
+            } else {
+                Ok(tries)
+            }
+        });
+        assert!(matches!(outcome, Ok(3)));
+    }
 }

@@ -4,9 +4,10 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use batchframework_diesel::batch::BatchProgress;
 use batchframework_diesel::registry::ActionGroupResult;
 use batchframework_diesel::worker::WorkerConnection;
-use batchframework_diesel::{BatchOperation, OperationResult, Status};
+use batchframework_diesel::{BatchOperation, Error, OperationResult, Status};
 use maud::{html, Markup};
 use serde_json::Value;
 
@@ -26,12 +27,22 @@ pub(crate) async fn page<C: WorkerConnection>(
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let id = filters::id("operation", &id)?;
-    let op = with_conn(&state, move |conn| Ok(BatchOperation::find(conn, id)?)).await?;
+    let (op, batch) = with_conn(&state, move |conn| {
+        let op = BatchOperation::find(conn, id)?;
+        // A batch's parent (a workflow's too) shows how far its children have come.
+        let batch = match BatchOperation::batch_progress(conn, id) {
+            Ok(progress) => Some(progress),
+            Err(Error::NotABatch { .. }) => None,
+            Err(error) => return Err(error.into()),
+        };
+        Ok((op, batch))
+    })
+    .await?;
     let heading = format!("Operation {} · {}", op.id(), op.operation_type());
-    Ok(layout::page(&session, &heading, render(&session, &op)).into_response())
+    Ok(layout::page(&session, &heading, render(&session, &op, batch.as_ref())).into_response())
 }
 
-fn render(session: &Session, op: &BatchOperation) -> Markup {
+fn render(session: &Session, op: &BatchOperation, batch: Option<&BatchProgress>) -> Markup {
     let (attempts, output) = split_attempts(op.output_data_json());
     html! {
         section #summary data-refresh {
@@ -41,7 +52,9 @@ fn render(session: &Session, op: &BatchOperation) -> Markup {
                     " · result " span #result class=(format!("status {}", op.result().as_str())) { (op.result().as_str()) }
                 }
                 @if op.status() != Status::Finished {
-                    @if op.run_after().is_some_and(|at| at > chrono::Utc::now()) {
+                    @if op.is_waiting_for_dependencies() {
+                        " · " span.badge.waiting title="a workflow step: it starts once the steps it depends on have finished" { "waiting for its dependencies" }
+                    } @else if op.run_after().is_some_and(|at| at > chrono::Utc::now()) {
                         " · " span.badge.delayed { "delayed" }
                     }
                     @if op.cancel_requested() { " · " span.badge.cancelling { "cancelling" } }
@@ -50,6 +63,7 @@ fn render(session: &Session, op: &BatchOperation) -> Markup {
             }
             @if !session.read_only { (actions(session, op)) }
             (fields(session, op))
+            @if let Some(batch) = batch { (children(batch)) }
         }
         section #input {
             details open {
@@ -104,6 +118,23 @@ fn actions(session: &Session, op: &BatchOperation) -> Markup {
     }
 }
 
+/// A batch's parent: its children finished so far, as a bar, and how they ended.
+fn children(batch: &BatchProgress) -> Markup {
+    let (done, total) = (batch.finished(), batch.total);
+    html! {
+        p #children {
+            "Children: "
+            @if total > 0 {
+                progress value=(done.clamp(0, total)) max=(total) title=(format!("{done} of {total}")) {
+                    (done) " of " (total)
+                }
+                " "
+            }
+            (done) " of " (total) " finished · " (batch.succeeded) " succeeded · " (batch.failed) " failed"
+        }
+    }
+}
+
 fn fields(session: &Session, op: &BatchOperation) -> Markup {
     let queue_link = session.link(&format!(
         "/operations?queue={}",
@@ -131,12 +162,20 @@ fn fields(session: &Session, op: &BatchOperation) -> Markup {
             }
             dt { "Started by" } dd { (op.started_by().unwrap_or("—")) }
             dt { "Created" } dd { (format::time(op.created_datetime())) }
-            dt { "Runs after" } dd { (format::maybe_time(op.run_after())) }
+            dt { "Runs after" }
+            dd {
+                @if op.is_waiting_for_dependencies() { "the steps it depends on have finished" }
+                @else { (format::maybe_time(op.run_after())) }
+            }
             dt { "Started running" } dd { (format::maybe_time(op.started_running_datetime())) }
             dt { "Finished" } dd { (format::maybe_time(op.finished_datetime())) }
             dt { "Worker" } dd { (op.locked_by().unwrap_or("—")) }
             dt { "Last heartbeat" } dd { (format::maybe_time(op.heartbeat_datetime())) }
             dt { "Cancel requested" } dd { (if op.cancel_requested() { "yes" } else { "no" }) }
+            @if let Some(parent) = op.parent_id() {
+                dt { "Batch" }
+                dd { "child of " a href=(session.link(&format!("/operations/{parent}"))) { "operation " (parent) } }
+            }
         }
     }
 }

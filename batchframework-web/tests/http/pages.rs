@@ -9,6 +9,7 @@ use std::sync::Arc;
 use batchframework_diesel::admin;
 use batchframework_diesel::registry::{action_fn, ActionError, ActionGroup, Registry, RunArgs};
 use batchframework_diesel::worker::Worker;
+use batchframework_diesel::workflow::Step;
 use batchframework_diesel::{BatchOperation, OperationResult, Status};
 use batchframework_tests::{backend_tests, TestBackend};
 use batchframework_web::Options;
@@ -30,6 +31,7 @@ backend_tests!(
     operations_list_explains_a_bad_filter,
     operation_page_shows_every_field_and_the_input_and_output,
     operation_page_shows_action_results_progress_and_earlier_attempts,
+    operation_page_shows_a_batchs_children_and_a_steps_batch,
     prune_page_counts_only_old_finished_operations,
     metrics_report_the_queues_in_prometheus_format,
     healthz_answers_ok_only_once_migrated,
@@ -564,6 +566,71 @@ fn operation_page_shows_action_results_progress_and_earlier_attempts<B: TestBack
         "{summary}"
     );
     assert!(super::support::text(summary).contains("3/10"));
+}
+
+/// A batch's parent (here a workflow's) shows its children's progress; a child links to its
+/// parent, and a workflow step still waiting for its dependencies says so.
+fn operation_page_shows_a_batchs_children_and_a_steps_batch<B: TestBackend>() {
+    let mut d = Dashboard::<B>::nested(Options::default());
+    let registry: Registry<B::Connection> = Registry::builder()
+        .group(
+            ActionGroup::new("step")
+                .asynchronous()
+                .action(action_fn("run", |_| Ok(Value::Null))),
+        )
+        .build()
+        .unwrap();
+    let workflow = registry
+        .workflow("nightly")
+        .step(Step::new("a", "step", RunArgs::new()))
+        .step(Step::new("b", "step", RunArgs::new()).after(["a"]))
+        .step(Step::new("c", "step", RunArgs::new()).after(["b"]))
+        .enqueue(&mut d.conn)
+        .unwrap();
+    let mut a = d.find(workflow.step_id("a").unwrap());
+    a.mark_as_running(&mut d.conn).unwrap();
+    a.finish(&mut d.conn).unwrap();
+
+    let parent = d
+        .client
+        .get(&format!("{BASE}/operations/{}", workflow.id()));
+    parent.expect(200);
+    let summary = between(&parent.body, "<section id=\"summary\"", "</section>");
+    let children = between(summary, "<p id=\"children\">", "</p>");
+    assert!(
+        children.contains("<progress value=\"1\" max=\"3\""),
+        "{children}"
+    );
+    assert!(
+        super::support::text(children).contains("1 of 3 finished · 1 succeeded · 0 failed"),
+        "{children}"
+    );
+
+    let c = workflow.step_id("c").unwrap();
+    let step = d.client.get(&format!("{BASE}/operations/{c}"));
+    step.expect(200);
+    let summary = between(&step.body, "<section id=\"summary\"", "</section>");
+    assert!(
+        summary.contains("waiting for its dependencies"),
+        "{summary}"
+    );
+    assert!(!summary.contains(">delayed<"), "{summary}");
+    assert!(!summary.contains("9999"), "{summary}");
+    assert!(
+        summary.contains("the steps it depends on have finished"),
+        "{summary}"
+    );
+    assert!(!summary.contains("id=\"children\""), "{summary}");
+    assert!(
+        summary.contains(&format!("href=\"{BASE}/operations/{}\"", workflow.id())),
+        "{summary}"
+    );
+    // Released, it waits no longer.
+    let b = d.client.get(&format!(
+        "{BASE}/operations/{}",
+        workflow.step_id("b").unwrap()
+    ));
+    assert!(!b.body.contains("waiting for its dependencies"));
 }
 
 fn prune_page_counts_only_old_finished_operations<B: TestBackend>() {
