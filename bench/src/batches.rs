@@ -168,7 +168,7 @@ pub(crate) fn run(url: &str, rounds: usize) -> Result<(), AnyError> {
 
 /// Empties the queue: operations and batches' counts.
 fn fresh(conn: &mut PgConnection) -> Result<(), AnyError> {
-    conn.batch_execute("TRUNCATE batchframework_batchoperation, batchframework_batch")?;
+    conn.batch_execute(crate::workers::TRUNCATE_QUEUE)?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@
 //! cargo run --release -p batchframework-bench -- --backend postgres --sizes 10000,100000,1000000
 //! cargo run --release -p batchframework-bench -- --workers      # the worker benchmark
 //! cargo run --release -p batchframework-bench -- --batches      # batches vs plain operations (batches.rs)
+//! cargo run --release -p batchframework-bench -- --workflows    # workflow steps vs plain operations (workflows.rs)
 //! cargo run --release -p batchframework-bench -- --scale        # cost at scale (see scale.rs)
 //! cargo run --release -p batchframework-bench -- --admin        # operators' reads, prune (admin.rs)
 //! cargo run --release -p batchframework-bench -- --web          # the dashboard over HTTP (web.rs)
@@ -36,6 +37,7 @@ mod scale;
 mod soak;
 mod web;
 mod workers;
+mod workflows;
 
 use std::process::Command;
 use std::time::Duration;
@@ -135,6 +137,12 @@ struct Args {
     /// batch of 100,000 children next to a bulk enqueue; `--repeat` interleaved rounds, medians.
     #[arg(long, conflicts_with_all = ["workers", "only", "scale", "admin", "web", "soak", "peers"])]
     batches: bool,
+    /// Workflows against plain operations and batches (PostgreSQL): a root, 10,000 steps after
+    /// it and a join drained by four threads next to 10,000 plain operations, a chain of 200
+    /// steps on one thread, and the enqueue of a workflow of 10,000 steps next to a batch's;
+    /// `--repeat` interleaved rounds, medians.
+    #[arg(long, conflicts_with_all = ["workers", "only", "scale", "admin", "web", "soak", "peers", "batches"])]
+    workflows: bool,
     /// With `--soak`: how long the faults go on, in minutes (100,000 operations a minute at
     /// most).
     #[arg(long, default_value_t = 10.0, requires = "soak")]
@@ -409,6 +417,12 @@ fn main() -> Result<(), AnyError> {
             return Err("--batches measures PostgreSQL only: use --backend postgres".into());
         }
         return batches::run(&scratch.url, args.repeat);
+    }
+    if args.workflows {
+        if args.backend != Backend::Postgres {
+            return Err("--workflows measures PostgreSQL only: use --backend postgres".into());
+        }
+        return workflows::run(&scratch.url, args.repeat);
     }
     println!(
         "backend: {:?}; N players with one card each; median of {} interleaved rounds; rows/s counts players + cards\n",

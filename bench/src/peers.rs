@@ -211,7 +211,7 @@ impl Ours {
 
     fn fresh(&mut self) -> Result<(), AnyError> {
         self.conn
-            .batch_execute("TRUNCATE batchframework_batchoperation, batchframework_batch")?;
+            .batch_execute(crate::workers::TRUNCATE_QUEUE)?;
         Ok(())
     }
 

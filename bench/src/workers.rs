@@ -16,6 +16,11 @@ use diesel::PgConnection;
 
 use crate::AnyError;
 
+/// Empties the queue: the operations and what batches and workflows keep beside them (one
+/// statement, since those tables point at the operations).
+pub(crate) const TRUNCATE_QUEUE: &str = "TRUNCATE batchframework_batchoperation, batchframework_batch, \
+     batchframework_step, batchframework_dependency";
+
 /// A queued operation as the bulk insert writes it.
 #[bulk_insertable]
 #[derive(Insertable)]
@@ -45,7 +50,7 @@ fn queued_of(operationtype: &'static str, n: usize) -> impl Iterator<Item = Queu
 
 fn fresh(conn: &mut PgConnection) -> Result<(), AnyError> {
     batchframework_diesel::run_migrations(conn)?;
-    conn.batch_execute("TRUNCATE batchframework_batchoperation, batchframework_batch")?;
+    conn.batch_execute(crate::workers::TRUNCATE_QUEUE)?;
     Ok(())
 }
 
