@@ -491,6 +491,34 @@ fn a_waiting_step_is_never_claimed<B: TestBackend>() {
     assert!(!first.is_waiting_for_dependencies());
 }
 
+/// Enqueueing a workflow sends the same statements whatever its size on PostgreSQL (each table
+/// written by one `COPY`, the steps' ids read back at once), and a handful of chunks elsewhere.
+fn enqueue_costs_the_same_statements_whatever_the_size<B: TestBackend>() {
+    let (_db, mut conn) = set_up::<B>();
+    let registry = registry::<B>(Arc::default());
+    let counter = batchframework_tests::StatementCounter::install(&mut conn);
+    let mut counts = Vec::new();
+    for size in [3, 3_000] {
+        let mut builder = registry.workflow("sized").step(step("root", 0));
+        for i in 1..size {
+            builder = builder.step(step(&format!("s{i}"), 0).after(["root"]));
+        }
+        counter.take();
+        let workflow = builder.enqueue(&mut conn).unwrap();
+        assert_eq!(workflow.steps().count(), size);
+        counts.push(counter.take());
+    }
+    if B::NAME == "postgres" {
+        assert_eq!(counts[0].len(), counts[1].len(), "{counts:#?}");
+        // The parent, its counts row, the steps' operations (COPY), their ids, the steps
+        // (COPY), the dependencies (COPY).
+        assert_eq!(counts[0].len(), 6, "{:#?}", counts[0]);
+    } else {
+        // Multi-row INSERTs of as many rows as the bind limits take.
+        assert!(counts[1].len() <= counts[0].len() + 12, "{:#?}", counts[1]);
+    }
+}
+
 backend_tests!(
     a_three_level_workflow_fans_out_and_in,
     a_failed_step_cancels_its_dependents,
@@ -498,4 +526,5 @@ backend_tests!(
     bad_workflows_are_refused_and_store_nothing,
     cancelling_a_workflow_cancels_its_waiting_steps,
     a_waiting_step_is_never_claimed,
+    enqueue_costs_the_same_statements_whatever_the_size,
 );

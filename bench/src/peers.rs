@@ -210,8 +210,7 @@ impl Ours {
     }
 
     fn fresh(&mut self) -> Result<(), AnyError> {
-        self.conn
-            .batch_execute(crate::workers::TRUNCATE_QUEUE)?;
+        self.conn.batch_execute(crate::workers::TRUNCATE_QUEUE)?;
         Ok(())
     }
 

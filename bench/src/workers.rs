@@ -18,7 +18,8 @@ use crate::AnyError;
 
 /// Empties the queue: the operations and what batches and workflows keep beside them (one
 /// statement, since those tables point at the operations).
-pub(crate) const TRUNCATE_QUEUE: &str = "TRUNCATE batchframework_batchoperation, batchframework_batch, \
+pub(crate) const TRUNCATE_QUEUE: &str =
+    "TRUNCATE batchframework_batchoperation, batchframework_batch, \
      batchframework_step, batchframework_dependency";
 
 /// A queued operation as the bulk insert writes it.

@@ -246,7 +246,10 @@ fn chain(
 }
 
 /// (c): a batch of `WIDE` children, one `enqueue`; children per second.
-fn enqueue_batch(conn: &mut PgConnection, registry: &Registry<PgConnection>) -> Result<f64, AnyError> {
+fn enqueue_batch(
+    conn: &mut PgConnection,
+    registry: &Registry<PgConnection>,
+) -> Result<f64, AnyError> {
     fresh(conn)?;
     let children = (0..WIDE).map(|_| Child::new(NOOP, RunArgs::new()));
     let started = Instant::now();
@@ -260,11 +263,13 @@ fn enqueue_workflow(
     registry: &Registry<PgConnection>,
 ) -> Result<f64, AnyError> {
     fresh(conn)?;
-    let mut builder = registry
-        .workflow("bench-enqueue")
-        .step(Step::new("root", NOOP, RunArgs::new()));
+    let mut builder =
+        registry
+            .workflow("bench-enqueue")
+            .step(Step::new("root", NOOP, RunArgs::new()));
     for i in 1..WIDE {
-        builder = builder.step(Step::new(format!("step-{i}"), NOOP, RunArgs::new()).after(["root"]));
+        builder =
+            builder.step(Step::new(format!("step-{i}"), NOOP, RunArgs::new()).after(["root"]));
     }
     let started = Instant::now();
     let workflow = builder.enqueue(conn)?;

@@ -158,24 +158,35 @@ impl<'r, C: BatchConnection + 'static> BatchBuilder<'r, C> {
         let total = i64::try_from(total).map_err(|_| Error::Internal("batch too large"))?;
         conn.storage()
             .insert_batch(operation.id, total, &callbacks, false)?;
+        let nested = !self.sub_batches.is_empty();
         for (batch, kids) in self.sub_batches {
             batch.record(conn, Some(operation.id), &mut kids.into_iter())?;
         }
         if total == 0 {
             completion::complete_empty(conn.storage(), operation.id)?;
         }
-        BatchOperation::find(conn, operation.id)
+        // The parent changed since it was inserted only if it completed at once, or a
+        // sub-batch did and was counted into it: only then is it read again.
+        if total == 0 || nested {
+            return BatchOperation::find(conn, operation.id);
+        }
+        Ok(operation)
     }
 
     /// Records the parent, `running`, and its counts row for `total` children, in the caller's
-    /// transaction: a workflow's, whose steps its caller inserts. Returns the parent's id.
-    pub(crate) fn record_parent(self, conn: &mut C, total: i64, workflow: bool) -> Result<i64> {
+    /// transaction: a workflow's, whose steps its caller inserts. Returns the parent.
+    pub(crate) fn record_parent(
+        self,
+        conn: &mut C,
+        total: i64,
+        workflow: bool,
+    ) -> Result<BatchOperation> {
         let callbacks = self.callbacks_json()?;
         let operation =
             NewOperation::with_details(&self.operation_type, true, self.details).insert(conn)?;
         conn.storage()
             .insert_batch(operation.id, total, &callbacks, workflow)?;
-        Ok(operation.id)
+        Ok(operation)
     }
 
     /// The registry the batch's groups come from.

@@ -181,7 +181,8 @@ fn record<C: BatchConnection + 'static>(
         rows.push(row);
         shapes.push((step.name, step.after, step.run_if_dependencies_fail));
     }
-    let id = parent.record_parent(conn, total, true)?;
+    let mut operation = parent.record_parent(conn, total, true)?;
+    let id = operation.id();
     for row in &mut rows {
         row.parent_id = id;
     }
@@ -224,9 +225,10 @@ fn record<C: BatchConnection + 'static>(
         .insert_dependencies(&mut dependencies.into_iter())?;
     if total == 0 {
         completion::complete_empty(conn.storage(), id)?;
+        operation = BatchOperation::find(conn, id)?;
     }
     Ok(Workflow {
-        operation: BatchOperation::find(conn, id)?,
+        operation,
         steps: named,
     })
 }
