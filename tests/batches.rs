@@ -1,6 +1,6 @@
 //! Batches: children drained by several threads and processes with exact counts and one
-//! callback, a worker killed mid-batch, the last two children finished at the same instant,
-//! nested batches, cancelling, an empty batch, waiting for a result.
+//! callback, a worker killed mid-batch (and mid-workflow), the last two children finished at
+//! the same instant, nested batches, cancelling, an empty batch, waiting for a result.
 //!
 //! The process tests re-run this test binary on the ignored test `batches::child_worker`, told
 //! what to do through environment variables, as `processes.rs` does.
@@ -13,6 +13,7 @@ use batchframework_diesel::admin::{self, Cancelled};
 use batchframework_diesel::batch::{cancel_batch, BatchSummary, Child};
 use batchframework_diesel::registry::{ActionContext, ActionError, Registry, RunArgs};
 use batchframework_diesel::worker::Worker;
+use batchframework_diesel::workflow::Step;
 use batchframework_diesel::{BatchOperation, Error, OperationFilter, OperationResult, Status};
 use batchframework_tests::{backend_tests, TestBackend, TestDatabase};
 use diesel::connection::SimpleConnection;
@@ -360,6 +361,89 @@ fn a_worker_killed_mid_batch_still_completes_it_once<B: TestBackend>() {
     assert_eq!(runs_of::<B>(&mut conn, CHILD).1, 300);
 }
 
+/// A worker process killed with SIGKILL in the middle of a workflow (a root, 200 steps after it
+/// and a join after all of them): another worker takes its steps over after the lease, every
+/// step finishes once, the join runs once and only after all 200, and `on_complete` runs once.
+fn a_worker_killed_mid_workflow_still_completes_it_once<B: TestBackend>() {
+    if B::NAME == "sqlite" {
+        return; // the process tests run on the servers
+    }
+    let (db, mut conn) = set_up::<B>();
+    let registry = registry::<B>(Arc::default());
+    let step = |name: String| {
+        let input = json!({ "sleep_ms": 10, "record": true });
+        Step::new(name, CHILD, RunArgs::new().input(&input))
+    };
+    let names: Vec<String> = (0..200).map(|i| format!("step-{i}")).collect();
+    let mut builder = registry
+        .workflow("import")
+        .on_complete(ON_COMPLETE)
+        .step(step("root".to_owned()));
+    for name in &names {
+        builder = builder.step(step(name.clone()).after(["root"]));
+    }
+    let workflow = builder
+        .step(step("join".to_owned()).after(names))
+        .enqueue(&mut conn)
+        .unwrap();
+    let mut process = spawn_worker(B::NAME, &db, 2, 1_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while runs_of::<B>(&mut conn, CHILD).0 < 50 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker process never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    process.kill().unwrap(); // SIGKILL: its claimed steps stay `running`
+    process.wait().unwrap();
+    let progress = BatchOperation::batch_progress(&mut conn, workflow.id()).unwrap();
+    assert!(!progress.is_complete(), "killed too late: {progress:?}");
+
+    let rescuer = Worker::new(Arc::clone(&registry), B::pool(&db, 4))
+        .name("rescuer")
+        .lease(Duration::from_millis(1_000));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while BatchOperation::find(&mut conn, workflow.id())
+        .unwrap()
+        .status()
+        != Status::Finished
+    {
+        assert!(Instant::now() < deadline, "the workflow never completed");
+        rescuer.run_until_idle(2).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drain::<B>(&db, &registry);
+    let parent = BatchOperation::find(&mut conn, workflow.id()).unwrap();
+    assert_eq!(parent.result(), OperationResult::Successful);
+    let progress = BatchOperation::batch_progress(&mut conn, workflow.id()).unwrap();
+    assert_eq!((progress.succeeded, progress.failed), (202, 0));
+    assert_eq!(runs_of::<B>(&mut conn, ON_COMPLETE), (1, 1));
+    // Every step finished once, whatever ran twice; the join ran once, after every other step
+    // had finished.
+    assert_eq!(runs_of::<B>(&mut conn, CHILD).1, 202);
+    let join = workflow.step_id("join").unwrap();
+    let last_dependency = B::select_i64s(
+        &mut conn,
+        &format!(
+            "SELECT COUNT(*) AS v FROM batchframework_batchoperation \
+             WHERE parent_id = {} AND id <> {join} AND finished_datetime > \
+             (SELECT started_running_datetime FROM batchframework_batchoperation WHERE id = {join})",
+            workflow.id()
+        ),
+    );
+    assert_eq!(
+        last_dependency,
+        [Some(0)],
+        "a step finished after the join started"
+    );
+    let join_runs = B::select_i64s(
+        &mut conn,
+        &format!("SELECT COUNT(*) AS v FROM executions WHERE operation_id = {join}"),
+    );
+    assert_eq!(join_runs, [Some(1)]);
+}
+
 /// 200 batches of two children, each pair held by two workers (one thread each, one operation
 /// per claim) that meet before they finish, so their keepers commit the last two children of
 /// each batch at the same instant: each batch gets exactly one callback.
@@ -625,6 +709,7 @@ backend_tests!(
     ten_thousand_children_in_two_workers_complete_once,
     with_5_percent_failing_on_complete_runs_once_and_on_success_never,
     a_worker_killed_mid_batch_still_completes_it_once,
+    a_worker_killed_mid_workflow_still_completes_it_once,
     the_last_two_children_finished_at_once_give_one_callback,
     a_nested_batch_counts_as_one_child_of_its_parent,
     cancelling_a_batch_fails_it_and_runs_on_complete_once,
