@@ -29,7 +29,8 @@ const ON_COMPLETE: &str = "batch-completed";
 /// Children that meet at a rendezvous of two before they finish.
 const PAIRED: &str = "paired";
 
-fn record<C: SimpleConnection>(conn: &mut C, id: i64) -> Result<(), ActionError> {
+/// Records a run of operation `id` in the test's `executions` table.
+pub(crate) fn record<C: SimpleConnection>(conn: &mut C, id: i64) -> Result<(), ActionError> {
     conn.batch_execute(&format!(
         "INSERT INTO executions (operation_id) VALUES ({id})"
     ))
@@ -39,13 +40,13 @@ fn record<C: SimpleConnection>(conn: &mut C, id: i64) -> Result<(), ActionError>
 /// Two threads meet here, or give up after a few seconds (the test then still checks its
 /// counts).
 #[derive(Default)]
-struct Rendezvous {
+pub(crate) struct Rendezvous {
     arrived: Mutex<u64>,
     met: Condvar,
 }
 
 impl Rendezvous {
-    fn meet(&self) {
+    pub(crate) fn meet(&self) {
         let mut arrived = self.arrived.lock().unwrap();
         *arrived += 1;
         let pair = (*arrived).div_ceil(2);
@@ -213,7 +214,8 @@ fn child<B: TestBackend>() {
     println!("batch child done: {stats:?}");
 }
 
-fn set_up<B: TestBackend>() -> (TestDatabase, B::Connection) {
+/// A migrated throwaway database with the `executions` table the tests' actions record in.
+pub(crate) fn set_up<B: TestBackend>() -> (TestDatabase, B::Connection) {
     let (db, mut conn) = batchframework_tests::migrated::<B>();
     conn.batch_execute("CREATE TABLE executions (operation_id BIGINT NOT NULL)")
         .unwrap();
@@ -313,6 +315,42 @@ fn with_5_percent_failing_on_complete_runs_once_and_on_success_never<B: TestBack
     drain_10_000_children::<B>(20);
 }
 
+/// Starts a worker process (2 threads, a lease of 1 s) on `db`, kills it with SIGKILL once 50
+/// runs of `CHILD` are recorded (its claimed operations stay `running`), checks that the batch
+/// `parent` is not complete yet, then runs a rescuer in this process until the parent has
+/// finished, and what that enqueued.
+fn kill_a_worker_midway_then_rescue<B: TestBackend>(
+    db: &TestDatabase,
+    conn: &mut B::Connection,
+    registry: &Arc<Registry<B::Connection>>,
+    parent: i64,
+) {
+    let mut process = spawn_worker(B::NAME, db, 2, 1_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while runs_of::<B>(conn, CHILD).0 < 50 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker process never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    process.kill().unwrap();
+    process.wait().unwrap();
+    let progress = BatchOperation::batch_progress(conn, parent).unwrap();
+    assert!(!progress.is_complete(), "killed too late: {progress:?}");
+
+    let rescuer = Worker::new(Arc::clone(registry), B::pool(db, 4))
+        .name("rescuer")
+        .lease(Duration::from_millis(1_000));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while BatchOperation::find(conn, parent).unwrap().status() != Status::Finished {
+        assert!(Instant::now() < deadline, "the batch never completed");
+        rescuer.run_until_idle(2).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drain::<B>(db, registry);
+}
+
 /// A worker process killed with SIGKILL in the middle of a batch: another worker takes its
 /// children over after the lease, the batch completes, and its callback runs once.
 fn a_worker_killed_mid_batch_still_completes_it_once<B: TestBackend>() {
@@ -326,34 +364,7 @@ fn a_worker_killed_mid_batch_still_completes_it_once<B: TestBackend>() {
         .on_complete(ON_COMPLETE)
         .enqueue(&mut conn, children(300, 0, 10))
         .unwrap();
-    let mut process = spawn_worker(B::NAME, &db, 2, 1_000);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while runs_of::<B>(&mut conn, CHILD).0 < 50 {
-        assert!(
-            Instant::now() < deadline,
-            "the worker process never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    process.kill().unwrap(); // SIGKILL: its claimed children stay `running`
-    process.wait().unwrap();
-    let progress = BatchOperation::batch_progress(&mut conn, parent.id()).unwrap();
-    assert!(!progress.is_complete(), "killed too late: {progress:?}");
-
-    let rescuer = Worker::new(Arc::clone(&registry), B::pool(&db, 4))
-        .name("rescuer")
-        .lease(Duration::from_millis(1_000));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while BatchOperation::find(&mut conn, parent.id())
-        .unwrap()
-        .status()
-        != Status::Finished
-    {
-        assert!(Instant::now() < deadline, "the batch never completed");
-        rescuer.run_until_idle(2).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    drain::<B>(&db, &registry);
+    kill_a_worker_midway_then_rescue::<B>(&db, &mut conn, &registry, parent.id());
     let progress = BatchOperation::batch_progress(&mut conn, parent.id()).unwrap();
     assert_eq!((progress.succeeded, progress.failed), (300, 0));
     assert_eq!(runs_of::<B>(&mut conn, ON_COMPLETE), (1, 1));
@@ -386,34 +397,7 @@ fn a_worker_killed_mid_workflow_still_completes_it_once<B: TestBackend>() {
         .step(step("join".to_owned()).after(names))
         .enqueue(&mut conn)
         .unwrap();
-    let mut process = spawn_worker(B::NAME, &db, 2, 1_000);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while runs_of::<B>(&mut conn, CHILD).0 < 50 {
-        assert!(
-            Instant::now() < deadline,
-            "the worker process never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    process.kill().unwrap(); // SIGKILL: its claimed steps stay `running`
-    process.wait().unwrap();
-    let progress = BatchOperation::batch_progress(&mut conn, workflow.id()).unwrap();
-    assert!(!progress.is_complete(), "killed too late: {progress:?}");
-
-    let rescuer = Worker::new(Arc::clone(&registry), B::pool(&db, 4))
-        .name("rescuer")
-        .lease(Duration::from_millis(1_000));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while BatchOperation::find(&mut conn, workflow.id())
-        .unwrap()
-        .status()
-        != Status::Finished
-    {
-        assert!(Instant::now() < deadline, "the workflow never completed");
-        rescuer.run_until_idle(2).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    drain::<B>(&db, &registry);
+    kill_a_worker_midway_then_rescue::<B>(&db, &mut conn, &registry, workflow.id());
     let parent = BatchOperation::find(&mut conn, workflow.id()).unwrap();
     assert_eq!(parent.result(), OperationResult::Successful);
     let progress = BatchOperation::batch_progress(&mut conn, workflow.id()).unwrap();

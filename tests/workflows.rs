@@ -3,8 +3,8 @@
 //! of a step finished at the same instant by two workers, cycles and other bad shapes refused
 //! with nothing stored, cancelling a workflow.
 
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use batchframework_diesel::batch::{cancel_batch, BatchSummary};
 use batchframework_diesel::registry::{ActionContext, ActionError, Registry, RunArgs};
@@ -12,6 +12,8 @@ use batchframework_diesel::worker::Worker;
 use batchframework_diesel::workflow::Step;
 use batchframework_diesel::{BatchOperation, Error, OperationFilter, OperationResult, Status};
 use batchframework_tests::{backend_tests, TestBackend, TestDatabase};
+
+use crate::batches::{record, set_up, Rendezvous};
 use diesel::connection::SimpleConnection;
 use serde_json::{json, Value};
 
@@ -24,13 +26,6 @@ const PAIRED: &str = "paired";
 /// The callbacks: record their run.
 const ON_SUCCESS: &str = "workflow-succeeded";
 const ON_COMPLETE: &str = "workflow-completed";
-
-fn record<C: SimpleConnection>(conn: &mut C, id: i64) -> Result<(), ActionError> {
-    conn.batch_execute(&format!(
-        "INSERT INTO executions (operation_id) VALUES ({id})"
-    ))
-    .map_err(ActionError::from)
-}
 
 /// What a step's action does; see [`STEP`].
 fn run_step<C: batchframework_diesel::BatchConnection + SimpleConnection>(
@@ -73,30 +68,6 @@ fn run_step<C: batchframework_diesel::BatchConnection + SimpleConnection>(
     Ok(json!(sum))
 }
 
-/// Two threads meet here, or give up after a few seconds.
-#[derive(Default)]
-struct Rendezvous {
-    arrived: Mutex<u64>,
-    met: Condvar,
-}
-
-impl Rendezvous {
-    fn meet(&self) {
-        let mut arrived = self.arrived.lock().unwrap();
-        *arrived += 1;
-        let pair = (*arrived).div_ceil(2);
-        self.met.notify_all();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while *arrived < pair * 2 && Instant::now() < deadline {
-            arrived = self
-                .met
-                .wait_timeout(arrived, Duration::from_millis(50))
-                .unwrap()
-                .0;
-        }
-    }
-}
-
 fn registry<B: TestBackend>(rendezvous: Arc<Rendezvous>) -> Arc<Registry<B::Connection>> {
     let recorder = |ctx: &mut ActionContext<'_, B::Connection>| {
         let id = ctx.operation().id();
@@ -130,13 +101,6 @@ fn registry<B: TestBackend>(rendezvous: Arc<Rendezvous>) -> Arc<Registry<B::Conn
             .build()
             .unwrap(),
     )
-}
-
-fn set_up<B: TestBackend>() -> (TestDatabase, B::Connection) {
-    let (db, mut conn) = batchframework_tests::migrated::<B>();
-    conn.batch_execute("CREATE TABLE executions (operation_id BIGINT NOT NULL)")
-        .unwrap();
-    (db, conn)
 }
 
 /// How often the operation `id` ran.

@@ -108,13 +108,7 @@ pub(crate) fn run(url: &str, rounds: usize) -> Result<(), AnyError> {
     fresh(&mut conn)?;
 
     let column = |i: usize| raw.iter().map(|r| r[i]).collect::<Vec<_>>();
-    let rounds_of = |values: &[f64], digits: usize| {
-        values
-            .iter()
-            .map(|v| format!("{v:.digits$}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let rounds_of = listed;
     let ratios: Vec<f64> = raw.iter().map(|r| r[1] / r[0]).collect();
     let medians: Vec<f64> = (0..4).map(|i| median(column(i))).collect();
     // Each round's (a) and (b) ran back to back: the median of the rounds' ratios is steadier,
@@ -291,7 +285,8 @@ fn children(n: usize) -> impl Iterator<Item = Child> {
     (0..n).map(|_| Child::new(NOOP, RunArgs::new()))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` (the mean of the middle two for an even count).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len() % 2 == 0 && mid > 0 {
@@ -299,4 +294,13 @@ fn median(mut values: Vec<f64>) -> f64 {
     } else {
         values.get(mid).copied().unwrap_or(f64::NAN)
     }
+}
+
+/// `values` with `digits` decimals, comma-separated: a table's column of every round.
+pub(crate) fn listed(values: &[f64], digits: usize) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.digits$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -31,6 +31,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::PgConnection;
 
+use crate::batches::{listed, median};
 use crate::workers::TRUNCATE_QUEUE;
 use crate::AnyError;
 
@@ -91,13 +92,6 @@ pub(crate) fn run(url: &str, rounds: usize) -> Result<(), AnyError> {
     conn.batch_execute(TRUNCATE_QUEUE)?;
 
     let column = |i: usize| raw.iter().map(|r| r[i]).collect::<Vec<_>>();
-    let listed = |values: &[f64], digits: usize| {
-        values
-            .iter()
-            .map(|v| format!("{v:.digits$}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let drain_ratios: Vec<f64> = raw.iter().map(|r| r[1] / r[0]).collect();
     let enqueue_ratios: Vec<f64> = raw.iter().map(|r| r[4] / r[3]).collect();
     let medians: Vec<f64> = (0..5).map(|i| median(column(i))).collect();
@@ -278,14 +272,4 @@ fn enqueue_workflow(
         return Err("the workflow lost steps".into());
     }
     Ok(WIDE as f64 / took)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 0 && mid > 0 {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values.get(mid).copied().unwrap_or(f64::NAN)
-    }
 }

@@ -577,14 +577,7 @@ where
     }
 
     fn dependents(&mut self, ids: &[i64]) -> QueryResult<Vec<DependencyRow>> {
-        let mut rows = Vec::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let sql = workflows::dependents_sql(Self::DIALECT, chunk.len());
-            let read: Vec<DependencyRow> =
-                bind_ids(diesel::sql_query(sql).into_boxed(), chunk).load(self)?;
-            rows.extend(read);
-        }
-        Ok(rows)
+        load_for_ids(self, ids, workflows::dependents_sql)
     }
 
     fn count_dependencies(&mut self, ids: &[i64], finished: i32, failed: i32) -> QueryResult<()> {
@@ -600,14 +593,7 @@ where
     }
 
     fn steps(&mut self, ids: &[i64]) -> QueryResult<Vec<StepState>> {
-        let mut rows = Vec::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let sql = workflows::steps_sql(Self::DIALECT, chunk.len());
-            let read: Vec<StepState> =
-                bind_ids(diesel::sql_query(sql).into_boxed(), chunk).load(self)?;
-            rows.extend(read);
-        }
-        Ok(rows)
+        load_for_ids(self, ids, workflows::steps_sql)
     }
 
     fn release_steps(&mut self, ids: &[i64]) -> QueryResult<usize> {
@@ -625,6 +611,28 @@ where
             .bind::<BigInt, _>(id)
             .load(self)
     }
+}
+
+/// The rows the statement `sql(dialect, n)` reads for `ids`, [`IDS_PER_STATEMENT`] at a time
+/// (its binds: `n` ids).
+fn load_for_ids<C, R>(
+    conn: &mut C,
+    ids: &[i64],
+    sql: fn(Dialect, usize) -> String,
+) -> QueryResult<Vec<R>>
+where
+    C: LoadConnection,
+    C::Backend: StorageBackend,
+    i64: ToSql<BigInt, C::Backend>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: LoadQuery<'a, C, R>,
+{
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let query = diesel::sql_query(sql(C::Backend::DIALECT, chunk.len())).into_boxed();
+        let read: Vec<R> = bind_ids(query, chunk).load(conn)?;
+        rows.extend(read);
+    }
+    Ok(rows)
 }
 
 /// `query` with `ids` bound, in order, as its next parameters.
