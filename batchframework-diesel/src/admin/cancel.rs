@@ -61,22 +61,20 @@ pub fn cancel<C: BatchConnection>(conn: &mut C, id: i64, by: &str) -> Result<Can
         let cancelled = retry_outside_transaction(conn, |conn| {
             conn.transaction(|conn| {
                 if conn.storage().cancel_pending(id, &change)? != 1 {
-                    return Ok(false);
+                    return Ok(None);
                 }
-                let parent = conn
-                    .storage()
-                    .find_operation(id)?
-                    .and_then(|op| op.parent_id());
-                if let Some(parent) = parent {
+                let operation = conn.storage().find_operation(id)?;
+                if let Some(parent) = operation.as_ref().and_then(BatchOperation::parent_id) {
                     let mut tally = Tally::default();
                     tally.add(parent, id, OperationResult::Failed);
                     tally.count(conn.storage())?;
                 }
-                Ok(true)
+                Ok(operation)
             })
         })?;
-        if cancelled {
-            return Ok(Cancelled::Finished(BatchOperation::find(conn, id)?));
+        // Read in the transaction that cancelled it: as cancelled, and counted in its batch.
+        if let Some(operation) = cancelled {
+            return Ok(Cancelled::Finished(operation));
         }
         if conn.storage().request_cancel(id)? == 1 {
             return Ok(Cancelled::Requested(BatchOperation::find(conn, id)?));
